@@ -1,0 +1,323 @@
+"""The ``vidauth`` command line (Typer + Rich).
+
+Exit codes: 0 ok, 1 unexpected, 2 configuration/usage, 3 sign-in needed/denied,
+4 remote service failed after retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import webbrowser
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vidauth.errors import VidauthError
+
+app = typer.Typer(
+    name="vidauth",
+    help="Sign in to video platforms with OAuth2 and upload videos (Panopto first).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass
+class GlobalOptions:
+    """Options given before the command (they override the environment and .env)."""
+
+    env_file: Path | None = None
+    profile: str | None = None
+    server: str | None = None
+    client_id: str | None = None
+    redirect_uri: str | None = None
+    home: Path | None = None
+    database_url: str | None = None
+
+    def flags(self) -> dict[str, Any]:
+        return {
+            "env_file": self.env_file,
+            "vidauth_profile": self.profile,
+            "panopto_server": self.server,
+            "panopto_client_id": self.client_id,
+            "panopto_redirect_uri": self.redirect_uri,
+            "vidauth_home": str(self.home) if self.home else None,
+            "vidauth_database_url": self.database_url,
+        }
+
+
+_options = GlobalOptions()
+
+
+@app.callback()
+def main_options(
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="Read settings from this file instead of ./.env."),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", help="Profile from vidauth.toml (default: the PANOPTO_* settings)."
+        ),
+    ] = None,
+    server: Annotated[
+        str | None, typer.Option("--server", help="Panopto site, e.g. deakin.au.panopto.com.")
+    ] = None,
+    client_id: Annotated[str | None, typer.Option("--client-id", help="API client id.")] = None,
+    redirect_uri: Annotated[str | None, typer.Option("--redirect-uri")] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="State directory.")] = None,
+    database_url: Annotated[str | None, typer.Option("--database-url")] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+) -> None:
+    """Global options; put them before the command: ``vidauth --env-file x.env login``."""
+    _options.env_file = env_file
+    _options.profile = profile
+    _options.server = server
+    _options.client_id = client_id
+    _options.redirect_uri = redirect_uri
+    _options.home = home
+    _options.database_url = database_url
+    from vidauth.logs import configure_logging
+
+    configure_logging(logging.INFO if verbose else logging.WARNING)
+
+
+def _vidauth() -> Any:
+    from vidauth.client import Vidauth
+    from vidauth.config import load_settings
+
+    return Vidauth(load_settings(**_options.flags()))
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "no expiry given"
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+# -- sign-in -------------------------------------------------------------------------------
+
+
+@app.command()
+def login(
+    no_browser: Annotated[
+        bool,
+        typer.Option(
+            "--no-browser", help="Only print the link; you may paste the final redirected URL here."
+        ),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the sign-in.", min=1)] = 300,
+) -> None:
+    """Sign in: prints a link, receives the redirect on the loopback address, stores tokens."""
+    from vidauth.oauth.authorization_code import stdin_if_interactive
+
+    with _vidauth() as va:
+        va.store  # noqa: B018 - open the store (and fail on a bad key) before the browser opens
+
+        def announce(text: str) -> None:
+            if text.startswith(("http://", "https://")):
+                err.print("Open this link to sign in:", style="bold")
+                err.print(text, markup=False, highlight=False)
+                if no_browser:
+                    err.print(
+                        "Waiting for the redirect; on another machine, paste the address "
+                        "the browser ends on here."
+                    )
+                else:
+                    err.print("Waiting for you to finish in the browser…")
+            else:
+                err.print(text, markup=False, highlight=False)
+
+        def open_browser(url: str) -> None:
+            if not webbrowser.open(url):
+                err.print("Could not open a browser: open the link yourself.")
+
+        account = va.login(
+            open_browser=None if no_browser else open_browser,
+            announce=announce,
+            timeout=timeout,
+            paste_from=stdin_if_interactive() if no_browser else None,
+        )
+        who = account.username or account.subject
+        err.print(
+            f"Signed in as {who} to {account.server or va.profile.name}; token valid "
+            f"until {_when(account.expires_at)}.",
+            markup=False,
+        )
+
+
+@app.command()
+def token(
+    account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+    min_validity: Annotated[float, typer.Option(help="Refresh when fewer seconds remain.")] = 60,
+) -> None:
+    """Print a valid access token on stdout and nothing else (refreshing when needed)."""
+    with _vidauth() as va:
+        value = va.token_manager(account).access_token(min_validity)
+    sys.stdout.write(value + "\n")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Signed-in accounts: account, server, scopes, expiry (never a token)."""
+    with _vidauth() as va:
+        accounts = va.store.list_accounts(va.profile.key)
+        rows = [
+            {
+                "account": a.username or a.subject,
+                "subject": a.subject,
+                "server": a.server,
+                "client_id": a.client_id,
+                "status": a.status,
+                "grant": a.grant_type,
+                "scopes": (a.scope or "").split(),
+                "expires_at": _when(a.expires_at) if a.expires_at else None,
+                "refreshable": a.has_refresh_token,
+            }
+            for a in accounts
+        ]
+        if as_json:
+            out.print_json(json.dumps({"profile": va.profile.name, "accounts": rows}))
+            return
+        if not rows:
+            err.print(
+                f"Not signed in to {va.profile.server or va.profile.name}: run `vidauth login`."
+            )
+            raise typer.Exit(3)
+        table = Table(title=f"vidauth — profile {va.profile.name}")
+        for column in ("account", "server", "status", "scopes", "expires_at", "refreshable"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(
+                row["account"],
+                row["server"] or "",
+                row["status"],
+                " ".join(row["scopes"]),
+                row["expires_at"] or "-",
+                "yes" if row["refreshable"] else "no",
+            )
+        out.print(table)
+
+
+@app.command()
+def logout(
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="Also revoke the tokens at the server.")
+    ] = False,
+    account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+) -> None:
+    """Delete the local tokens (and with --revoke, revoke them at the server first)."""
+    with _vidauth() as va:
+        info = va.logout(account, revoke=revoke)
+    done = "revoked and deleted" if revoke else "deleted"
+    err.print(f"Signed out {info.username or info.subject}: tokens {done}.", markup=False)
+
+
+# -- sandbox and demo ----------------------------------------------------------------------
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 9128,
+    host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
+    token_lifetime: Annotated[int, typer.Option(help="Access-token lifetime, seconds.")] = 3600,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option(help="Redirect URI registered for the sandbox client (repeatable)."),
+    ] = None,
+    storage: Annotated[Path | None, typer.Option(help="Where uploads are stored.")] = None,
+    s3_latency: Annotated[float, typer.Option(help="Added seconds per S3 request.")] = 0.0,
+    s3_bandwidth: Annotated[float, typer.Option(help="S3 bandwidth cap, MB/s (0: none).")] = 0.0,
+) -> None:
+    """Run the local Panopto-compatible sandbox (OAuth2 server, REST and upload APIs)."""
+    from vidauth._urls import is_loopback_host
+    from vidauth.errors import ConfigError
+    from vidauth.sandbox.run import run_sandbox_cli
+
+    if not is_loopback_host(host):
+        raise ConfigError(f"--host {host}: the sandbox binds loopback addresses only")
+    run_sandbox_cli(
+        host=host,
+        port=port,
+        token_lifetime=token_lifetime,
+        redirect_uris=redirect_uri or [],
+        storage=storage,
+        s3_latency=s3_latency,
+        s3_bandwidth=s3_bandwidth or None,
+    )
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Keep the demo's state directory.")] = False,
+) -> None:
+    """Sign in, show status, call the API and upload a video — all against the built-in sandbox."""
+    from vidauth.demo import run_demo
+
+    run_demo(console=err, keep=keep)
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def _register_optional_commands() -> None:
+    """Commands that live in their own modules (upload, service, profiles…)."""
+    import importlib
+
+    for module in ("vidauth.cli_upload", "vidauth.cli_profiles", "vidauth.cli_service"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        mod.register(app)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (errors become one line on stderr)."""
+    _register_optional_commands()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="vidauth", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("vidauth: interrupted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2 if isinstance(exc, click.UsageError) else exc.exit_code
+    except VidauthError as exc:
+        err.print(f"vidauth: {exc}", markup=False, highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("vidauth: interrupted")
+        return 130
+    except Exception as exc:
+        if os.environ.get("VIDAUTH_DEBUG"):
+            raise
+        err.print(
+            f"vidauth: unexpected error ({type(exc).__name__}); run again with "
+            "VIDAUTH_DEBUG=1 to see the traceback and report it",
+            markup=False,
+        )
+        return 1
+    return result if isinstance(result, int) else 0

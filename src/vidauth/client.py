@@ -1,0 +1,171 @@
+"""The library's front door: one object that ties settings, store, HTTP and flows together.
+
+>>> va = Vidauth.from_env()                          # doctest: +SKIP
+>>> account = va.login(open_browser=webbrowser.open)  # doctest: +SKIP
+>>> with va.api_client() as api:                     # doctest: +SKIP
+...     api.get("/Panopto/api/v1/folders/search", params={"searchQuery": "SIT"})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, TextIO
+
+import httpx
+
+from vidauth.config import Profile, Settings, load_settings
+from vidauth.errors import SignInRequired, UsageError
+from vidauth.http import BearerAuth, RetryPolicy, build_client
+from vidauth.oauth.authorization_code import AuthorizationRequest, receive_redirect
+from vidauth.oauth.identity import identify
+from vidauth.oauth.manager import Regrant, TokenManager
+from vidauth.oauth.token_endpoint import TokenEndpoint
+from vidauth.store import AccountInfo, Database, TokenSet, TokenStore
+
+
+class Vidauth:
+    """Sign-in, tokens and API clients for one profile."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        profile: Profile | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self._profile = profile
+        self._transport = transport
+        self.regrant: Regrant | None = None
+
+    @classmethod
+    def from_env(cls, **flags: Any) -> Vidauth:
+        """Settings from flags > environment > .env."""
+        return cls(load_settings(**flags))
+
+    @cached_property
+    def profile(self) -> Profile:
+        """The selected profile (validated)."""
+        return self._profile or self.settings.profile()
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry bounds from the settings."""
+        return RetryPolicy(
+            attempts=self.settings.retry.attempts, max_total=self.settings.retry.max_seconds
+        )
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        """Plain client (token endpoint, discovery) with retries."""
+        return build_client(self.retry_policy, transport=self._transport)
+
+    @cached_property
+    def store(self) -> TokenStore:
+        """The token store (migrated, key resolved)."""
+        db = Database(self.settings.database_url)
+        return TokenStore.open(db, self.settings.home, self.settings.secret_keys)
+
+    @cached_property
+    def token_endpoint(self) -> TokenEndpoint:
+        """The profile's token endpoint."""
+        return TokenEndpoint(self.profile, self.http)
+
+    def close(self) -> None:
+        """Release HTTP connections and database connections."""
+        if "http" in self.__dict__:
+            self.http.close()
+        if "store" in self.__dict__:
+            self.store.db.dispose()
+
+    def __enter__(self) -> Vidauth:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sign-in -----------------------------------------------------------------------
+
+    def login(
+        self,
+        *,
+        open_browser: Callable[[str], object] | None,
+        announce: Callable[[str], None],
+        timeout: float = 300.0,
+        paste_from: TextIO | None = None,
+    ) -> AccountInfo:
+        """The interactive authorization-code sign-in; returns the stored account."""
+        request = AuthorizationRequest.create(self.profile)
+        code = receive_redirect(
+            request,
+            open_browser=open_browser,
+            announce=announce,
+            timeout=timeout,
+            paste_from=paste_from,
+        )
+        tokens = self.token_endpoint.exchange_code(
+            code, request.redirect_uri, request.code_verifier
+        )
+        return self.save(tokens, nonce=request.nonce, grant_type="authorization_code")
+
+    def save(self, tokens: TokenSet, *, nonce: str | None, grant_type: str) -> AccountInfo:
+        """Identify the grant's owner (validating any ID token) and store it."""
+        who = identify(self.profile, tokens, self.http, nonce)
+        return self.store.save_grant(
+            profile_key=self.profile.key,
+            subject=who.subject,
+            username=who.username,
+            server=self.profile.server,
+            client_id=self.profile.client_id,
+            tokens=tokens,
+            grant_type=grant_type,
+        )
+
+    # -- tokens --------------------------------------------------------------------------
+
+    def account(self, subject: str | None = None) -> AccountInfo:
+        """The signed-in account (``subject`` or name), else the most recent sign-in."""
+        info = self.store.find_account(self.profile.key, subject)
+        if info is None:
+            if subject:
+                raise UsageError(
+                    f"no signed-in account {subject!r} for this profile: see `vidauth status`"
+                )
+            raise SignInRequired("not signed in: run `vidauth login`")
+        return info
+
+    def token_manager(self, subject: str | None = None, **options: Any) -> TokenManager:
+        """A TokenManager for the account."""
+        return TokenManager(
+            self.store,
+            self.token_endpoint,
+            self.account(subject).id,
+            regrant=self.regrant,
+            **options,
+        )
+
+    def api_client(
+        self, subject: str | None = None, *, min_validity: float = 300.0, **options: Any
+    ) -> httpx.Client:
+        """A client for the platform's API that sends fresh bearer tokens."""
+        auth = BearerAuth(self.token_manager(subject), min_validity=min_validity)
+        return build_client(
+            self.retry_policy,
+            auth=auth,
+            base_url=self.profile.api_base,
+            transport=self._transport,
+            **options,
+        )
+
+    def logout(self, subject: str | None = None, *, revoke: bool = False) -> AccountInfo:
+        """Delete the account's local tokens; ``revoke`` also revokes them at the server."""
+        info = self.account(subject)
+        if revoke:
+            tokens = self.store.load_tokens(info.id)
+            if tokens is not None:
+                if tokens.refresh_token:
+                    self.token_endpoint.revoke(tokens.refresh_token, "refresh_token")
+                self.token_endpoint.revoke(tokens.access_token, "access_token")
+                self.store.audit(info.id, "revoked")
+        self.store.delete_account(info.id)
+        return info

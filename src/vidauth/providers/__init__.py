@@ -1,0 +1,21 @@
+"""Platform presets. A new platform is one new module here, registered in ``PROVIDERS``."""
+
+from __future__ import annotations
+
+from vidauth.errors import ConfigError
+from vidauth.providers.base import Endpoints, Provider
+from vidauth.providers.panopto import PANOPTO
+
+PROVIDERS: dict[str, Provider] = {PANOPTO.name: PANOPTO}
+
+
+def get_provider(name: str) -> Provider:
+    """The preset called ``name``, or a configuration error listing the known ones."""
+    try:
+        return PROVIDERS[name]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigError(f"unknown provider {name!r}: use one of {known}") from None
+
+
+__all__ = ["PROVIDERS", "Endpoints", "Provider", "get_provider"]

@@ -1,0 +1,165 @@
+"""Engines and transactions for SQLite (default) and PostgreSQL (psycopg 3).
+
+SQLite runs in WAL mode with a long busy timeout; ``write_transaction`` begins with
+``BEGIN IMMEDIATE`` so the write lock is taken up front (the cross-process lock for refresh).
+On PostgreSQL the same role is played by ``SELECT … FOR UPDATE`` on the row.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidauth.errors import StoreError
+
+SQLITE_BUSY_TIMEOUT_S = 120.0
+
+
+def normalize_database_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (SQLAlchemy would pick psycopg2)."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url[len("postgres://") :]
+    return url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    return Path(url[len("sqlite:///") :])
+
+
+class Database:
+    """One engine and session factory per URL; ``migrate()`` before first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_database_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self.sqlite_path = _sqlite_path(self.url)
+        self.engine = self._create_engine()
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._migrated = False
+        self._migrate_lock = threading.Lock()
+
+    def _create_engine(self) -> Engine:
+        if self.is_sqlite:
+            if self.sqlite_path is not None:
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                self.url,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            )
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+            return engine
+        return create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (once per process; safe across processes)."""
+        with self._migrate_lock:
+            if self._migrated:
+                return
+            from vidauth.store.migrate import upgrade_to_head
+
+            try:
+                with self._cross_process_migration_lock():
+                    upgrade_to_head(self)
+            except OperationalError as exc:
+                raise StoreError(
+                    f"cannot open the database {self.safe_url}: {_short(exc)}"
+                ) from None
+            self._migrated = True
+
+    @contextmanager
+    def _cross_process_migration_lock(self) -> Iterator[None]:
+        if self.sqlite_path is not None:
+            lock_path = self.sqlite_path.with_name(self.sqlite_path.name + ".migrate.lock")
+            with open(lock_path, "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        elif not self.is_sqlite:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(727274)"))
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(727274)"))
+                    conn.commit()
+        else:
+            yield
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in a (deferred) transaction, committed on success."""
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session holding the database's write lock on SQLite from its first statement.
+
+        On PostgreSQL this is an ordinary transaction; lock rows with ``with_for_update()``.
+        """
+        conn: Connection = self.engine.connect()
+        if self.is_sqlite:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+        try:
+            with Session(bind=conn, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            conn.close()
+
+    def dispose(self) -> None:
+        """Close pooled connections (tests, shutdown, after fork)."""
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself, so IMMEDIATE can be chosen.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _short(exc: SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]

@@ -1,0 +1,290 @@
+"""The token store: accounts and their encrypted grants, with a lock for single-flight refresh."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from vidauth.errors import StoreError
+from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
+from vidauth.store.db import Database
+from vidauth.store.models import Account, AuditEvent, Token, utcnow
+
+
+@dataclass
+class TokenSet:
+    """An OAuth2 token response, normalized. ``repr`` shows no token values."""
+
+    access_token: str = field(repr=False)
+    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
+    expires_at: float | None = None
+    refresh_token: str | None = field(default=None, repr=False)
+    id_token: str | None = field(default=None, repr=False)
+    scope: str | None = None
+
+    @classmethod
+    def from_response(cls, data: dict[str, Any], now: float | None = None) -> TokenSet:
+        """Build from a token endpoint's JSON (``expires_in`` may be a string, as Ingest sends)."""
+        now = time.time() if now is None else now
+        expires_in = data.get("expires_in")
+        expires_at: float | None = None
+        if expires_in not in (None, ""):
+            try:
+                expires_at = now + float(expires_in)
+            except (TypeError, ValueError):
+                expires_at = None
+        scope = data.get("scope")
+        if isinstance(scope, list):
+            scope = " ".join(str(s) for s in scope)
+        return cls(
+            access_token=str(data["access_token"]),
+            token_type=str(data.get("token_type") or "Bearer"),
+            expires_at=expires_at,
+            refresh_token=data.get("refresh_token") or None,
+            id_token=data.get("id_token") or None,
+            scope=scope,
+        )
+
+    def seconds_left(self, now: float | None = None) -> float:
+        """Seconds until expiry (infinite when the server gave no lifetime)."""
+        if self.expires_at is None:
+            return float("inf")
+        return self.expires_at - (time.time() if now is None else now)
+
+    def is_fresh(self, min_validity: float) -> bool:
+        """At least ``min_validity`` seconds left."""
+        return self.seconds_left() >= min_validity
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """A signed-in account as shown to people: never a token."""
+
+    id: int
+    profile_key: str
+    subject: str
+    username: str | None
+    server: str | None
+    client_id: str
+    grant_type: str
+    status: str
+    scope: str | None
+    expires_at: float | None
+    has_refresh_token: bool
+    last_login_at: datetime
+
+
+class LockedGrant:
+    """An account's grant read under the store's write lock; changes commit together."""
+
+    def __init__(self, store: TokenStore, session: Session, account: Account, row: Token | None):
+        self._store = store
+        self._session = session
+        self.account = account
+        self._row = row
+        self.tokens = store._decode(row) if row is not None else None
+
+    @property
+    def version(self) -> int:
+        """The stored grant's version (bumped by every write)."""
+        return self._row.version if self._row is not None else 0
+
+    def replace(self, tokens: TokenSet, event: str = "refreshed") -> None:
+        """Store ``tokens`` as the account's grant (committed when the lock is released)."""
+        self._row = self._store._write_row(self._session, self.account.id, tokens)
+        self.tokens = tokens
+        self._session.add(AuditEvent(account_id=self.account.id, event=event))
+        self._session.flush()
+
+
+class TokenStore:
+    """Accounts and encrypted tokens in a SQLAlchemy database."""
+
+    def __init__(self, db: Database, cipher: TokenCipher) -> None:
+        self.db = db
+        self.cipher = cipher
+
+    @classmethod
+    def open(cls, db: Database, home: Any, keys: tuple[Any, ...]) -> TokenStore:
+        """Migrate ``db`` and pick the key: configured keys, else the key file in ``home``.
+
+        The key file is generated only while the store holds no tokens; otherwise a missing key
+        is an error, never a silent new key that would orphan the stored grants.
+        """
+        db.migrate()
+        if keys:
+            return cls(db, TokenCipher([k.value.encode() for k in keys]))
+        key = read_key_file(home)
+        if key is None:
+            with db.session() as session:
+                count = session.scalar(select(func.count()).select_from(Token)) or 0
+            if count:
+                raise StoreError(
+                    f"the store holds encrypted tokens but there is no key: set "
+                    f"VIDAUTH_SECRET_KEY or restore {home}/secret.key, or run `vidauth logout "
+                    "--all` to start over"
+                )
+            key = create_key_file(home)
+        return cls(db, TokenCipher([key]))
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _decode(self, row: Token) -> TokenSet:
+        return TokenSet(
+            access_token=self.cipher.decrypt(row.access_token),
+            refresh_token=self.cipher.decrypt(row.refresh_token) if row.refresh_token else None,
+            id_token=self.cipher.decrypt(row.id_token) if row.id_token else None,
+            token_type=row.token_type,
+            scope=row.scope,
+            expires_at=row.expires_at,
+        )
+
+    def _info(self, account: Account, row: Token | None) -> AccountInfo:
+        return AccountInfo(
+            id=account.id,
+            profile_key=account.profile_key,
+            subject=account.subject,
+            username=account.username,
+            server=account.server,
+            client_id=account.client_id,
+            grant_type=account.grant_type,
+            status=account.status,
+            scope=row.scope if row else None,
+            expires_at=row.expires_at if row else None,
+            has_refresh_token=bool(row and row.refresh_token),
+            last_login_at=account.last_login_at,
+        )
+
+    def list_accounts(self, profile_key: str | None = None) -> list[AccountInfo]:
+        """Accounts (newest sign-in first), optionally of one profile."""
+        with self.db.session() as session:
+            query = select(Account, Token).outerjoin(Token, Token.account_id == Account.id)
+            if profile_key is not None:
+                query = query.where(Account.profile_key == profile_key)
+            query = query.order_by(Account.last_login_at.desc(), Account.id.desc())
+            return [self._info(a, t) for a, t in session.execute(query).all()]
+
+    def find_account(self, profile_key: str, subject: str | None = None) -> AccountInfo | None:
+        """The account ``subject`` of a profile, or its most recent sign-in."""
+        for info in self.list_accounts(profile_key):
+            if subject is None or info.subject == subject or info.username == subject:
+                return info
+        return None
+
+    def load_tokens(self, account_id: int) -> TokenSet | None:
+        """The account's grant, decrypted (no lock: a consistent snapshot)."""
+        with self.db.session() as session:
+            row = session.get(Token, account_id)
+            return self._decode(row) if row is not None else None
+
+    def account_status(self, account_id: int) -> str | None:
+        """``active`` / ``needs_signin``, or None when the account is gone."""
+        with self.db.session() as session:
+            account = session.get(Account, account_id)
+            return account.status if account else None
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write_row(self, session: Session, account_id: int, tokens: TokenSet) -> Token:
+        row = session.get(Token, account_id)
+        if row is None:
+            row = Token(account_id=account_id, version=0)
+            session.add(row)
+        row.access_token = self.cipher.encrypt(tokens.access_token)
+        row.refresh_token = (
+            self.cipher.encrypt(tokens.refresh_token) if tokens.refresh_token else None
+        )
+        row.id_token = self.cipher.encrypt(tokens.id_token) if tokens.id_token else None
+        row.token_type = tokens.token_type
+        row.scope = tokens.scope
+        row.expires_at = tokens.expires_at
+        row.version = (row.version or 0) + 1
+        row.updated_at = utcnow()
+        return row
+
+    def save_grant(
+        self,
+        *,
+        profile_key: str,
+        subject: str,
+        username: str | None,
+        server: str | None,
+        client_id: str,
+        tokens: TokenSet,
+        grant_type: str = "authorization_code",
+    ) -> AccountInfo:
+        """Create or update the account and store its new grant in one transaction."""
+        with self.db.write_session() as session:
+            account = session.scalars(
+                select(Account).where(
+                    Account.profile_key == profile_key, Account.subject == subject
+                )
+            ).first()
+            if account is None:
+                account = Account(profile_key=profile_key, subject=subject, client_id=client_id)
+                session.add(account)
+            account.username = username
+            account.server = server
+            account.grant_type = grant_type
+            account.status = "active"
+            account.last_login_at = utcnow()
+            session.flush()
+            row = self._write_row(session, account.id, tokens)
+            session.add(AuditEvent(account_id=account.id, event="connected", detail=grant_type))
+            session.flush()
+            return self._info(account, row)
+
+    @contextmanager
+    def lock_grant(self, account_id: int) -> Iterator[LockedGrant]:
+        """Hold the account's grant under the store's write lock (SQLite: the database's
+        write lock via BEGIN IMMEDIATE; PostgreSQL: a row lock), re-reading it once held."""
+        with self.db.write_session() as session:
+            account_query = select(Account).where(Account.id == account_id)
+            token_query = select(Token).where(Token.account_id == account_id)
+            if not self.db.is_sqlite:
+                account_query = account_query.with_for_update()
+                token_query = token_query.with_for_update()
+            account = session.scalars(account_query).first()
+            if account is None:
+                raise StoreError(f"account {account_id} no longer exists: sign in again")
+            row = session.scalars(token_query).first()
+            yield LockedGrant(self, session, account, row)
+
+    def set_status(
+        self, account_id: int, status: str, event: str, detail: str | None = None
+    ) -> None:
+        """Change an account's status and record why."""
+        with self.db.write_session() as session:
+            account = session.get(Account, account_id)
+            if account is not None:
+                account.status = status
+                session.add(AuditEvent(account_id=account_id, event=event, detail=detail))
+
+    def audit(self, account_id: int | None, event: str, detail: str | None = None) -> None:
+        """Record an event (never with token values)."""
+        with self.db.session() as session:
+            session.add(AuditEvent(account_id=account_id, event=event, detail=detail))
+
+    def delete_account(self, account_id: int) -> None:
+        """Delete the account's tokens and the account; the audit trail keeps the event."""
+        with self.db.write_session() as session:
+            session.add(
+                AuditEvent(account_id=None, event="logged_out", detail=f"account {account_id}")
+            )
+            session.execute(delete(Token).where(Token.account_id == account_id))
+            session.execute(delete(Account).where(Account.id == account_id))
+
+    def audit_events(self, account_id: int | None = None) -> list[tuple[str, str | None]]:
+        """(event, detail) pairs, oldest first."""
+        with self.db.session() as session:
+            query = select(AuditEvent.event, AuditEvent.detail).order_by(AuditEvent.id)
+            if account_id is not None:
+                query = query.where(AuditEvent.account_id == account_id)
+            return [(e, d) for e, d in session.execute(query).all()]

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vidauth.config import load_settings, normalize_server, validate_redirect_uri
+from vidauth.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in (
+        "PANOPTO_SERVER",
+        "PANOPTO_CLIENT_ID",
+        "PANOPTO_CLIENT_SECRET",
+        "PANOPTO_REDIRECT_URI",
+        "VIDAUTH_HOME",
+        "VIDAUTH_DATABASE_URL",
+        "VIDAUTH_SECRET_KEY",
+        "VIDAUTH_PROFILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("deakin.au.panopto.com", "https://deakin.au.panopto.com"),
+        ("https://Deakin.AU.panopto.com/", "https://deakin.au.panopto.com"),
+        ("https://deakin.au.panopto.com/Panopto/Pages/Home.aspx", "https://deakin.au.panopto.com"),
+        ("http://127.0.0.1:9128", "http://127.0.0.1:9128"),
+        ("http://localhost:8080", "http://localhost:8080"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_server_forms(given: str, expected: str) -> None:
+    assert normalize_server(given) == expected
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "http://deakin.au.panopto.com",
+        "ftp://x.example",
+        "",
+        "   ",
+        "exa mple.com",
+        "https://",
+        "javascript:alert(1)",
+        "http://127.0.0.1.evil.com",
+        "https://a/b c",
+        "http://10.0.0.1",
+    ],
+)
+def test_server_rejects(hostile: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        normalize_server(hostile)
+    assert "PANOPTO_SERVER" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "http://example.com/redirect",
+        "localhost:9127/redirect",
+        "http://localhost:99999/x",
+        "http://localhost:9127/redirect#frag",
+        "/redirect",
+    ],
+)
+def test_redirect_uri_rejects(hostile: str) -> None:
+    with pytest.raises(ConfigError, match="PANOPTO_REDIRECT_URI"):
+        validate_redirect_uri(hostile)
+
+
+def test_precedence_flag_over_env_over_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text(
+        "PANOPTO_SERVER=dotenv.example.com\nPANOPTO_CLIENT_ID=from-dotenv\n"
+        "PANOPTO_CLIENT_SECRET=dotenv-secret\n"
+    )
+    assert load_settings().profile().server == "https://dotenv.example.com"
+    monkeypatch.setenv("PANOPTO_SERVER", "env.example.com")
+    profile = load_settings().profile()
+    assert profile.server == "https://env.example.com"
+    assert profile.client_id == "from-dotenv"
+    flagged = load_settings(panopto_server="flag.example.com").profile()
+    assert flagged.server == "https://flag.example.com"
+    assert flagged.redirect_uri == "http://localhost:9127/redirect"
+    assert flagged.scope == "openid api offline_access"
+    assert flagged.pkce is False
+
+
+def test_env_file_flag(tmp_path: Path) -> None:
+    other = tmp_path / "other.env"
+    other.write_text("PANOPTO_SERVER=x.example.com\nPANOPTO_CLIENT_ID=a\nPANOPTO_CLIENT_SECRET=b\n")
+    assert load_settings(env_file=other).profile().server == "https://x.example.com"
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(env_file=tmp_path / "missing.env")
+
+
+def test_secret_never_in_repr(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "PANOPTO_SERVER=x.example.com\nPANOPTO_CLIENT_ID=a\nPANOPTO_CLIENT_SECRET=s3cr3t-value\n"
+    )
+    settings = load_settings()
+    profile = settings.profile()
+    assert "s3cr3t-value" not in repr(profile)
+    assert "s3cr3t-value" not in repr(settings)
+    assert "s3cr3t-value" not in str(profile.client_secret)
+    assert profile.client_secret is not None and profile.client_secret.value == "s3cr3t-value"
+
+
+@pytest.mark.parametrize(
+    ("content", "variable"),
+    [
+        ("", "PANOPTO_SERVER"),
+        ("PANOPTO_SERVER=x.example.com\n", "PANOPTO_CLIENT_ID"),
+        ("PANOPTO_SERVER=x.example.com\nPANOPTO_CLIENT_ID=a\n", "PANOPTO_CLIENT_SECRET"),
+        (
+            "PANOPTO_SERVER=x.example.com\nPANOPTO_CLIENT_ID=a\nPANOPTO_CLIENT_SECRET=\n",
+            "PANOPTO_CLIENT_SECRET",
+        ),
+    ],
+)
+def test_missing_settings_name_the_variable(tmp_path: Path, content: str, variable: str) -> None:
+    (tmp_path / ".env").write_text(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings().profile()
+    message = str(info.value)
+    assert message.startswith(variable)
+    assert "e.g." in message
+
+
+def test_bad_database_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="VIDAUTH_DATABASE_URL"):
+        load_settings(vidauth_database_url="mysql://root@localhost/x")

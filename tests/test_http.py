@@ -1,0 +1,111 @@
+"""Retries with backoff and Retry-After; one-time requests are not replayed."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from vidauth.errors import ConfigError
+from vidauth.http import (
+    RETRY_EXTENSION,
+    RetryPolicy,
+    RetryTransport,
+    build_client,
+    parse_retry_after,
+)
+
+
+class Flaky:
+    """A fake server: answers the given statuses (or raises) in order, then 200."""
+
+    def __init__(self, *outcomes: int | type[Exception], headers: dict[str, str] | None = None):
+        self.outcomes = list(outcomes)
+        self.calls = 0
+        self.headers = headers or {}
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.outcomes:
+            outcome = self.outcomes.pop(0)
+            if isinstance(outcome, int):
+                return httpx.Response(outcome, headers=self.headers, text="<html>busy</html>")
+            raise outcome("boom", request=request)
+        return httpx.Response(200, json={"ok": True})
+
+
+def client_for(server: Flaky, sleeps: list[float], **policy: float) -> httpx.Client:
+    transport = RetryTransport(
+        httpx.MockTransport(server),
+        RetryPolicy(**policy),  # type: ignore[arg-type]
+        sleep=sleeps.append,
+    )
+    return httpx.Client(transport=transport)
+
+
+def test_retries_5xx_and_connection_errors_with_growing_backoff() -> None:
+    server = Flaky(503, httpx.ConnectError, 502, 500)
+    sleeps: list[float] = []
+    response = client_for(server, sleeps, base_delay=1.0, max_delay=100).get("https://x.test/")
+    assert response.status_code == 200 and server.calls == 5
+    assert len(sleeps) == 4
+    for attempt, delay in enumerate(sleeps, start=1):
+        ceiling = 2 ** (attempt - 1)
+        assert ceiling / 2 <= delay <= ceiling
+
+
+def test_honours_retry_after() -> None:
+    server = Flaky(429, headers={"Retry-After": "7"})
+    sleeps: list[float] = []
+    assert client_for(server, sleeps).get("https://x.test/").status_code == 200
+    assert sleeps == [7.0]
+
+
+def test_gives_up_after_attempts() -> None:
+    server = Flaky(503, 503, 503, 503)
+    sleeps: list[float] = []
+    response = client_for(server, sleeps, attempts=3).get("https://x.test/")
+    assert response.status_code == 503 and server.calls == 3
+
+
+def test_unsent_mode_never_replays_after_the_server_saw_it() -> None:
+    server = Flaky(502)
+    sleeps: list[float] = []
+    client = client_for(server, sleeps)
+    response = client.post("https://x.test/token", extensions={RETRY_EXTENSION: "unsent"})
+    assert response.status_code == 502 and server.calls == 1
+    server2 = Flaky(httpx.ConnectError, 429)
+    response = client_for(server2, sleeps).post(
+        "https://x.test/token", extensions={RETRY_EXTENSION: "unsent"}
+    )
+    assert response.status_code == 200 and server2.calls == 3
+
+
+def test_read_timeout_not_replayed_in_unsent_mode() -> None:
+    server = Flaky(httpx.ReadTimeout)
+    with pytest.raises(httpx.ReadTimeout):
+        client_for(server, []).post("https://x.test/token", extensions={RETRY_EXTENSION: "unsent"})
+    assert server.calls == 1
+
+
+def test_post_not_retried_by_default() -> None:
+    server = Flaky(503)
+    assert client_for(server, []).post("https://x.test/").status_code == 503
+    assert server.calls == 1
+
+
+def test_total_time_bound() -> None:
+    server = Flaky(429, 429, headers={"Retry-After": "500"})
+    response = client_for(server, [], max_total=10).get("https://x.test/")
+    assert response.status_code == 429 and server.calls == 1
+
+
+def test_retry_after_http_date() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 10) == 10
+    assert parse_retry_after("soon") is None
+
+
+def test_plain_http_refused_except_loopback() -> None:
+    client = build_client(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    with pytest.raises(ConfigError, match="only to loopback"):
+        client.get("http://example.com/")
+    assert client.get("http://127.0.0.1:1/").status_code == 200
