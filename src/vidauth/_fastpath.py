@@ -9,13 +9,11 @@ profiles). ``tests/test_fastpath.py`` checks it agrees with the full path.
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import time
-from pathlib import Path
 
 MIN_VALIDITY = 60.0
-_PLAIN_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
 _NAMES = (
     "PANOPTO_SERVER",
     "PANOPTO_CLIENT_ID",
@@ -46,9 +44,12 @@ def _server(value: str) -> str | None:
     elif "://" in text:
         return None  # http (loopback only) and odd schemes: let the full path decide
     text = text.rstrip("/")
-    if not _PLAIN_HOST.match(text) or text.startswith(("-", ".")) or ".." in text:
+    host, _, port = text.partition(":")
+    if not host or not set(host) <= _HOST_CHARS or host.startswith(("-", ".")) or ".." in host:
         return None
-    return "https://" + text.lower() if text.lower() == text else None
+    if port and not (port.isdigit() and port.isascii() and 0 < int(port) < 65536):
+        return None
+    return "https://" + text
 
 
 def cached_token() -> str | None:
@@ -64,12 +65,12 @@ def cached_token() -> str | None:
     if not server or not client_id:
         return None
     if env.get("VIDAUTH_HOME"):
-        home = Path(env["VIDAUTH_HOME"]).expanduser()
+        home = os.path.expanduser(env["VIDAUTH_HOME"])
     else:
-        from platformdirs import user_data_path
+        from platformdirs import user_data_dir
 
-        home = user_data_path("vidauth", appauthor=False)
-    url = env.get("VIDAUTH_DATABASE_URL") or f"sqlite:///{home / 'vidauth.db'}"
+        home = user_data_dir("vidauth", appauthor=False)
+    url = env.get("VIDAUTH_DATABASE_URL") or f"sqlite:///{os.path.join(home, 'vidauth.db')}"
     if not url.startswith("sqlite:///"):
         return None
     path = url[len("sqlite:///") :]
@@ -96,7 +97,8 @@ def cached_token() -> str | None:
     keys = [k.strip() for k in env.get("VIDAUTH_SECRET_KEY", "").split(",") if k.strip()]
     if not keys:
         try:
-            keys = [(home / "secret.key").read_text().strip()]
+            with open(os.path.join(home, "secret.key")) as fh:
+                keys = [fh.read().strip()]
         except OSError:
             return None
     from cryptography.fernet import Fernet, InvalidToken, MultiFernet

@@ -113,13 +113,25 @@ def default_home() -> Path:
     return user_data_path("vidauth", appauthor=False)
 
 
-def load_settings(*, env_file: str | os.PathLike[str] | None = None, **flags: Any) -> Settings:
-    """Read flags (``panopto_server=…`` etc., None = not given), the environment and .env."""
+def load_settings(
+    *, env_file: str | os.PathLike[str] | bool | None = None, **flags: Any
+) -> Settings:
+    """Read flags (``panopto_server=…`` etc., None = not given), the environment and .env.
+
+    ``env_file``: a path; None for ``./.env`` when present; False to read no file at all.
+    """
     given = {k: v for k, v in flags.items() if v is not None}
-    if env_file is not None and not Path(env_file).is_file():
+    dotenv: str | os.PathLike[str] | None
+    if env_file is False:
+        dotenv = None
+    elif env_file is None or env_file is True:
+        dotenv = ".env"
+    elif not Path(env_file).is_file():
         raise ConfigError(f"--env-file {env_file}: no such file; give the path of your .env file")
+    else:
+        dotenv = env_file
     try:
-        raw = EnvSettings(_env_file=env_file if env_file is not None else ".env", **given)  # type: ignore[call-arg]
+        raw = EnvSettings(_env_file=dotenv, **given)  # type: ignore[call-arg]
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "a setting"

@@ -1,0 +1,151 @@
+"""Shared fixtures: free ports, a clean environment, the sandbox, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CI = bool(os.environ.get("CI"))
+DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
+SETTING_NAMES = (
+    "PANOPTO_SERVER", "PANOPTO_CLIENT_ID", "PANOPTO_CLIENT_SECRET", "PANOPTO_REDIRECT_URI",
+    "VIDAUTH_HOME", "VIDAUTH_DATABASE_URL", "VIDAUTH_SECRET_KEY", "VIDAUTH_PROFILE",
+    "VIDAUTH_RETRY_ATTEMPTS", "VIDAUTH_RETRY_MAX_SECONDS", "BROWSER",
+)
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No setting leaks in from the developer's environment; cwd is a fresh directory."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@dataclass
+class SandboxSetup:
+    """A running sandbox plus settings flags for a vidauth client talking to it."""
+
+    server: Any
+    redirect_uri: str
+    client_id: str
+    client_secret: str
+    home: Path
+
+    def flags(self, **extra: Any) -> dict[str, Any]:
+        flags = {
+            "panopto_server": self.server.url,
+            "panopto_client_id": self.client_id,
+            "panopto_client_secret": self.client_secret,
+            "panopto_redirect_uri": self.redirect_uri,
+            "vidauth_home": str(self.home),
+        }
+        flags.update(extra)
+        return flags
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment variables for a vidauth subprocess."""
+        env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+        env.update({k.upper(): str(v) for k, v in self.flags().items()})
+        env.update(extra)
+        return env
+
+    def vidauth(self, **extra: Any) -> Any:
+        from vidauth.client import Vidauth
+        from vidauth.config import load_settings
+
+        return Vidauth(load_settings(**self.flags(**extra)))
+
+    def login(self, va: Any, **browser: Any) -> Any:
+        """The real sign-in, with the sandbox's scripted browser clicking through."""
+        from vidauth.sandbox.browser import complete_browser_login
+
+        def open_browser(url: str) -> None:
+            threading.Thread(target=complete_browser_login, args=(url,), kwargs=browser,
+                             daemon=True).start()
+
+        return va.login(open_browser=open_browser, announce=lambda _s: None, timeout=30)
+
+
+def start_sandbox(tmp_path: Path, **config: Any) -> SandboxSetup:
+    from vidauth.sandbox import SandboxClient, SandboxConfig, SandboxServer
+
+    redirect_uri = f"http://127.0.0.1:{free_port()}/redirect"
+    client = SandboxClient(
+        client_id=f"test-{uuid.uuid4().hex[:8]}",
+        client_secret="test-client-secret-" + uuid.uuid4().hex,
+        redirect_uris=[redirect_uri],
+        grant_types=["authorization_code", "refresh_token", "password", "client_credentials"],
+    )
+    server = SandboxServer(SandboxConfig(clients=[client], **config)).start()
+    home = tmp_path / "home"
+    return SandboxSetup(server, redirect_uri, client.client_id, client.client_secret or "", home)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxSetup]:
+    """A fresh sandbox (1-hour tokens) with one confidential client."""
+    setup = start_sandbox(tmp_path)
+    try:
+        yield setup
+    finally:
+        setup.server.stop()
+
+
+@pytest.fixture
+def make_sandbox(tmp_path: Path) -> Iterator[Any]:
+    """A factory for sandboxes with custom configuration (token lifetime…)."""
+    started: list[SandboxSetup] = []
+
+    def make(**config: Any) -> SandboxSetup:
+        setup = start_sandbox(tmp_path, **config)
+        started.append(setup)
+        return setup
+
+    yield make
+    for setup in started:
+        setup.server.stop()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL with a private schema; fails (never skips) in CI when unreachable."""
+    import sqlalchemy as sa
+
+    base = os.environ.get("VIDAUTH_TEST_DATABASE_URL") or DEFAULT_TEST_PG
+    base = base.replace("postgresql://", "postgresql+psycopg://", 1)
+    schema = f"vidauth_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = sa.create_engine(base)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001
+        message = f"PostgreSQL at {base} is unreachable: {type(exc).__name__}: {exc}"
+        if CI or os.environ.get("VIDAUTH_TEST_DATABASE_URL"):
+            pytest.fail(message)
+        pytest.skip(message)
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -1,0 +1,111 @@
+"""The token store on SQLite and PostgreSQL: migrations, encryption, keys, atomic writes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from vidauth.config import Secret
+from vidauth.errors import StoreError
+from vidauth.store import Database, TokenSet, TokenStore
+from vidauth.store.crypto import create_key_file
+from vidauth.store.migrate import HEAD_REVISION, alembic_config, current_revision
+
+
+def _grant(store: TokenStore, access: str = "access-1", refresh: str | None = "refresh-1") -> int:
+    info = store.save_grant(profile_key="panopto|https://p.example.com|c", subject="sub-1",
+                            username="alice", server="https://p.example.com", client_id="c",
+                            tokens=TokenSet(access_token=access, refresh_token=refresh,
+                                            expires_at=time.time() + 3600, scope="openid api"))
+    return info.id
+
+
+def test_head_constant_matches_alembic(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    db = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    assert ScriptDirectory.from_config(alembic_config(db)).get_current_head() == HEAD_REVISION
+    db.migrate()
+    assert current_revision(db) == HEAD_REVISION
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_round_trip_and_versioning(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = (request.getfixturevalue("postgres_url") if backend == "postgres"
+           else f"sqlite:///{tmp_path / 'x.db'}")
+    store = TokenStore.open(Database(url), tmp_path, ())
+    account_id = _grant(store)
+    again = _grant(store, access="access-2", refresh="refresh-2")
+    assert again == account_id  # same profile + subject → same account
+    tokens = store.load_tokens(account_id)
+    assert tokens is not None and tokens.access_token == "access-2"
+    with store.lock_grant(account_id) as grant:
+        assert grant.version == 2
+        grant.replace(TokenSet(access_token="access-3", refresh_token="refresh-3"))
+    assert store.load_tokens(account_id).refresh_token == "refresh-3"  # type: ignore[union-attr]
+    [info] = store.list_accounts()
+    assert info.username == "alice" and info.has_refresh_token
+    store.delete_account(account_id)
+    assert store.list_accounts() == [] and store.load_tokens(account_id) is None
+    store.db.dispose()
+
+
+def test_failed_write_leaves_previous_grant(tmp_path: Path) -> None:
+    store = TokenStore.open(Database(f"sqlite:///{tmp_path / 'x.db'}"), tmp_path, ())
+    account_id = _grant(store)
+    with pytest.raises(RuntimeError), store.lock_grant(account_id) as grant:
+        grant.replace(TokenSet(access_token="half-written", refresh_token="never-saved"))
+        raise RuntimeError("crash between the write and the commit")
+    assert store.load_tokens(account_id).access_token == "access-1"  # type: ignore[union-attr]
+
+
+def test_key_rotation_with_multifernet(tmp_path: Path) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    db_url = f"sqlite:///{tmp_path / 'x.db'}"
+    store = TokenStore.open(Database(db_url), tmp_path, (Secret(old),))
+    account_id = _grant(store)
+    rotated = TokenStore.open(Database(db_url), tmp_path, (Secret(new), Secret(old)))
+    assert rotated.load_tokens(account_id).access_token == "access-1"  # type: ignore[union-attr]
+    with pytest.raises(StoreError, match="cannot be decrypted"):
+        TokenStore.open(Database(db_url), tmp_path, (Secret(new),)).load_tokens(account_id)
+
+
+def test_generated_key_is_reused_and_never_replaced(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'x.db'}"
+    store = TokenStore.open(Database(db_url), tmp_path, ())
+    account_id = _grant(store)
+    key = (tmp_path / "secret.key").read_bytes()
+    assert TokenStore.open(Database(db_url), tmp_path, ()).load_tokens(account_id) is not None
+    (tmp_path / "secret.key").unlink()
+    with pytest.raises(StoreError, match="no key"):
+        TokenStore.open(Database(db_url), tmp_path, ())
+    assert not (tmp_path / "secret.key").exists()
+    del key
+
+
+def _make_key(home: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    queue.put(create_key_file(Path(home)))
+
+
+def test_concurrent_key_creation_agrees(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_make_key, args=(str(tmp_path), queue)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+    keys = {queue.get(timeout=5) for _ in procs}
+    assert len(keys) == 1
+    assert (tmp_path / "secret.key").read_bytes().strip() in keys
+
+
+def test_token_set_parses_string_expiry() -> None:
+    tokens = TokenSet.from_response({"access_token": "a", "expires_in": "86400"}, now=1000.0)
+    assert tokens.expires_at == 87400.0
+    assert "zq-secret-value" not in repr(TokenSet(access_token="zq-secret-value",
+                                                  refresh_token="zq-secret-value"))
