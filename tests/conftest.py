@@ -16,9 +16,17 @@ import pytest
 CI = bool(os.environ.get("CI"))
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
 SETTING_NAMES = (
-    "PANOPTO_SERVER", "PANOPTO_CLIENT_ID", "PANOPTO_CLIENT_SECRET", "PANOPTO_REDIRECT_URI",
-    "VIDAUTH_HOME", "VIDAUTH_DATABASE_URL", "VIDAUTH_SECRET_KEY", "VIDAUTH_PROFILE",
-    "VIDAUTH_RETRY_ATTEMPTS", "VIDAUTH_RETRY_MAX_SECONDS", "BROWSER",
+    "PANOPTO_SERVER",
+    "PANOPTO_CLIENT_ID",
+    "PANOPTO_CLIENT_SECRET",
+    "PANOPTO_REDIRECT_URI",
+    "VIDAUTH_HOME",
+    "VIDAUTH_DATABASE_URL",
+    "VIDAUTH_SECRET_KEY",
+    "VIDAUTH_PROFILE",
+    "VIDAUTH_RETRY_ATTEMPTS",
+    "VIDAUTH_RETRY_MAX_SECONDS",
+    "BROWSER",
 )
 
 
@@ -79,8 +87,9 @@ class SandboxSetup:
         from vidauth.sandbox.browser import complete_browser_login
 
         def open_browser(url: str) -> None:
-            threading.Thread(target=complete_browser_login, args=(url,), kwargs=browser,
-                             daemon=True).start()
+            threading.Thread(
+                target=complete_browser_login, args=(url,), kwargs=browser, daemon=True
+            ).start()
 
         return va.login(open_browser=open_browser, announce=lambda _s: None, timeout=30)
 
@@ -137,7 +146,7 @@ def postgres_url() -> Iterator[str]:
         admin = sa.create_engine(base)
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         message = f"PostgreSQL at {base} is unreachable: {type(exc).__name__}: {exc}"
         if CI or os.environ.get("VIDAUTH_TEST_DATABASE_URL"):
             pytest.fail(message)

@@ -1,0 +1,85 @@
+"""Single-flight refresh: 8 threads + 4 processes, one store, exactly one token request."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from tests.conftest import SandboxSetup
+from tests.oauth.test_signin_e2e import _count
+from vidauth.store.models import Token
+
+HELPER = Path(__file__).resolve().parents[1] / "helpers" / "refresh_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _expire_now(va: Any, account_id: int) -> None:
+    """Make the stored access token look expired, as an hour passing would."""
+    with va.store.db.write_session() as session:
+        session.execute(update(Token).where(Token.account_id == account_id).values(expires_at=0))
+
+
+def _race(sandbox: SandboxSetup, database_url: str | None) -> None:
+    extra = {"vidauth_database_url": database_url} if database_url else {}
+    with sandbox.vidauth(**extra) as va:
+        account = sandbox.login(va)
+        _expire_now(va, account.id)
+        refreshes_before = _count(sandbox.server.state.stats_snapshot(), "refresh_token")
+        start_at = time.time() + 3.0
+        env = sandbox.env(PYTHONPATH=str(ROOT))
+        if database_url:
+            env["VIDAUTH_DATABASE_URL"] = database_url
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(HELPER), str(start_at)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        results: list[str] = []
+        errors: list[BaseException] = []
+
+        def thread_caller() -> None:
+            try:
+                manager = va.token_manager()
+                time.sleep(max(0.0, start_at - time.time()))
+                results.append(manager.access_token(60))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=thread_caller) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            results.append(out.strip())
+        assert not errors, errors
+        assert len(results) == 12
+        assert len(set(results)) == 1, "every caller must receive the same new token"
+        stored = va.store.load_tokens(account.id)
+        assert stored is not None and stored.access_token == results[0]
+        assert va.store.account_status(account.id) == "active"
+    refreshes = _count(sandbox.server.state.stats_snapshot(), "refresh_token") - refreshes_before
+    assert refreshes == 1
+
+
+def test_one_refresh_for_12_callers_sqlite(sandbox: SandboxSetup) -> None:
+    _race(sandbox, None)
+
+
+@pytest.mark.postgres
+def test_one_refresh_for_12_callers_postgres(sandbox: SandboxSetup, postgres_url: str) -> None:
+    _race(sandbox, postgres_url)
