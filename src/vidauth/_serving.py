@@ -51,7 +51,6 @@ class BackgroundServer:
             **self._options,
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._server = server
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="vidauth-server", daemon=True
