@@ -248,7 +248,7 @@ def sandbox(
     """Run the local Panopto-compatible sandbox (OAuth2 server, REST and upload APIs)."""
     from vidauth._urls import is_loopback_host
     from vidauth.errors import ConfigError
-    from vidauth.sandbox.run import run_sandbox_cli
+    from vidauth.sandbox.full import run_sandbox_cli
 
     if not is_loopback_host(host):
         raise ConfigError(f"--host {host}: the sandbox binds loopback addresses only")
@@ -259,7 +259,7 @@ def sandbox(
         redirect_uris=redirect_uri or [],
         storage=storage,
         s3_latency=s3_latency,
-        s3_bandwidth=s3_bandwidth or None,
+        s3_bandwidth_mb=s3_bandwidth or None,
     )
 
 

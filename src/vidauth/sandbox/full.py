@@ -1,0 +1,88 @@
+"""The whole sandbox: the OAuth2/OIDC server plus Panopto's REST, sessionUpload and S3 APIs."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import threading
+from pathlib import Path
+
+from vidauth.sandbox.config import SandboxConfig
+from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
+from vidauth.sandbox.server import SandboxServer, describe
+
+
+class FullSandbox(SandboxServer):
+    """A SandboxServer with the Panopto API mounted; ``panopto`` holds its state and knobs."""
+
+    panopto: PanoptoSandbox
+
+
+def build_full_sandbox(
+    config: SandboxConfig | None = None,
+    *,
+    storage_dir: Path | None = None,
+    processing_delay: float = 1.0,
+    s3_latency: float = 0.0,
+    s3_bandwidth: float | None = None,
+) -> FullSandbox:
+    """A not-yet-started sandbox serving both the authorization server and the Panopto API.
+
+    Uploads are streamed to ``storage_dir`` (a new temporary directory when not given).
+    """
+    server = FullSandbox(config)
+    options = PanoptoSandboxOptions(
+        storage_dir=storage_dir or Path(tempfile.mkdtemp(prefix="vidauth-sandbox-")),
+        processing_delay=processing_delay,
+        s3_latency=s3_latency,
+        s3_bandwidth=s3_bandwidth,
+    )
+    server.panopto = PanoptoSandbox(options, authenticate=server.state.authenticate_access_token)
+    server.app.include_router(server.panopto.router())
+    return server
+
+
+def start_full_sandbox(config: SandboxConfig | None = None, **options: object) -> FullSandbox:
+    """Build and start the whole sandbox (see :func:`build_full_sandbox` for the options)."""
+    server = build_full_sandbox(config, **options)  # type: ignore[arg-type]
+    server.start()
+    return server
+
+
+def run_sandbox_cli(
+    *,
+    host: str,
+    port: int,
+    token_lifetime: int,
+    redirect_uris: list[str],
+    storage: Path | None,
+    s3_latency: float,
+    s3_bandwidth_mb: float | None,
+) -> None:
+    """``vidauth sandbox``: serve the whole sandbox until Ctrl-C."""
+    config = SandboxConfig(host=host, port=port, access_token_lifetime=token_lifetime)
+    if redirect_uris:
+        config.clients = [
+            dataclasses.replace(client, redirect_uris=[*client.redirect_uris, *redirect_uris])
+            for client in config.clients
+        ]
+    server = build_full_sandbox(
+        config,
+        storage_dir=storage,
+        s3_latency=s3_latency,
+        s3_bandwidth=s3_bandwidth_mb * 1e6 if s3_bandwidth_mb else None,
+    )
+    server.start()
+    print(describe(server), flush=True)
+    print(
+        f"  panopto:   REST {server.url}/Panopto/api/v1/, uploads "
+        f"{server.url}/Panopto/PublicAPI/REST/sessionUpload",
+        flush=True,
+    )
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
