@@ -1,0 +1,698 @@
+"""An S3-compatible upload target that streams to disk, as Panopto's ``/Panopto/Upload`` does.
+
+Only the operations an uploader needs are implemented, on path-style URLs
+``/Panopto/Upload/{prefix}/{key}`` (bucket ``Upload``, endpoint ``{base}/Panopto``):
+CreateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload,
+PutObject, HeadObject, GetObject and DeleteObject. Credentials and signatures are ignored
+(SigV2 ``AWS key:sig``, SigV4 and unsigned requests are all accepted), as Panopto does.
+
+Bodies are never held whole in memory: they are read with ``request.stream()`` into a buffer of
+at most :data:`FLUSH_BYTES` which is written and hashed on a worker thread. Panopto's limits are
+enforced: parts 1..10000, at most 25 MiB per part, every part but the last at least 5 MiB.
+
+Two benchmark knobs: a fixed latency added to every request and a bandwidth cap shared by all
+request bodies together (:class:`TokenBucket`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
+from pathlib import Path
+from typing import BinaryIO
+from xml.sax.saxutils import escape
+
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+
+from vidauth.sandbox.ucs import safe_fromstring
+
+MiB = 1024 * 1024
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 25 * MiB
+MAX_PART_NUMBER = 10_000
+MAX_COMPLETE_BODY = 2 * MiB
+FLUSH_BYTES = 1 * MiB
+BUCKET = "Upload"
+S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+_FAULT_CODES = {500: "InternalError", 503: "SlowDown", 502: "BadGateway", 403: "AccessDenied"}
+
+
+class S3Error(Exception):
+    """An S3 error response: HTTP status, S3 error code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def response(self, resource: str = "", *, head: bool = False) -> Response:
+        """The S3 XML error document (headers only for HEAD requests)."""
+        request_id = uuid.uuid4().hex[:16].upper()
+        headers = {"x-amz-request-id": request_id}
+        if head:
+            return Response(status_code=self.status, headers=headers)
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error>'
+            f"<Code>{escape(self.code)}</Code><Message>{escape(self.message)}</Message>"
+            f"<Resource>{escape(resource)}</Resource><RequestId>{request_id}</RequestId></Error>"
+        )
+        return Response(body, self.status, headers, media_type="application/xml")
+
+
+class TokenBucket:
+    """Caps the combined rate of every caller of :meth:`consume`, like one shared link.
+
+    Each call reserves the next ``n / rate`` seconds of the link and sleeps until its bytes
+    would have gone through, so the aggregate never exceeds ``rate`` bytes per second. Safe to
+    share between threads and event loops.
+    """
+
+    def __init__(self, rate: float) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._free_at = 0.0
+
+    def reserve(self, n: int) -> float:
+        """Reserve ``n`` bytes of the link; answer how long the caller must wait."""
+        with self._lock:
+            now = time.monotonic()
+            self._free_at = max(self._free_at, now) + n / self.rate
+            return self._free_at - now
+
+    async def consume(self, n: int) -> None:
+        """Wait until ``n`` more bytes may pass."""
+        delay = self.reserve(n)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass
+class PartInfo:
+    """A stored part: its number, md5 hex (the ETag without quotes), size and file."""
+
+    number: int
+    md5: str
+    size: int
+    path: Path
+    last_modified: datetime
+
+
+@dataclass
+class MultipartUpload:
+    """An open multipart upload of ``key`` under ``prefix``."""
+
+    upload_id: str
+    prefix: str
+    key: str
+    directory: Path
+    parts: dict[int, PartInfo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """A complete object (put or multipart-completed)."""
+
+    key: str
+    size: int
+    etag: str  # quoted, as S3 sends it
+    last_modified: datetime
+
+
+def check_key(key: str) -> str:
+    """Refuse keys that could escape the upload's directory; answer the key unchanged."""
+    parts = key.split("/")
+    if (
+        not key
+        or len(key) > 1024
+        or "\\" in key
+        or "\x00" in key
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise S3Error(400, "InvalidArgument", "object key not accepted by the sandbox")
+    return key
+
+
+class S3Storage:
+    """On-disk objects per prefix plus the open multipart uploads; thread-safe.
+
+    Layout under ``root``: ``{prefix}/{key}`` holds complete objects, ``.multipart/{id}/`` the
+    parts of open multipart uploads and ``.tmp/`` files being received.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self._uploads: dict[str, MultipartUpload] = {}
+        self._completed: dict[str, tuple[str, str, str]] = {}  # id -> (prefix, key, etag)
+        self._objects: dict[str, dict[str, StoredObject]] = {}
+        for sub in (".multipart", ".tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+
+    def object_path(self, prefix: str, key: str) -> Path:
+        """Where object ``key`` of ``prefix`` lives (whether or not it exists yet)."""
+        return self.root / prefix / check_key(key)
+
+    def temp_path(self) -> Path:
+        """A fresh file name on the same file system, for a body being received."""
+        return self.root / ".tmp" / uuid.uuid4().hex
+
+    def objects(self, prefix: str) -> dict[str, StoredObject]:
+        """A snapshot of the complete objects under ``prefix``."""
+        with self._lock:
+            return dict(self._objects.get(prefix, {}))
+
+    def get_object(self, prefix: str, key: str) -> StoredObject:
+        """The object, or S3 ``NoSuchKey``."""
+        with self._lock:
+            found = self._objects.get(prefix, {}).get(key)
+        if found is None:
+            raise S3Error(404, "NoSuchKey", "The specified key does not exist.")
+        return found
+
+    def commit_object(self, prefix: str, key: str, temp: Path, size: int, etag: str) -> None:
+        """Move a received file into place as object ``key`` (replacing any older one)."""
+        target = self.object_path(prefix, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, target)
+        with self._lock:
+            self._objects.setdefault(prefix, {})[key] = StoredObject(
+                key, size, etag, datetime.now(UTC)
+            )
+
+    def delete_object(self, prefix: str, key: str) -> None:
+        """Remove an object if it exists (S3 answers 204 either way)."""
+        with self._lock:
+            self._objects.get(prefix, {}).pop(key, None)
+        self.object_path(prefix, key).unlink(missing_ok=True)
+
+    def create_multipart(self, prefix: str, key: str) -> str:
+        """Open a multipart upload; answer its UploadId."""
+        check_key(key)
+        upload_id = uuid.uuid4().hex
+        directory = self.root / ".multipart" / upload_id
+        directory.mkdir(parents=True)
+        with self._lock:
+            self._uploads[upload_id] = MultipartUpload(upload_id, prefix, key, directory)
+        return upload_id
+
+    def get_multipart(self, prefix: str, key: str, upload_id: str) -> MultipartUpload:
+        """The open upload with this id for this prefix and key, or S3 ``NoSuchUpload``."""
+        with self._lock:
+            upload = self._uploads.get(upload_id)
+        if upload is None or upload.prefix != prefix or upload.key != key:
+            raise S3Error(
+                404,
+                "NoSuchUpload",
+                "The specified upload does not exist. The upload ID may be invalid, or the "
+                "upload may have been aborted or completed.",
+            )
+        return upload
+
+    def parts(self, upload: MultipartUpload) -> list[PartInfo]:
+        """The upload's parts in part-number order."""
+        with self._lock:
+            return [upload.parts[n] for n in sorted(upload.parts)]
+
+    def commit_part(
+        self, upload: MultipartUpload, number: int, temp: Path, md5: str, size: int
+    ) -> None:
+        """Move a received part into place (a re-sent part number replaces the old one)."""
+        target = upload.directory / f"{number:05d}.part"
+        with self._lock:
+            if self._uploads.get(upload.upload_id) is not upload:
+                temp.unlink(missing_ok=True)
+                raise S3Error(404, "NoSuchUpload", "The upload was aborted while receiving.")
+            os.replace(temp, target)
+            upload.parts[number] = PartInfo(number, md5, size, target, datetime.now(UTC))
+
+    def take_for_completion(
+        self, upload: MultipartUpload, wanted: list[tuple[int, str]]
+    ) -> list[PartInfo]:
+        """Check a CompleteMultipartUpload part list and detach the upload for assembly."""
+        if not wanted:
+            raise S3Error(400, "MalformedXML", "The part list is empty.")
+        numbers = [n for n, _ in wanted]
+        if numbers != sorted(set(numbers)):
+            raise S3Error(400, "InvalidPartOrder", "Part numbers must be in ascending order.")
+        with self._lock:
+            chosen: list[PartInfo] = []
+            for number, etag in wanted:
+                part = upload.parts.get(number)
+                if part is None or part.md5 != etag.strip().strip('"').lower():
+                    raise S3Error(
+                        400,
+                        "InvalidPart",
+                        f"Part {number} was not found or its ETag does not match.",
+                    )
+                chosen.append(part)
+            for part in chosen[:-1]:
+                if part.size < MIN_PART_SIZE:
+                    raise S3Error(
+                        400,
+                        "EntityTooSmall",
+                        f"Part {part.number} is {part.size} bytes; every part but the last "
+                        f"must be at least {MIN_PART_SIZE} bytes.",
+                    )
+            if self._uploads.pop(upload.upload_id, None) is None:
+                raise S3Error(404, "NoSuchUpload", "The specified upload does not exist.")
+        return chosen
+
+    def assemble(self, upload: MultipartUpload, parts: list[PartInfo]) -> str:
+        """Concatenate parts into the object (blocking; run on a thread); answer its ETag."""
+        temp = self.temp_path()
+        try:
+            with temp.open("wb") as out:
+                for part in parts:
+                    with part.path.open("rb") as src:
+                        shutil.copyfileobj(src, out, FLUSH_BYTES)
+            digests = b"".join(bytes.fromhex(p.md5) for p in parts)
+            etag = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
+            size = sum(p.size for p in parts)
+            self.commit_object(upload.prefix, upload.key, temp, size, etag)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            with self._lock:  # give the upload back so the client may retry or abort
+                self._uploads.setdefault(upload.upload_id, upload)
+            raise
+        with self._lock:
+            self._completed[upload.upload_id] = (upload.prefix, upload.key, etag)
+        shutil.rmtree(upload.directory, ignore_errors=True)
+        return etag
+
+    def completed_etag(self, prefix: str, key: str, upload_id: str) -> str | None:
+        """The ETag of an already completed upload (so a retried Complete succeeds)."""
+        with self._lock:
+            done = self._completed.get(upload_id)
+        return done[2] if done and done[:2] == (prefix, key) else None
+
+    def abort(self, upload: MultipartUpload) -> None:
+        """Drop an open upload and its parts."""
+        with self._lock:
+            self._uploads.pop(upload.upload_id, None)
+        shutil.rmtree(upload.directory, ignore_errors=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Abort every open upload under ``prefix`` and delete its objects (blocking)."""
+        with self._lock:
+            doomed = [u for u in self._uploads.values() if u.prefix == prefix]
+            for upload in doomed:
+                del self._uploads[upload.upload_id]
+            self._objects.pop(prefix, None)
+        for upload in doomed:
+            shutil.rmtree(upload.directory, ignore_errors=True)
+        shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+
+def _write_chunk(out: BinaryIO, digest: hashlib._Hash, data: bytearray) -> None:
+    out.write(data)
+    digest.update(data)
+
+
+def _http_date(moment: datetime) -> str:
+    return formatdate(moment.timestamp(), usegmt=True)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _xml(root: str, body: str, status: int = 200) -> Response:
+    document = f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{S3_XMLNS}">{body}</{root}>'
+    return Response(document, status, media_type="application/xml")
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+class S3Target:
+    """The FastAPI routes of the S3 upload target.
+
+    ``check_prefix(prefix, write)`` decides whether a key prefix (a sessionUpload ID) may be
+    used: it raises :class:`S3Error` (404 unknown, 409 not uploading) or returns. Writes need
+    the sessionUpload in State 0; reads only need it to exist.
+    """
+
+    def __init__(
+        self,
+        storage: S3Storage,
+        check_prefix: Callable[[str, bool], None],
+        *,
+        latency: float = 0.0,
+        bandwidth: float | None = None,
+    ) -> None:
+        self.storage = storage
+        self.check_prefix = check_prefix
+        self.latency = latency
+        self.bucket = TokenBucket(bandwidth) if bandwidth else None
+        self._lock = threading.Lock()
+        self._faults: deque[int] = deque()
+        self.bytes_received = 0
+        self.upload_part_requests = 0
+
+    def fail_parts(self, count: int, status: int = 500) -> None:
+        """Make the next ``count`` UploadPart requests fail with ``status``, storing nothing."""
+        with self._lock:
+            self._faults.extend([status] * count)
+
+    def _next_fault(self) -> int | None:
+        with self._lock:
+            self.upload_part_requests += 1
+            return self._faults.popleft() if self._faults else None
+
+    # -- bodies -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_encoding(request: Request) -> None:
+        sha = request.headers.get("x-amz-content-sha256", "")
+        if sha.startswith("STREAMING-") or "aws-chunked" in request.headers.get(
+            "content-encoding", ""
+        ):
+            raise S3Error(
+                400,
+                "NotImplemented",
+                "aws-chunked bodies are not supported (as on Panopto); configure boto3 with "
+                "request_checksum_calculation='when_required'.",
+            )
+
+    @staticmethod
+    def _declared_length(request: Request) -> int | None:
+        value = request.headers.get("content-length")
+        try:
+            return int(value) if value is not None else None
+        except ValueError:
+            raise S3Error(400, "InvalidArgument", "bad Content-Length") from None
+
+    @staticmethod
+    def _expected_md5(request: Request) -> bytes | None:
+        value = request.headers.get("content-md5")
+        if value is None:
+            return None
+        try:
+            digest = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            digest = b""
+        if len(digest) != 16:
+            raise S3Error(400, "InvalidDigest", "The Content-MD5 you specified is not valid.")
+        return digest
+
+    @staticmethod
+    def _chunks(request: Request) -> AsyncIterator[bytes]:
+        """The request body's chunk iterator, one per request, so reading can resume."""
+        chunks: AsyncIterator[bytes] | None = getattr(request.state, "body_chunks", None)
+        if chunks is None:
+            chunks = request.state.body_chunks = request.stream()
+        return chunks
+
+    @staticmethod
+    def _has_unread_body(request: Request) -> bool:
+        if getattr(request.state, "body_done", False):
+            return False
+        length = request.headers.get("content-length")
+        return "transfer-encoding" in request.headers or (length not in (None, "0"))
+
+    async def _finish_body(self, request: Request, response: Response) -> None:
+        """Before answering an error, leave the connection usable.
+
+        A client waiting on ``Expect: 100-continue`` never got the go-ahead and will not send
+        the body, so the connection is closed (the server cannot know what comes next).
+        Otherwise the rest of the body is read and discarded, so the client can read the
+        answer instead of failing on a reset while it is still sending.
+        """
+        if not self._has_unread_body(request):
+            return
+        if request.headers.get("expect", "").lower() == "100-continue":
+            response.headers["Connection"] = "close"
+            return
+        async for _chunk in self._chunks(request):
+            pass
+
+    async def _receive(self, request: Request, limit: int | None) -> tuple[Path, str, int]:
+        """Stream the body to a temporary file; answer (file, md5 hex, size)."""
+        self._check_encoding(request)
+        expected_md5 = self._expected_md5(request)
+        temp = self.storage.temp_path()
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        buffer = bytearray()
+        try:
+            with temp.open("wb") as out:
+                async for chunk in self._chunks(request):
+                    if not chunk:
+                        continue
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        raise S3Error(
+                            400,
+                            "EntityTooLarge",
+                            f"Your proposed upload exceeds the maximum size of {limit} bytes.",
+                        )
+                    if self.bucket is not None:
+                        await self.bucket.consume(len(chunk))
+                    buffer += chunk
+                    if len(buffer) >= FLUSH_BYTES:
+                        data, buffer = buffer, bytearray()
+                        await anyio.to_thread.run_sync(_write_chunk, out, digest, data)
+                if buffer:
+                    await anyio.to_thread.run_sync(_write_chunk, out, digest, buffer)
+            request.state.body_done = True
+            if expected_md5 is not None and digest.digest() != expected_md5:
+                raise S3Error(
+                    400,
+                    "BadDigest",
+                    "The Content-MD5 you specified did not match what we received.",
+                )
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return temp, digest.hexdigest(), size
+
+    async def _read_small(self, request: Request, limit: int) -> bytes:
+        """Read a small XML body (at most ``limit`` bytes)."""
+        self._check_encoding(request)
+        data = bytearray()
+        async for chunk in self._chunks(request):
+            data += chunk
+            if len(data) > limit:
+                raise S3Error(400, "MaxMessageLengthExceeded", "The request body is too large.")
+        request.state.body_done = True
+        return bytes(data)
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def create_multipart(self, prefix: str, key: str) -> Response:
+        """CreateMultipartUpload: ``POST ?uploads``."""
+        self.check_prefix(prefix, True)
+        upload_id = self.storage.create_multipart(prefix, key)
+        return _xml(
+            "InitiateMultipartUploadResult",
+            f"<Bucket>{BUCKET}</Bucket><Key>{escape(prefix + '/' + key)}</Key>"
+            f"<UploadId>{upload_id}</UploadId>",
+        )
+
+    async def upload_part(self, request: Request, prefix: str, key: str) -> Response:
+        """UploadPart: ``PUT ?partNumber=N&uploadId=U``; answers the part's md5 as ETag."""
+        fault = self._next_fault()
+        if fault is not None:
+            code = _FAULT_CODES.get(fault, "InjectedFault")
+            raise S3Error(fault, code, "Injected failure (sandbox fail_parts).")
+        try:
+            number = int(request.query_params["partNumber"])
+        except ValueError:
+            number = 0
+        if not 1 <= number <= MAX_PART_NUMBER:
+            raise S3Error(
+                400,
+                "InvalidArgument",
+                f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive.",
+            )
+        self.check_prefix(prefix, True)
+        upload = self.storage.get_multipart(prefix, key, request.query_params["uploadId"])
+        declared = self._declared_length(request)
+        if declared is not None and declared > MAX_PART_SIZE:
+            raise S3Error(
+                400,
+                "EntityTooLarge",
+                f"Part of {declared} bytes refused: Panopto accepts parts up to "
+                f"{MAX_PART_SIZE} bytes.",
+            )
+        temp, md5, size = await self._receive(request, MAX_PART_SIZE)
+        self.storage.commit_part(upload, number, temp, md5, size)
+        with self._lock:
+            self.bytes_received += size
+        return Response(status_code=200, headers={"ETag": f'"{md5}"'})
+
+    async def list_parts(self, request: Request, prefix: str, key: str) -> Response:
+        """ListParts: ``GET ?uploadId=U`` with ``max-parts`` / ``part-number-marker`` paging."""
+        self.check_prefix(prefix, False)
+        upload_id = request.query_params["uploadId"]
+        upload = self.storage.get_multipart(prefix, key, upload_id)
+        try:
+            max_parts = int(request.query_params.get("max-parts", "1000"))
+            marker = int(request.query_params.get("part-number-marker", "0") or "0")
+        except ValueError:
+            raise S3Error(400, "InvalidArgument", "bad max-parts or part-number-marker") from None
+        max_parts = max(0, min(max_parts, 1000))
+        remaining = [p for p in self.storage.parts(upload) if p.number > marker]
+        page = remaining[:max_parts]
+        truncated = len(remaining) > len(page)
+        next_marker = page[-1].number if page else marker
+        parts_xml = "".join(
+            f"<Part><PartNumber>{p.number}</PartNumber>"
+            f"<LastModified>{_iso(p.last_modified)}</LastModified>"
+            f"<ETag>&quot;{p.md5}&quot;</ETag><Size>{p.size}</Size></Part>"
+            for p in page
+        )
+        return _xml(
+            "ListPartsResult",
+            f"<Bucket>{BUCKET}</Bucket><Key>{escape(prefix + '/' + key)}</Key>"
+            f"<UploadId>{upload_id}</UploadId>"
+            f"<PartNumberMarker>{marker}</PartNumberMarker>"
+            f"<NextPartNumberMarker>{next_marker}</NextPartNumberMarker>"
+            f"<MaxParts>{max_parts}</MaxParts>"
+            f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>"
+            f"<StorageClass>STANDARD</StorageClass>{parts_xml}",
+        )
+
+    async def complete(self, request: Request, prefix: str, key: str) -> Response:
+        """CompleteMultipartUpload: ``POST ?uploadId=U`` with the part list."""
+        upload_id = request.query_params["uploadId"]
+        body = await self._read_small(request, MAX_COMPLETE_BODY)
+        done = self.storage.completed_etag(prefix, key, upload_id)
+        if done is None:
+            self.check_prefix(prefix, True)
+            upload = self.storage.get_multipart(prefix, key, upload_id)
+            parts = self.storage.take_for_completion(upload, self._parse_part_list(body))
+            done = await anyio.to_thread.run_sync(self.storage.assemble, upload, parts)
+        base = str(request.base_url).rstrip("/")
+        return _xml(
+            "CompleteMultipartUploadResult",
+            f"<Location>{escape(base)}/Panopto/{BUCKET}/{escape(prefix + '/' + key)}</Location>"
+            f"<Bucket>{BUCKET}</Bucket><Key>{escape(prefix + '/' + key)}</Key>"
+            f"<ETag>{escape(done, {chr(34): '&quot;'})}</ETag>",
+        )
+
+    @staticmethod
+    def _parse_part_list(body: bytes) -> list[tuple[int, str]]:
+        try:
+            root = safe_fromstring(body)
+        except ValueError as exc:
+            raise S3Error(
+                400, "MalformedXML", f"The XML you provided was not well-formed: {exc}"
+            ) from None
+        if _local(root.tag) != "CompleteMultipartUpload":
+            raise S3Error(400, "MalformedXML", "Expected CompleteMultipartUpload.")
+        wanted: list[tuple[int, str]] = []
+        for part in root:
+            if _local(part.tag) != "Part":
+                continue
+            fields = {_local(child.tag): (child.text or "").strip() for child in part}
+            try:
+                wanted.append((int(fields["PartNumber"]), fields["ETag"]))
+            except (KeyError, ValueError):
+                raise S3Error(400, "MalformedXML", "Each Part needs PartNumber and ETag.") from None
+        return wanted
+
+    async def abort(self, request: Request, prefix: str, key: str) -> Response:
+        """AbortMultipartUpload: ``DELETE ?uploadId=U`` → 204."""
+        self.check_prefix(prefix, False)
+        upload = self.storage.get_multipart(prefix, key, request.query_params["uploadId"])
+        await anyio.to_thread.run_sync(self.storage.abort, upload)
+        return Response(status_code=204)
+
+    async def put_object(self, request: Request, prefix: str, key: str) -> Response:
+        """PutObject: ``PUT`` without multipart parameters (the manifest, small media)."""
+        self.check_prefix(prefix, True)
+        check_key(key)
+        if "x-amz-copy-source" in request.headers:
+            raise S3Error(501, "NotImplemented", "CopyObject is not supported by the sandbox.")
+        temp, md5, size = await self._receive(request, None)
+        try:
+            self.check_prefix(prefix, True)  # it may have been cancelled meanwhile
+            self.storage.commit_object(prefix, key, temp, size, f'"{md5}"')
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return Response(status_code=200, headers={"ETag": f'"{md5}"'})
+
+    async def get_object(self, prefix: str, key: str) -> Response:
+        """GetObject / HeadObject: the stored file, streamed."""
+        self.check_prefix(prefix, False)
+        found = self.storage.get_object(prefix, key)
+        return FileResponse(
+            self.storage.object_path(prefix, key),
+            media_type="application/octet-stream",
+            headers={"ETag": found.etag, "Last-Modified": _http_date(found.last_modified)},
+        )
+
+    async def delete_object(self, prefix: str, key: str) -> Response:
+        """DeleteObject → 204."""
+        self.check_prefix(prefix, True)
+        check_key(key)
+        self.storage.delete_object(prefix, key)
+        return Response(status_code=204)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    async def dispatch(self, request: Request, prefix: str, key: str) -> Response:
+        """Pick the S3 operation from method and query, answering S3 XML errors."""
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        query = request.query_params
+        method = request.method
+        try:
+            check_key(key)
+            if method == "POST" and "uploads" in query:
+                return await self.create_multipart(prefix, key)
+            if method == "POST" and "uploadId" in query:
+                return await self.complete(request, prefix, key)
+            if method == "PUT" and "uploadId" in query and "partNumber" in query:
+                return await self.upload_part(request, prefix, key)
+            if method == "PUT" and not ({"uploadId", "partNumber"} & set(query)):
+                return await self.put_object(request, prefix, key)
+            if method == "GET" and "uploadId" in query:
+                return await self.list_parts(request, prefix, key)
+            if method in ("GET", "HEAD") and not ({"uploadId", "uploads"} & set(query)):
+                return await self.get_object(prefix, key)
+            if method == "DELETE" and "uploadId" in query:
+                return await self.abort(request, prefix, key)
+            if method == "DELETE":
+                return await self.delete_object(prefix, key)
+            raise S3Error(501, "NotImplemented", "This S3 operation is not supported.")
+        except S3Error as error:
+            response = error.response(f"/{BUCKET}/{prefix}/{key}", head=method == "HEAD")
+            await self._finish_body(request, response)
+            return response
+
+    def router(self, path: str = "/Panopto/Upload") -> APIRouter:
+        """Routes for ``{path}/{prefix}/{key...}`` (every method the operations use)."""
+        router = APIRouter()
+
+        async def s3_object(request: Request, prefix: str, key: str) -> Response:
+            return await self.dispatch(request, prefix, key)
+
+        router.add_api_route(
+            f"{path}/{{prefix}}/{{key:path}}",
+            s3_object,
+            methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
+            include_in_schema=False,
+        )
+        return router

@@ -1,0 +1,322 @@
+"""The sandbox's S3 upload target, driven by real boto3 clients over loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore
+import httpx
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from fastapi import FastAPI
+
+from vidauth._serving import BackgroundServer
+from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
+from vidauth.sandbox.s3 import MAX_PART_SIZE, MiB, TokenBucket
+
+TOKEN = "alice-token"
+FOLDER = PanoptoSandbox.folder_id("Sandbox Courses", "SIT102 Labs")
+SIGNATURES: list[Any] = ["s3", "s3v4", botocore.UNSIGNED]
+
+
+@dataclass
+class Target:
+    sandbox: PanoptoSandbox
+    url: str
+
+    def new_upload(self) -> str:
+        """A fresh sessionUpload; answers its ID (the key prefix)."""
+        response = httpx.post(
+            f"{self.url}/Panopto/PublicAPI/REST/sessionUpload",
+            json={"FolderId": FOLDER},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert response.status_code == 201, response.text
+        return str(response.json()["ID"])
+
+    def client(self, signature: Any = "s3v4") -> Any:
+        config = Config(
+            signature_version=signature,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            s3={"addressing_style": "path"},
+            retries={"total_max_attempts": 1},
+        )
+        return boto3.client(
+            "s3",
+            endpoint_url=f"{self.url}/Panopto",
+            aws_access_key_id="dummy-key",
+            aws_secret_access_key="dummy-secret",
+            region_name="us-east-1",
+            config=config,
+        )
+
+
+def serve(tmp_path: Path, **options: Any) -> Iterator[Target]:
+    sandbox = PanoptoSandbox(
+        PanoptoSandboxOptions(storage_dir=tmp_path / "uploads", **options),
+        authenticate=lambda token: "alice" if token == TOKEN else None,
+    )
+    app = FastAPI()
+    app.include_router(sandbox.router())
+    with BackgroundServer(app) as server:
+        yield Target(sandbox, server.url)
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    yield from serve(tmp_path)
+
+
+def error_code(info: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(info.value.response["Error"]["Code"])
+
+
+@pytest.mark.parametrize("signature", SIGNATURES, ids=["s3", "s3v4", "unsigned"])
+def test_multipart_upload_roundtrip(target: Target, signature: Any) -> None:
+    s3 = target.client(signature)
+    prefix = target.new_upload()
+    key = f"{prefix}/lecture one.mp4"
+    chunks = [os.urandom(5 * MiB), os.urandom(5 * MiB), os.urandom(1 * MiB)]
+    created = s3.create_multipart_upload(Bucket="Upload", Key=key)
+    upload_id = created["UploadId"]
+    parts = []
+    for number, chunk in enumerate(chunks, start=1):
+        answer = s3.upload_part(
+            Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+        )
+        assert answer["ETag"] == f'"{hashlib.md5(chunk).hexdigest()}"'  # noqa: S324
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    assert target.sandbox.bytes_received == sum(map(len, chunks))
+
+    listed = s3.list_parts(Bucket="Upload", Key=key, UploadId=upload_id)
+    assert [(p["PartNumber"], p["Size"], p["ETag"]) for p in listed["Parts"]] == [
+        (p["PartNumber"], len(c), p["ETag"]) for p, c in zip(parts, chunks, strict=True)
+    ]
+    assert listed["IsTruncated"] is False
+    first = s3.list_parts(Bucket="Upload", Key=key, UploadId=upload_id, MaxParts=2)
+    assert [p["PartNumber"] for p in first["Parts"]] == [1, 2] and first["IsTruncated"] is True
+    rest = s3.list_parts(
+        Bucket="Upload",
+        Key=key,
+        UploadId=upload_id,
+        PartNumberMarker=first["NextPartNumberMarker"],
+    )
+    assert [p["PartNumber"] for p in rest["Parts"]] == [3] and rest["IsTruncated"] is False
+
+    done = s3.complete_multipart_upload(
+        Bucket="Upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    assert done["ETag"].endswith('-3"')
+    stored = target.sandbox.object_path(prefix, "lecture one.mp4")
+    expected = hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert hashlib.sha256(stored.read_bytes()).hexdigest() == expected
+    head = s3.head_object(Bucket="Upload", Key=key)
+    assert head["ContentLength"] == sum(map(len, chunks)) and head["ETag"] == done["ETag"]
+    body = s3.get_object(Bucket="Upload", Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == expected
+
+    s3.put_object(Bucket="Upload", Key=f"{prefix}/manifest.xml", Body=b"<Session/>")
+    assert target.sandbox.object_path(prefix, "manifest.xml").read_bytes() == b"<Session/>"
+
+
+@pytest.mark.parametrize("signature", SIGNATURES, ids=["s3", "s3v4", "unsigned"])
+def test_limits_and_abort(target: Target, signature: Any) -> None:
+    s3 = target.client(signature)
+    prefix = target.new_upload()
+    key = f"{prefix}/big.mp4"
+    upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+
+    with pytest.raises(ClientError) as too_large:
+        s3.upload_part(
+            Bucket="Upload",
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=1,
+            Body=b"\0" * (MAX_PART_SIZE + 1),
+        )
+    assert error_code(too_large) == "EntityTooLarge"
+    assert target.sandbox.bytes_received == 0
+
+    with pytest.raises(ClientError) as bad_number:
+        s3.upload_part(Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=10001, Body=b"x")
+    assert error_code(bad_number) == "InvalidArgument"
+
+    small = [b"a" * 1000, b"b" * 1000]
+    parts = [
+        {
+            "PartNumber": n,
+            "ETag": s3.upload_part(
+                Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=n, Body=data
+            )["ETag"],
+        }
+        for n, data in enumerate(small, start=1)
+    ]
+    with pytest.raises(ClientError) as too_small:
+        s3.complete_multipart_upload(
+            Bucket="Upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+    assert error_code(too_small) == "EntityTooSmall"
+    wrong = [{"PartNumber": 1, "ETag": '"0123456789abcdef0123456789abcdef"'}]
+    with pytest.raises(ClientError) as bad_etag:
+        s3.complete_multipart_upload(
+            Bucket="Upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": wrong}
+        )
+    assert error_code(bad_etag) == "InvalidPart"
+
+    s3.abort_multipart_upload(Bucket="Upload", Key=key, UploadId=upload_id)
+    with pytest.raises(ClientError) as gone:
+        s3.list_parts(Bucket="Upload", Key=key, UploadId=upload_id)
+    assert error_code(gone) == "NoSuchUpload"
+    assert not target.sandbox.object_path(prefix, "big.mp4").exists()
+
+
+@pytest.mark.parametrize("signature", SIGNATURES, ids=["s3", "s3v4", "unsigned"])
+def test_injected_part_failure(target: Target, signature: Any) -> None:
+    s3 = target.client(signature)
+    prefix = target.new_upload()
+    key = f"{prefix}/v.mp4"
+    upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+    target.sandbox.fail_parts(1, status=503)
+    with pytest.raises(ClientError) as failed:
+        s3.upload_part(Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 10)
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert target.sandbox.bytes_received == 0
+    s3.upload_part(Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=1, Body=b"x" * 10)
+    assert target.sandbox.bytes_received == 10
+    assert target.sandbox.upload_part_requests == 2
+    listed = s3.list_parts(Bucket="Upload", Key=key, UploadId=upload_id)
+    assert [p["Size"] for p in listed["Parts"]] == [10]
+
+
+def test_unknown_or_closed_prefix(target: Target) -> None:
+    s3 = target.client()
+    with pytest.raises(ClientError) as unknown:
+        s3.create_multipart_upload(Bucket="Upload", Key="no-such-upload/v.mp4")
+    assert unknown.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    with pytest.raises(ClientError) as escape:
+        s3.put_object(Bucket="Upload", Key=f"{target.new_upload()}/../../etc/x", Body=b"x")
+    assert escape.value.response["ResponseMetadata"]["HTTPStatusCode"] in (400, 404)
+
+
+def test_content_md5_is_verified(target: Target) -> None:
+    prefix = target.new_upload()
+    url = f"{target.url}/Panopto/Upload/{prefix}/m.xml"
+    good = "XUFAKrxLKna5cZ2REBfFkg=="  # md5("hello")
+    assert httpx.put(url, content=b"hello", headers={"Content-MD5": good}).status_code == 200
+    bad = httpx.put(url, content=b"hellO", headers={"Content-MD5": good})
+    assert bad.status_code == 400 and "<Code>BadDigest</Code>" in bad.text
+
+
+def test_bandwidth_knob_caps_throughput(tmp_path: Path) -> None:
+    for target in serve(tmp_path, s3_bandwidth=4e6):
+        s3 = target.client()
+        prefix = target.new_upload()
+        started = time.monotonic()
+        s3.put_object(Bucket="Upload", Key=f"{prefix}/a.bin", Body=os.urandom(2_000_000))
+        elapsed = time.monotonic() - started
+        assert 0.4 <= elapsed < 5, elapsed
+
+
+def test_latency_knob(tmp_path: Path) -> None:
+    for target in serve(tmp_path, s3_latency=0.2):
+        s3 = target.client()
+        prefix = target.new_upload()
+        started = time.monotonic()
+        s3.put_object(Bucket="Upload", Key=f"{prefix}/a.bin", Body=b"x")
+        assert time.monotonic() - started >= 0.2
+
+
+def test_token_bucket_is_shared() -> None:
+    bucket = TokenBucket(1000.0)
+    waits = [bucket.reserve(100) for _ in range(10)]
+    assert waits[-1] == pytest.approx(1.0, abs=0.05)
+
+
+def test_part_body_is_streamed_not_buffered(target: Target) -> None:
+    """A 20 MiB part sent chunked never makes the server hold more than a few MiB."""
+    s3 = target.client()
+    prefix = target.new_upload()
+    key = f"{prefix}/stream.bin"
+    upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+    block = os.urandom(64 * 1024)
+    count = 20 * MiB // len(block)
+
+    def body() -> Iterator[bytes]:
+        for _ in range(count):
+            yield block
+
+    tracemalloc.start()
+    try:
+        response = httpx.put(
+            f"{target.url}/Panopto/Upload/{key}",
+            params={"partNumber": 1, "uploadId": upload_id},
+            content=body(),
+            timeout=30,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 200, response.text
+    assert target.sandbox.bytes_received == count * len(block)
+    assert peak < 8 * MiB, peak
+
+
+def test_boto3_retries_an_injected_failure(target: Target) -> None:
+    """With boto3's own retries, an injected 500 costs one extra request and nothing else."""
+    config = Config(
+        signature_version="s3v4",
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"},
+        retries={"mode": "standard", "total_max_attempts": 3},
+    )
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"{target.url}/Panopto",
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+        region_name="us-east-1",
+        config=config,
+    )
+    prefix = target.new_upload()
+    key = f"{prefix}/v.mp4"
+    upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+    target.sandbox.fail_parts(1)
+    s3.upload_part(Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=1, Body=b"y" * 100)
+    assert target.sandbox.upload_part_requests == 2
+    assert target.sandbox.bytes_received == 100
+
+
+def test_refused_bodies_leave_the_connection_usable(target: Target) -> None:
+    """Without Expect: 100-continue, a refused body is drained and the connection reused."""
+    prefix = target.new_upload()
+    created = httpx.post(f"{target.url}/Panopto/Upload/{prefix}/v.mp4?uploads")
+    upload_id = created.text.split("<UploadId>")[1].split("</UploadId>")[0]
+    part_url = f"{target.url}/Panopto/Upload/{prefix}/v.mp4"
+    params = {"partNumber": "1", "uploadId": upload_id}
+    block = b"z" * (1024 * 1024)
+
+    def oversized() -> Iterator[bytes]:  # chunked: no Content-Length to refuse early
+        for _ in range(MAX_PART_SIZE // len(block) + 1):
+            yield block
+
+    with httpx.Client(timeout=30) as http:
+        target.sandbox.fail_parts(1, 500)
+        failed = http.put(part_url, params=params, content=b"a" * 5000)
+        assert failed.status_code == 500 and "<Code>InternalError</Code>" in failed.text
+        too_big = http.put(part_url, params=params, content=oversized())
+        assert too_big.status_code == 400 and "EntityTooLarge" in too_big.text
+        ok = http.put(part_url, params=params, content=b"a" * 5000)
+        assert ok.status_code == 200
+        assert ok.headers["ETag"] == f'"{hashlib.md5(b"a" * 5000).hexdigest()}"'  # noqa: S324
+    assert target.sandbox.bytes_received == 5000
