@@ -70,6 +70,11 @@ def bench_process(runs: int) -> None:
         env = _seed_store(home)
         variants = {
             "baseline: python -c 'import vidauth'": [sys.executable, "-c", "import vidauth"],
+            "floor: python -c 'import sqlite3, cryptography.fernet'": [
+                sys.executable,
+                "-c",
+                "import vidauth, sqlite3, cryptography.fernet",
+            ],
             "vidauth token (cached)": [str(BIN / "vidauth"), "token"],
             "vidauth token --min-validity 60 (full CLI path)": [
                 str(BIN / "vidauth"),
