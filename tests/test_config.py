@@ -8,22 +8,6 @@ from vidauth.config import load_settings, normalize_server, validate_redirect_ur
 from vidauth.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in (
-        "PANOPTO_SERVER",
-        "PANOPTO_CLIENT_ID",
-        "PANOPTO_CLIENT_SECRET",
-        "PANOPTO_REDIRECT_URI",
-        "VIDAUTH_HOME",
-        "VIDAUTH_DATABASE_URL",
-        "VIDAUTH_SECRET_KEY",
-        "VIDAUTH_PROFILE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 @pytest.mark.parametrize(
     ("given", "expected"),
     [
@@ -79,7 +63,7 @@ def test_redirect_uri_rejects(hostile: str) -> None:
 def test_precedence_flag_over_env_over_dotenv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / ".env").write_text(
+    (Path.cwd() / ".env").write_text(
         "PANOPTO_SERVER=dotenv.example.com\nPANOPTO_CLIENT_ID=from-dotenv\n"
         "PANOPTO_CLIENT_SECRET=dotenv-secret\n"
     )
@@ -104,7 +88,7 @@ def test_env_file_flag(tmp_path: Path) -> None:
 
 
 def test_secret_never_in_repr(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(
+    (Path.cwd() / ".env").write_text(
         "PANOPTO_SERVER=x.example.com\nPANOPTO_CLIENT_ID=a\nPANOPTO_CLIENT_SECRET=s3cr3t-value\n"
     )
     settings = load_settings()
@@ -128,7 +112,7 @@ def test_secret_never_in_repr(tmp_path: Path) -> None:
     ],
 )
 def test_missing_settings_name_the_variable(tmp_path: Path, content: str, variable: str) -> None:
-    (tmp_path / ".env").write_text(content)
+    (Path.cwd() / ".env").write_text(content)
     with pytest.raises(ConfigError) as info:
         load_settings().profile()
     message = str(info.value)

@@ -17,10 +17,19 @@ from vidauth.store.migrate import HEAD_REVISION, alembic_config, current_revisio
 
 
 def _grant(store: TokenStore, access: str = "access-1", refresh: str | None = "refresh-1") -> int:
-    info = store.save_grant(profile_key="panopto|https://p.example.com|c", subject="sub-1",
-                            username="alice", server="https://p.example.com", client_id="c",
-                            tokens=TokenSet(access_token=access, refresh_token=refresh,
-                                            expires_at=time.time() + 3600, scope="openid api"))
+    info = store.save_grant(
+        profile_key="panopto|https://p.example.com|c",
+        subject="sub-1",
+        username="alice",
+        server="https://p.example.com",
+        client_id="c",
+        tokens=TokenSet(
+            access_token=access,
+            refresh_token=refresh,
+            expires_at=time.time() + 3600,
+            scope="openid api",
+        ),
+    )
     return info.id
 
 
@@ -34,9 +43,14 @@ def test_head_constant_matches_alembic(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_round_trip_and_versioning(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    url = (request.getfixturevalue("postgres_url") if backend == "postgres"
-           else f"sqlite:///{tmp_path / 'x.db'}")
+def test_round_trip_and_versioning(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'x.db'}"
+    )
     store = TokenStore.open(Database(url), tmp_path, ())
     account_id = _grant(store)
     again = _grant(store, access="access-2", refresh="refresh-2")
@@ -107,5 +121,6 @@ def test_concurrent_key_creation_agrees(tmp_path: Path) -> None:
 def test_token_set_parses_string_expiry() -> None:
     tokens = TokenSet.from_response({"access_token": "a", "expires_in": "86400"}, now=1000.0)
     assert tokens.expires_at == 87400.0
-    assert "zq-secret-value" not in repr(TokenSet(access_token="zq-secret-value",
-                                                  refresh_token="zq-secret-value"))
+    assert "zq-secret-value" not in repr(
+        TokenSet(access_token="zq-secret-value", refresh_token="zq-secret-value")
+    )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import threading
 from pathlib import Path
 
 from vidauth.sandbox.config import SandboxConfig
 from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
-from vidauth.sandbox.server import SandboxServer, describe
+from vidauth.sandbox.server import SandboxServer, serve_until_interrupted
 
 
 class FullSandbox(SandboxServer):
@@ -72,17 +71,10 @@ def run_sandbox_cli(
         s3_latency=s3_latency,
         s3_bandwidth=s3_bandwidth_mb * 1e6 if s3_bandwidth_mb else None,
     )
-    server.start()
-    print(describe(server), flush=True)
-    print(
-        f"  panopto:   REST {server.url}/Panopto/api/v1/, uploads "
-        f"{server.url}/Panopto/PublicAPI/REST/sessionUpload",
-        flush=True,
+    serve_until_interrupted(
+        server,
+        describe_extra=(
+            "  panopto:   REST {url}/Panopto/api/v1/,"
+            " uploads {url}/Panopto/PublicAPI/REST/sessionUpload",
+        ),
     )
-    print("Press Ctrl-C to stop.", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()

@@ -79,11 +79,20 @@ def describe(server: SandboxServer) -> str:
 
 def run_sandbox(config: SandboxConfig, out: TextIO | None = None) -> None:
     """Serve the sandbox until Ctrl-C, after printing its URL, issuer, client and redirect URI."""
+    serve_until_interrupted(SandboxServer(config), describe_extra=(), out=out)
+
+
+def serve_until_interrupted(
+    server: SandboxServer, describe_extra: tuple[str, ...] = (), out: TextIO | None = None
+) -> None:
+    """Start ``server``, print what a developer needs, and serve until Ctrl-C."""
     import sys
 
     stream = out or sys.stdout
-    server = SandboxServer(config).start()
+    server.start()
     print(describe(server), file=stream, flush=True)
+    for line in describe_extra:
+        print(line.format(url=server.url), file=stream, flush=True)
     print("Press Ctrl-C to stop.", file=stream, flush=True)
     try:
         threading.Event().wait()

@@ -111,13 +111,8 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in a (deferred) transaction, committed on success."""
-        with self.sessions() as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        with self.sessions() as session, _committing(session):
+            yield session
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:
@@ -129,19 +124,25 @@ class Database:
         if self.is_sqlite:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
         try:
-            with Session(bind=conn, expire_on_commit=False) as session:
-                try:
-                    yield session
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
+            with Session(bind=conn, expire_on_commit=False) as session, _committing(session):
+                yield session
         finally:
             conn.close()
 
     def dispose(self) -> None:
         """Close pooled connections (tests, shutdown, after fork)."""
         self.engine.dispose()
+
+
+@contextmanager
+def _committing(session: Session) -> Iterator[None]:
+    """Commit when the block succeeds, roll back when it raises."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,56 @@
+"""``vidauth sandbox`` as a developer runs it: a process serving discovery and the REST API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import httpx
+
+
+def test_sandbox_command_serves_until_interrupted() -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vidauth",
+            "sandbox",
+            "--port",
+            "0",
+            "--redirect-uri",
+            "http://127.0.0.1:9999/cb",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        url = lines[0].split()[-1]
+        assert url.startswith("http://127.0.0.1:")
+        assert any("http://127.0.0.1:9999/cb" in line for line in lines)
+        doc = httpx.get(f"{url}/Panopto/oauth2/.well-known/openid-configuration").json()
+        assert doc["issuer"] == f"{url}/Panopto/oauth2"
+        assert httpx.get(f"{url}/Panopto/api/v1/folders/search?searchQuery=x").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    assert proc.returncode == 0
+
+
+def test_sandbox_refuses_non_loopback_host() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "vidauth", "sandbox", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "loopback" in done.stderr
