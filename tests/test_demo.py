@@ -13,8 +13,14 @@ def test_demo_runs_clean_without_any_configuration(tmp_path: object) -> None:
     env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     # a hostile .env in the working directory must not leak into the demo
     (tmp_path / ".env").write_text("PANOPTO_SERVER=http://evil.example.com\n")  # type: ignore[operator]
-    done = subprocess.run([sys.executable, "-m", "vidauth", "demo"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "vidauth", "demo"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     text = done.stdout + done.stderr
     assert "Signed out" in text and "Demo finished" in text
