@@ -146,6 +146,10 @@ def test_wrong_key_with_tokens_present_exit_2(sandbox: SandboxSetup, tmp_path: P
     r = vidauth("status", env=env)
     assert r.returncode == 2 and "no key" in r.stderr
     assert not key_file.exists(), "a new key must not be generated over existing tokens"
+    r = vidauth("logout", "--all", env=env)
+    assert r.returncode == 0 and "Deleted 1 account" in r.stderr
+    r = vidauth("status", env=env)  # a fresh start: a new key, nobody signed in
+    assert r.returncode == 3 and "Not signed in" in r.stderr
 
 
 def test_key_file_is_private(sandbox: SandboxSetup, tmp_path: Path) -> None:

@@ -221,8 +221,33 @@ def logout(
         bool, typer.Option("--revoke", help="Also revoke the tokens at the server.")
     ] = False,
     account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+    all_accounts: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Delete every account in the store, "
+            "without decrypting (e.g. after losing the key).",
+        ),
+    ] = False,
 ) -> None:
     """Delete the local tokens (and with --revoke, revoke them at the server first)."""
+    if all_accounts:
+        from vidauth.config import load_settings
+        from vidauth.errors import UsageError
+        from vidauth.store import Database, TokenStore
+
+        if revoke or account:
+            raise UsageError(
+                "--all deletes local tokens only: drop --revoke/--account, or sign "
+                "out accounts one by one with --revoke"
+            )
+        db = Database(load_settings(**_options.flags()).database_url)
+        try:
+            count = TokenStore.forget_all(db)
+        finally:
+            db.dispose()
+        err.print(f"Deleted {count} account(s) and their tokens from the local store.")
+        return
     with _vidauth() as va:
         info = va.logout(account, revoke=revoke)
     done = "revoked and deleted" if revoke else "deleted"

@@ -48,7 +48,7 @@ def test_sandbox_command_serves_until_interrupted() -> None:
 
 def test_sandbox_refuses_non_loopback_host() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "vidauth", "sandbox", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "vidauth", "sandbox", "--host", "0.0.0.0"],  # noqa: S104
         capture_output=True,
         text=True,
         timeout=30,

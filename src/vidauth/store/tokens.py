@@ -281,6 +281,20 @@ class TokenStore:
             session.execute(delete(Token).where(Token.account_id == account_id))
             session.execute(delete(Account).where(Account.id == account_id))
 
+    @staticmethod
+    def forget_all(db: Database) -> int:
+        """Delete every account and grant without decrypting anything (works with a lost key).
+
+        Returns how many accounts were deleted.
+        """
+        db.migrate()
+        with db.write_session() as session:
+            count = session.scalar(select(func.count()).select_from(Account)) or 0
+            session.execute(delete(Token))
+            session.execute(delete(Account))
+            session.add(AuditEvent(account_id=None, event="logged_out", detail=f"all ({count})"))
+        return int(count)
+
     def audit_events(self, account_id: int | None = None) -> list[tuple[str, str | None]]:
         """(event, detail) pairs, oldest first."""
         with self.db.session() as session:
