@@ -42,33 +42,29 @@ def test_fastpath_matches_full_path(sandbox: SandboxSetup, monkeypatch: pytest.M
 
 def test_fastpath_reads_the_store(sandbox: SandboxSetup, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same store and key as the full path, seen through an https profile key."""
+    import time
+
     from vidauth.store import Database, TokenSet, TokenStore
 
     home = sandbox.home
     store = TokenStore.open(Database(f"sqlite:///{home / 'vidauth.db'}"), home, ())
-    key = "panopto|https://panopto.example.com|client-1"
-    import time
 
-    store.save_grant(
-        profile_key=key,
-        subject="s",
-        username="u",
-        server="https://panopto.example.com",
-        client_id="client-1",
-        tokens=TokenSet(access_token="tok-123456", expires_at=time.time() + 3600),
-    )
+    def store_token(value: str, lifetime: float) -> None:
+        store.save_grant(
+            profile_key="panopto|https://panopto.example.com|client-1",
+            subject="s",
+            username="u",
+            server="https://panopto.example.com",
+            client_id="client-1",
+            tokens=TokenSet(access_token=value, expires_at=time.time() + lifetime),
+        )
+
+    store_token("tok-123456", 3600)
     monkeypatch.setenv("PANOPTO_SERVER", "panopto.example.com")
     monkeypatch.setenv("PANOPTO_CLIENT_ID", "client-1")
     monkeypatch.setenv("VIDAUTH_HOME", str(home))
     assert cached_token() == "tok-123456"
-    store.save_grant(
-        profile_key=key,
-        subject="s",
-        username="u",
-        server="https://panopto.example.com",
-        client_id="client-1",
-        tokens=TokenSet(access_token="tok-expiring", expires_at=time.time() + 30),
-    )
+    store_token("tok-expiring", 30)
     assert cached_token() is None  # fewer than 60 s left: the full path refreshes
     monkeypatch.setenv("VIDAUTH_PROFILE", "other")
     assert cached_token() is None
