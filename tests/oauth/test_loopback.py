@@ -69,6 +69,28 @@ def test_port_in_use_is_one_clear_line() -> None:
     assert f"port {port}" in message and "PANOPTO_REDIRECT_URI" in message and "\n" not in message
 
 
+def test_second_live_listener_on_the_port_fails() -> None:
+    port = free_port()
+    with LoopbackListener(f"http://127.0.0.1:{port}/redirect", "s1"):
+        with pytest.raises(ConfigError) as info:
+            LoopbackListener(f"http://127.0.0.1:{port}/redirect", "s2").start()
+    assert f"port {port}" in str(info.value)
+
+
+def test_listener_can_start_again_right_after_a_sign_in() -> None:
+    # The first redirect leaves the server side of its connection in TIME_WAIT; signing in again
+    # at once (e.g. another profile) must still be able to bind the port.
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}/redirect"
+    for round_ in range(3):
+        state = f"s{round_}"
+        with LoopbackListener(uri, state) as listener:
+            page = httpx.get(uri, params={"code": "c", "state": state})
+            assert page.status_code == 200
+            result = listener.wait(1)
+            assert result is not None and result.code == "c"
+
+
 def test_binds_loopback_only() -> None:
     port = free_port()
     with LoopbackListener(f"http://localhost:{port}/redirect", "s") as listener:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hmac
 import html
+import os
 import socket
 import threading
 from dataclasses import dataclass
@@ -138,7 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = False  # a second listener on the same port must fail, not share
+    # On POSIX, SO_REUSEADDR only lets us bind over connections lingering in TIME_WAIT from the
+    # previous sign-in; a second live listener on the port still fails. On Windows the same flag
+    # would let another process share the port, so it stays off there.
+    allow_reuse_address = os.name == "posix"
 
     def __init__(
         self, address: tuple[str, int], family: socket.AddressFamily, listener: LoopbackListener
