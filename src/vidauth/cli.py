@@ -121,43 +121,129 @@ def login(
         ),
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the sign-in.", min=1)] = 300,
+    client_credentials: Annotated[
+        bool,
+        typer.Option(
+            "--client-credentials", help="Sign the application in (no user; renewed automatically)."
+        ),
+    ] = False,
+    username: Annotated[
+        str | None,
+        typer.Option(
+            "--username", help="Password sign-in as this user (ID provider: 'NetID\\john')."
+        ),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password", help="env:NAME or file:PATH holding the password (else you are asked)."
+        ),
+    ] = None,
+    application_key: Annotated[
+        str | None,
+        typer.Option(
+            "--application-key",
+            help="env:NAME or file:PATH holding a Panopto ID provider's application key.",
+        ),
+    ] = None,
+    device: Annotated[
+        bool,
+        typer.Option("--device", help="Sign in on another device with a code (RFC 8628)."),
+    ] = False,
 ) -> None:
-    """Sign in: prints a link, receives the redirect on the loopback address, stores tokens."""
-    from vidauth.oauth.authorization_code import stdin_if_interactive
+    """Sign in: prints a link, receives the redirect on the loopback address, stores tokens.
 
+    Other grants: --client-credentials, --username (password or ID provider), --device.
+    """
+    from vidauth.errors import UsageError
+
+    modes = [client_credentials, username is not None, device]
+    if sum(modes) > 1:
+        raise UsageError("choose one of --client-credentials, --username and --device")
+    if (password or application_key) and username is None:
+        raise UsageError("--password and --application-key go with --username NAME")
+    if password and application_key:
+        raise UsageError("give --password or --application-key, not both")
     with _vidauth() as va:
-        va.store  # noqa: B018 - open the store (and fail on a bad key) before the browser opens
-
-        def announce(text: str) -> None:
-            if text.startswith(("http://", "https://")):
-                err.print("Open this link to sign in:", style="bold")
-                err.print(text, markup=False, highlight=False)
-                if no_browser:
-                    err.print(
-                        "Waiting for the redirect; on another machine, paste the address "
-                        "the browser ends on here."
-                    )
-                else:
-                    err.print("Waiting for you to finish in the browser…")
-            else:
-                err.print(text, markup=False, highlight=False)
-
-        def open_browser(url: str) -> None:
-            if not webbrowser.open(url):
-                err.print("Could not open a browser: open the link yourself.")
-
-        account = va.login(
-            open_browser=None if no_browser else open_browser,
-            announce=announce,
-            timeout=timeout,
-            paste_from=stdin_if_interactive() if no_browser else None,
-        )
+        va.store  # noqa: B018 - open the store (and fail on a bad key) before anything else
+        if client_credentials:
+            account = va.login_client_credentials()
+        elif username is not None:
+            account = _login_password(va, username, password, application_key)
+        elif device:
+            account = va.login_device(_announce_device)
+        else:
+            account = _login_browser(va, no_browser=no_browser, timeout=timeout)
         who = account.username or account.subject
         err.print(
             f"Signed in as {who} to {account.server or va.profile.name}; token valid "
             f"until {_when(account.expires_at)}.",
             markup=False,
         )
+
+
+def _login_browser(va: Any, *, no_browser: bool, timeout: float) -> Any:
+    from vidauth.oauth.authorization_code import stdin_if_interactive
+
+    def announce(text: str) -> None:
+        if text.startswith(("http://", "https://")):
+            err.print("Open this link to sign in:", style="bold")
+            err.print(text, markup=False, highlight=False)
+            if no_browser:
+                err.print(
+                    "Waiting for the redirect; on another machine, paste the address "
+                    "the browser ends on here."
+                )
+            else:
+                err.print("Waiting for you to finish in the browser…")
+        else:
+            err.print(text, markup=False, highlight=False)
+
+    def open_browser(url: str) -> None:
+        if not webbrowser.open(url):
+            err.print("Could not open a browser: open the link yourself.")
+
+    return va.login(
+        open_browser=None if no_browser else open_browser,
+        announce=announce,
+        timeout=timeout,
+        paste_from=stdin_if_interactive() if no_browser else None,
+    )
+
+
+def _login_password(
+    va: Any, username: str, password: str | None, application_key: str | None
+) -> Any:
+    """Password or ID-provider sign-in; secrets only from references or a hidden prompt."""
+    from vidauth.config import Secret
+    from vidauth.profiles import resolve_reference
+
+    key_ref = application_key or (None if password else va.profile.application_key)
+    if key_ref:
+        key = resolve_reference(key_ref, "--application-key", allow_literal=False)
+        account = va.login_password(username, application_key=key)
+        if key_ref != va.profile.application_key:
+            err.print(
+                f"Note: to renew this sign-in automatically, add application_key = "
+                f'"{key_ref}" to the profile (PANOPTO_APPLICATION_KEY for the default one).',
+                markup=False,
+            )
+        return account
+    if password:
+        secret = resolve_reference(password, "--password", allow_literal=False)
+    else:
+        secret = Secret(typer.prompt(f"Password for {username}", hide_input=True, err=True))
+    return va.login_password(username, secret)
+
+
+def _announce_device(started: Any) -> None:
+    err.print("To sign in, open this address on any device:", style="bold")
+    err.print(started.verification_uri, markup=False, highlight=False)
+    err.print(f"and enter the code: {started.user_code}", markup=False, highlight=False)
+    if started.verification_uri_complete:
+        err.print("or open directly:", markup=False)
+        err.print(started.verification_uri_complete, markup=False, highlight=False)
+    err.print(f"Waiting for approval (the code expires in {started.expires_in:g} s)…")
 
 
 @app.command()

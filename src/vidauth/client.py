@@ -8,16 +8,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any, TextIO
 
 import httpx
 
-from vidauth.config import Profile, Settings, load_settings
+from vidauth.config import Profile, Secret, Settings, load_settings
 from vidauth.errors import SignInRequired, UsageError
 from vidauth.http import BearerAuth, RetryPolicy, build_client
 from vidauth.oauth.authorization_code import AuthorizationRequest, receive_redirect
+from vidauth.oauth.device import DeviceAuthorization
 from vidauth.oauth.identity import identify
 from vidauth.oauth.manager import Regrant, TokenManager
 from vidauth.oauth.token_endpoint import TokenEndpoint
@@ -45,8 +47,15 @@ class Vidauth:
 
     @cached_property
     def profile(self) -> Profile:
-        """The selected profile (validated)."""
-        return self._profile or self.settings.profile()
+        """The selected profile (validated; endpoints completed from discovery when needed)."""
+        from dataclasses import replace
+
+        from vidauth.oauth.oidc import complete_endpoints, needs_discovery
+
+        profile = self._profile or self.settings.profile()
+        if needs_discovery(profile.endpoints):
+            profile = replace(profile, endpoints=complete_endpoints(profile.endpoints, self.http))
+        return profile
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:
@@ -108,13 +117,76 @@ class Vidauth:
         )
         return self.save(tokens, nonce=request.nonce, grant_type="authorization_code")
 
-    def save(self, tokens: TokenSet, *, nonce: str | None, grant_type: str) -> AccountInfo:
-        """Identify the grant's owner (validating any ID token) and store it."""
+    def login_client_credentials(self) -> AccountInfo:
+        """Sign the application itself in (client credentials); renewed automatically."""
+        from vidauth.oauth import grants
+
+        tokens = grants.client_credentials(self.token_endpoint, self.profile)
+        return self.store.save_grant(
+            profile_key=self.profile.key,
+            subject=grants.client_subject(self.profile),
+            username=None,
+            server=self.profile.server,
+            client_id=self.profile.client_id,
+            tokens=tokens,
+            grant_type=grants.CLIENT_CREDENTIALS,
+        )
+
+    def login_password(
+        self,
+        username: str,
+        password: Secret | None = None,
+        *,
+        application_key: Secret | None = None,
+    ) -> AccountInfo:
+        """Resource-owner password sign-in, or with ``application_key`` Panopto's ID-provider
+        grant (renewed automatically from the profile's application key reference)."""
+        from vidauth.oauth import grants
+
+        if application_key is not None:
+            tokens = grants.id_provider(
+                self.token_endpoint, self.profile, username, application_key
+            )
+            return self.save(
+                tokens, nonce=None, grant_type=grants.ID_PROVIDER, username=username.strip()
+            )
+        if password is None:
+            raise UsageError("a password sign-in needs a password (or an application key)")
+        tokens = grants.password(self.token_endpoint, self.profile, username, password)
+        return self.save(tokens, nonce=None, grant_type=grants.PASSWORD)
+
+    def login_device(
+        self,
+        announce: Callable[[DeviceAuthorization], None],
+        *,
+        sleep: Callable[[float], None] | None = None,
+    ) -> AccountInfo:
+        """The device authorization grant (RFC 8628): ``announce`` shows the code and URL."""
+        from vidauth.oauth import device
+
+        started = device.start(self.token_endpoint, self.profile)
+        announce(started)
+        tokens = device.poll(self.token_endpoint, started, sleep=sleep or time.sleep)
+        return self.save(tokens, nonce=None, grant_type="device_code")
+
+    def save(
+        self,
+        tokens: TokenSet,
+        *,
+        nonce: str | None,
+        grant_type: str,
+        username: str | None = None,
+    ) -> AccountInfo:
+        """Identify the grant's owner (validating any ID token) and store it.
+
+        ``username`` replaces the name shown (the ID-provider grant keeps the login name, which
+        it needs to renew the grant).
+        """
         who = identify(self.profile, tokens, self.http, nonce)
         return self.store.save_grant(
             profile_key=self.profile.key,
             subject=who.subject,
-            username=who.username,
+            username=username or who.username,
             server=self.profile.server,
             client_id=self.profile.client_id,
             tokens=tokens,
@@ -135,14 +207,14 @@ class Vidauth:
         return info
 
     def token_manager(self, subject: str | None = None, **options: Any) -> TokenManager:
-        """A TokenManager for the account."""
-        return TokenManager(
-            self.store,
-            self.token_endpoint,
-            self.account(subject).id,
-            regrant=self.regrant,
-            **options,
+        """A TokenManager for the account (with the regrant its grant type allows)."""
+        from vidauth.oauth.grants import regrant_for
+
+        info = self.account(subject)
+        regrant = self.regrant or regrant_for(
+            info.grant_type, self.token_endpoint, self.profile, info.username
         )
+        return TokenManager(self.store, self.token_endpoint, info.id, regrant=regrant, **options)
 
     def api_client(
         self, subject: str | None = None, *, min_validity: float = 300.0, **options: Any

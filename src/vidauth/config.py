@@ -33,6 +33,8 @@ class EnvSettings(BaseSettings):
     panopto_client_id: str | None = None
     panopto_client_secret: SecretStr | None = None
     panopto_redirect_uri: str | None = None
+    #: Where the Panopto ID provider's application key is: ``env:NAME`` or ``file:PATH``.
+    panopto_application_key: str | None = None
     vidauth_home: str | None = None
     vidauth_database_url: str | None = None
     vidauth_secret_key: SecretStr | None = None
@@ -69,6 +71,11 @@ class Profile:
     client_auth: str = "client_secret_post"
     pkce: bool = False
     authorize_params: dict[str, str] = field(default_factory=dict)
+    #: A reference (``env:NAME`` / ``file:PATH``) to a Panopto ID provider's application key;
+    #: never the key itself. Resolved only when a grant needs it.
+    application_key: str | None = None
+    #: Where the profile was defined (a vidauth.toml path, or ``.env/environment``).
+    source: str = ".env/environment"
 
     @property
     def key(self) -> str:
@@ -256,4 +263,5 @@ def resolve_profile(raw: EnvSettings, name: str = DEFAULT_PROFILE) -> Profile:
         endpoints=provider.endpoints(server),
         client_auth=provider.client_auth,
         pkce=provider.pkce,
+        application_key=raw.panopto_application_key or None,
     )

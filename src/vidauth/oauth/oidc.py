@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from vidauth.errors import AuthorizationDenied, RemoteServiceError
+from vidauth.errors import AuthorizationDenied, ConfigError, RemoteServiceError
 from vidauth.http import check_url, transport_failure
 from vidauth.providers import Endpoints
 
@@ -63,6 +63,26 @@ def endpoints_from_discovery(doc: dict[str, Any], base: Endpoints | None = None)
         "jwks_uri": doc.get("jwks_uri"),
     }
     return replace(base, **{k: v for k, v in mapping.items() if v and not getattr(base, k)})
+
+
+def needs_discovery(endpoints: Endpoints) -> bool:
+    """True when endpoints a grant needs are missing but a discovery document can tell."""
+    return bool(endpoints.discovery_url) and not (endpoints.token_url and endpoints.authorize_url)
+
+
+def complete_endpoints(endpoints: Endpoints, client: httpx.Client) -> Endpoints:
+    """Fill missing endpoints from discovery; the document must name the configured issuer."""
+    if not needs_discovery(endpoints):
+        return endpoints
+    assert endpoints.discovery_url is not None
+    doc = discover(client, endpoints.discovery_url)
+    named = doc.get("issuer")
+    if endpoints.issuer and named != endpoints.issuer:
+        raise ConfigError(
+            f"the discovery document at {endpoints.discovery_url} names issuer {named!r}, not "
+            f"{endpoints.issuer!r}: set the profile's issuer to exactly the provider's issuer"
+        )
+    return endpoints_from_discovery(doc, endpoints)
 
 
 def _jwks(client: httpx.Client, jwks_uri: str, refresh: bool = False) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from vidauth.config import Profile
 from vidauth.errors import ConfigError, RemoteServiceError
 from vidauth.http import RETRY_EXTENSION, RETRYABLE_STATUS, raise_for_exhausted, transport_failure
-from vidauth.oauth.errors import oauth_error
+from vidauth.oauth.errors import RETRYABLE_ERRORS, oauth_error
 from vidauth.store.tokens import TokenSet
 
 
@@ -45,6 +45,15 @@ class TokenEndpoint:
         )
         return TokenSet.from_response(self._post(body, retry=retry, during=during))
 
+    def post_form(
+        self, url: str, params: dict[str, Any], *, retry: str, during: str, require: str
+    ) -> dict[str, Any]:
+        """POST form ``params`` to another endpoint of the server (device authorization) with
+        the same client authentication; the JSON answer must carry ``require``."""
+        body = prepare_token_request("x", **{k: v for k, v in params.items() if v is not None})
+        body = "&".join(p for p in body.split("&") if not p.startswith("grant_type="))
+        return self._post(body, retry=retry, during=during, url=url, require=require)
+
     def _post(
         self,
         body: str,
@@ -53,6 +62,7 @@ class TokenEndpoint:
         during: str,
         url: str | None = None,
         auth_method: str | None = None,
+        require: str = "access_token",
     ) -> dict[str, Any]:
         url = url or self.token_url
         headers = {
@@ -67,14 +77,16 @@ class TokenEndpoint:
             )
         except httpx.TransportError as exc:
             raise transport_failure(exc, during) from None
-        return self._parse(response, during)
+        return self._parse(response, during, require)
 
-    def _parse(self, response: httpx.Response, during: str) -> dict[str, Any]:
+    def _parse(
+        self, response: httpx.Response, during: str, require: str = "access_token"
+    ) -> dict[str, Any]:
         try:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             data = None
-        if response.is_success and isinstance(data, dict) and data.get("access_token"):
+        if response.is_success and isinstance(data, dict) and data.get(require):
             return data
         if isinstance(data, dict) and isinstance(data.get("error"), str):
             hint = None
@@ -87,15 +99,23 @@ class TokenEndpoint:
                     "the code was refused; some servers (Panopto) reject PKCE together with a "
                     "client secret: set pkce = false for this profile, then sign in again"
                 )
-            raise oauth_error(
-                data["error"], data.get("error_description"), during=during, hint=hint
+            error = oauth_error(
+                data["error"],
+                data.get("error_description"),
+                during=during,
+                hint=hint,
+                redirect_uri=self.profile.redirect_uri,
             )
+            if response.status_code in RETRYABLE_STATUS or error.error in RETRYABLE_ERRORS:
+                raise RemoteServiceError(f"{error.message} (HTTP {response.status_code})")
+            raise error
         raise_for_exhausted(response, during)
         if response.status_code in RETRYABLE_STATUS:  # pragma: no cover - raised above
             raise RemoteServiceError(f"{during} failed: HTTP {response.status_code}")
-        kind = "a non-JSON answer" if data is None else "an answer without access_token"
+        kind = "a non-JSON answer" if data is None else f"an answer without {require}"
+        where = str(response.request.url.copy_with(query=None))
         raise RemoteServiceError(
-            f"{during} failed: {self.token_url} gave HTTP {response.status_code} with {kind}; "
+            f"{during} failed: {where} gave HTTP {response.status_code} with {kind}; "
             "check the token endpoint (vidauth doctor)"
         )
 
@@ -171,4 +191,3 @@ class TokenEndpoint:
             raise oauth_error(data["error"], data.get("error_description"), during="revoking")
         raise_for_exhausted(response, "revoking the token")
         raise RemoteServiceError(f"revoking the token failed: HTTP {response.status_code}")
-

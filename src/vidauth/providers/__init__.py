@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from vidauth.errors import ConfigError
 from vidauth.providers.base import Endpoints, Provider
+from vidauth.providers.dot import DOT
+from vidauth.providers.generic import GENERIC
+from vidauth.providers.ingest import INGEST
+from vidauth.providers.oidc import OIDC
+from vidauth.providers.omniport import OMNIPORT
 from vidauth.providers.panopto import PANOPTO
 
-PROVIDERS: dict[str, Provider] = {PANOPTO.name: PANOPTO}
+PROVIDERS: dict[str, Provider] = {
+    p.name: p for p in (PANOPTO, INGEST, OMNIPORT, DOT, OIDC, GENERIC)
+}
 
 
 def get_provider(name: str) -> Provider:

@@ -1,0 +1,97 @@
+"""``vidauth profiles`` and ``vidauth doctor`` (registered by ``vidauth.cli``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "info": "[blue]i[/]"}
+
+
+def profiles(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the profiles (PANOPTO_* settings and vidauth.toml); secrets show only their source."""
+    from vidauth.cli import _options, err, out
+    from vidauth.config import load_settings
+    from vidauth.profiles import check_all, list_profiles
+
+    settings = load_settings(**_options.flags())
+    rows = list_profiles(settings.raw)
+    problems = check_all(settings.raw)
+    for row in rows:
+        row["selected"] = row["name"] == settings.profile_name
+        row["problem"] = problems.get(row["name"])
+    if as_json:
+        out.print_json(json.dumps({"selected": settings.profile_name, "profiles": rows}))
+        return
+    if not rows:
+        err.print(
+            "No profiles: set PANOPTO_SERVER/PANOPTO_CLIENT_ID/PANOPTO_CLIENT_SECRET in .env, "
+            "or add [profiles.NAME] tables to vidauth.toml."
+        )
+        raise typer.Exit(2)
+    table = Table(title="vidauth profiles")
+    for column in ("", "name", "provider", "server / issuer", "client id", "secret", "scope"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            "*" if row["selected"] else "",
+            row["name"] + (" [red](invalid)[/]" if row["problem"] else ""),
+            row["provider"],
+            row["where"] or "",
+            row["client_id"] or "",
+            row["client_secret"],
+            row["scope"] or "",
+        )
+    out.print(table)
+    for row in rows:
+        if row["problem"]:
+            err.print(f"{row['name']}: {row['problem']}", markup=False, highlight=False)
+
+
+def doctor(
+    profile: Annotated[
+        str | None, typer.Option("--profile", help="Profile to check (default: the selected one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check a profile end to end: configuration, server and TLS, discovery, client, clock,
+    redirect URI, store. Exits 2 when anything fails."""
+    from vidauth.cli import _options, out
+    from vidauth.config import load_settings
+    from vidauth.doctor import failed, run_doctor
+
+    flags = _options.flags()
+    if profile:
+        flags["vidauth_profile"] = profile
+    settings = load_settings(**flags)
+    checks = run_doctor(settings)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "profile": settings.profile_name,
+                    "ok": not failed(checks),
+                    "checks": [c.as_dict() for c in checks],
+                }
+            )
+        )
+    else:
+        table = Table(title=f"vidauth doctor — profile {settings.profile_name}")
+        for column in ("", "check", "result", "fix"):
+            table.add_column(column)
+        for c in checks:
+            table.add_row(_MARK.get(c.status, c.status), c.name, c.detail, c.fix or "")
+        out.print(table)
+    if failed(checks):
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``profiles`` and ``doctor`` to the CLI."""
+    app.command("profiles")(profiles)
+    app.command("doctor")(doctor)

@@ -1,0 +1,326 @@
+"""``vidauth doctor``: is this profile ready to sign in? One check per thing that can be wrong.
+
+Checks, in order: the configuration; the discovery document (where the provider has one); each
+server's reachability and TLS certificate (a real handshake with verification; plain http only on
+loopback, said as such); the clock against the server's ``Date``; whether the token endpoint
+accepts the client (a harmless ``authorization_code`` request with a bogus code: ``invalid_grant``
+means the client authenticated, ``invalid_client`` means it did not — never a real grant); the
+redirect URI and its port; and the token store and its key. Nothing here prints a secret.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import socket
+import ssl
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from vidauth._urls import is_loopback_host
+from vidauth.config import Profile, Settings
+from vidauth.errors import OAuthError, VidauthError
+from vidauth.http import RetryPolicy, build_client
+
+OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
+CLOCK_SKEW_WARN_S = 60.0
+PROBE_CODE = "vidauth-doctor-probe-not-a-real-code"
+TLS_TIMEOUT_S = 10.0
+_DISCOVERED = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "device_authorization_endpoint",
+    "revocation_endpoint",
+    "userinfo_endpoint",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist: what, how it went, details, and the fix when it failed."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return asdict(self)
+
+
+def failed(checks: list[Check]) -> bool:
+    """True when any check failed (the command then exits 2)."""
+    return any(c.status == FAIL for c in checks)
+
+
+def run_doctor(settings: Settings, *, probe_client: bool = True) -> list[Check]:
+    """Run every check for ``settings``' selected profile."""
+    checks: list[Check] = []
+    try:
+        profile = settings.profile()
+    except VidauthError as exc:
+        checks.append(Check("configuration", FAIL, exc.message, "fix the setting named above"))
+        return checks
+    where = profile.server or profile.endpoints.issuer or profile.endpoints.token_url
+    checks.append(
+        Check(
+            "configuration",
+            OK,
+            f"profile {profile.name!r} ({profile.provider.title}) at {where}, "
+            f"client {profile.client_id}, from {profile.source}",
+        )
+    )
+    policy = RetryPolicy(attempts=2, max_total=15.0)
+    with build_client(policy, timeout=15.0) as client:
+        profile, discovery_check = _discovery(profile, client)
+        if discovery_check:
+            checks.append(discovery_check)
+        checks.extend(_reachability(profile))
+        checks.append(_clock(profile, client))
+        if probe_client:
+            checks.append(_client_probe(profile, client))
+    checks.append(_redirect(profile))
+    checks.append(_store(settings, profile))
+    return checks
+
+
+# -- the checks ----------------------------------------------------------------------------
+
+
+def _discovery(profile: Profile, client: httpx.Client) -> tuple[Profile, Check | None]:
+    from vidauth.oauth.oidc import discover, endpoints_from_discovery
+
+    url = profile.endpoints.discovery_url
+    if not url:
+        return profile, None
+    try:
+        doc = discover(client, url)
+    except VidauthError as exc:
+        fatal = not profile.endpoints.token_url
+        return profile, Check(
+            "discovery",
+            FAIL if fatal else WARN,
+            exc.message,
+            "check the profile's issuer/server and that the provider publishes "
+            "/.well-known/openid-configuration",
+        )
+    issuer = doc.get("issuer")
+    if profile.endpoints.issuer and issuer != profile.endpoints.issuer:
+        return profile, Check(
+            "discovery",
+            FAIL,
+            f"{url} names issuer {issuer!r}, expected {profile.endpoints.issuer!r}",
+            "set the profile's issuer to exactly the provider's issuer",
+        )
+    endpoints = endpoints_from_discovery(doc, profile.endpoints)
+    found = [k for k in _DISCOVERED if doc.get(k)]
+    return replace(profile, endpoints=endpoints), Check(
+        "discovery", OK, f"{url}: issuer {issuer}; has {', '.join(found)}"
+    )
+
+
+def _origins(profile: Profile) -> list[str]:
+    seen: list[str] = []
+    for url in (profile.endpoints.authorize_url, profile.endpoints.token_url):
+        if url:
+            parts = urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in seen:
+                seen.append(origin)
+    return seen
+
+
+def _reachability(profile: Profile) -> list[Check]:
+    origins = _origins(profile)
+    if not origins:
+        return [Check("server", FAIL, "no endpoint to check", "set token_url / authorize_url")]
+    return [tls_check(origin) for origin in origins]
+
+
+def tls_check(origin: str) -> Check:
+    """Connect to ``origin``: for https a verified TLS handshake, for loopback http a TCP one."""
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    name = f"server {parts.netloc}"
+    try:
+        sock = socket.create_connection((host, port), timeout=TLS_TIMEOUT_S)
+    except OSError as exc:
+        return Check(
+            name,
+            FAIL,
+            f"cannot connect to {host}:{port} ({exc.strerror or type(exc).__name__})",
+            "check the server name, that it is running, and your network or proxy",
+        )
+    with sock:
+        if parts.scheme != "https":
+            note = "plain http on loopback (no TLS)" if is_loopback_host(host) else "plain http"
+            return Check(name, OK if is_loopback_host(host) else FAIL, f"reachable; {note}")
+        context = httpx.create_ssl_context()
+        try:
+            with context.wrap_socket(sock, server_hostname=host) as tls:
+                cert = tls.getpeercert() or {}
+                version = tls.version()
+        except ssl.SSLCertVerificationError as exc:
+            return Check(
+                name,
+                FAIL,
+                f"TLS certificate not valid: {exc.verify_message or exc.reason}",
+                "the server must present a valid certificate for this host name; behind a "
+                "corporate proxy set SSL_CERT_FILE to its CA bundle",
+            )
+        except (ssl.SSLError, OSError) as exc:
+            return Check(name, FAIL, f"TLS handshake failed ({exc})", "check the server's TLS")
+    not_after = cert.get("notAfter")
+    days = (ssl.cert_time_to_seconds(str(not_after)) - time.time()) / 86400 if not_after else None
+    detail = f"TLS {version}, certificate valid" + (
+        f" for {days:.0f} more days" if days is not None else ""
+    )
+    if days is not None and days < 14:
+        return Check(name, WARN, detail, "the certificate expires soon; tell the server's admins")
+    return Check(name, OK, detail)
+
+
+def _clock(profile: Profile, client: httpx.Client) -> Check:
+    url = profile.endpoints.discovery_url or profile.endpoints.token_url or ""
+    try:
+        response = client.get(url)
+    except (httpx.HTTPError, VidauthError) as exc:
+        return Check("clock", WARN, f"could not ask the server for its time ({exc})")
+    date = response.headers.get("Date")
+    if not date:
+        return Check("clock", INFO, "the server sent no Date header; skew not checked")
+    try:
+        theirs = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return Check("clock", INFO, f"unreadable Date header {date!r}")
+    skew = time.time() - theirs
+    detail = f"local clock is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the server"
+    if abs(skew) > CLOCK_SKEW_WARN_S:
+        return Check(
+            "clock",
+            WARN,
+            detail,
+            "synchronise the clock (NTP): token expiry and ID-token checks depend on it",
+        )
+    return Check("clock", OK, detail)
+
+
+def _client_probe(profile: Profile, client: httpx.Client) -> Check:
+    from vidauth.oauth.token_endpoint import TokenEndpoint
+
+    if profile.client_secret is None:
+        return Check("client", INFO, "public client (no secret): nothing to authenticate")
+    if not profile.endpoints.token_url:
+        return Check("client", FAIL, "no token endpoint", "set token_url or issuer")
+    endpoint = TokenEndpoint(profile, client)
+    try:
+        endpoint.request(
+            "authorization_code",
+            retry="unsent",
+            during="probing the token endpoint",
+            code=PROBE_CODE,
+            redirect_uri=profile.redirect_uri,
+        )
+    except OAuthError as exc:
+        if exc.error == "invalid_grant":
+            return Check(
+                "client",
+                OK,
+                f"the token endpoint accepted the client id and secret ({profile.client_auth})",
+            )
+        if exc.error == "invalid_client":
+            return Check("client", FAIL, exc.message.split(": ", 1)[-1], _fix_invalid_client)
+        if exc.error in ("unauthorized_client", "unsupported_grant_type"):
+            return Check(
+                "client",
+                WARN,
+                f"the client authenticated but may not use the authorization code grant "
+                f"({exc.error})",
+                "fine for client-credentials or password profiles; else allow the grant",
+            )
+        return Check(
+            "client",
+            WARN,
+            f"inconclusive: the token endpoint answered {exc.error}",
+            "try `vidauth login` and read its error",
+        )
+    except VidauthError as exc:
+        return Check("client", FAIL, exc.message, "check token_url and the server")
+    return Check(  # pragma: no cover - a server that accepts a bogus code
+        "client", WARN, "the token endpoint accepted a bogus code", "tell the server's admins"
+    )
+
+
+_fix_invalid_client = (
+    "check client_id and client_secret (and where the secret comes from), client_auth "
+    "(client_secret_basic or client_secret_post), and that the client is confidential"
+)
+
+
+def _redirect(profile: Profile) -> Check:
+    parts = urlsplit(profile.redirect_uri)
+    host = parts.hostname or ""
+    if not is_loopback_host(host):
+        return Check(
+            "redirect URI",
+            INFO,
+            f"{profile.redirect_uri} is not loopback: sign in with `vidauth login --no-browser` "
+            "and paste the final address",
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
+    bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((bind_host, port))
+    except OSError:
+        return Check(
+            "redirect URI",
+            FAIL,
+            f"{profile.redirect_uri}: port {port} is in use",
+            f"stop the program listening on port {port}, or use another port in redirect_uri "
+            "(and register it at the provider)",
+        )
+    return Check(
+        "redirect URI",
+        OK,
+        f"{profile.redirect_uri} (register exactly this at the provider); port {port} is free",
+    )
+
+
+def _store(settings: Settings, profile: Profile) -> Check:
+    from vidauth.store import Database, TokenStore
+
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if not os.path.exists(path):
+            return Check("store", OK, f"no store yet at {path}; created at the first sign-in")
+    db = Database(url)
+    try:
+        store = TokenStore.open(db, settings.home, settings.secret_keys)
+        accounts = store.list_accounts(profile.key)
+        for account in accounts:
+            store.load_tokens(account.id)
+    except VidauthError as exc:
+        return Check("store", FAIL, exc.message, "see the message; `vidauth logout --all` resets")
+    except Exception as exc:
+        return Check(
+            "store",
+            FAIL,
+            f"cannot open the store ({type(exc).__name__})",
+            "check VIDAUTH_DATABASE_URL and its permissions",
+        )
+    finally:
+        db.dispose()
+    where = url.split("@")[-1] if "@" in url else url
+    return Check(
+        "store", OK, f"{where}: readable, key works, {len(accounts)} account(s) for this profile"
+    )
