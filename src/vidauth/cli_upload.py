@@ -1,0 +1,352 @@
+"""``vidauth upload``, ``vidauth uploads [cancel]``, ``vidauth folders``, ``vidauth sessions``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from vidauth.errors import UsageError
+
+_REGISTERED = "_vidauth_upload_registered"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the upload and browsing commands to ``app`` (once)."""
+    if getattr(app, _REGISTERED, False):
+        return
+    setattr(app, _REGISTERED, True)
+    app.command("upload")(upload)
+    app.command("folders")(folders)
+    app.command("sessions")(sessions)
+    uploads_app = typer.Typer(
+        help="Uploads recorded in the store: list them, or cancel one.",
+        invoke_without_command=True,
+        no_args_is_help=False,
+    )
+    uploads_app.callback(invoke_without_command=True)(uploads_list)
+    uploads_app.command("cancel")(uploads_cancel)
+    app.add_typer(uploads_app, name="uploads")
+
+
+def _cli() -> Any:
+    from vidauth import cli
+
+    return cli
+
+
+# -- progress reporters ----------------------------------------------------------------------
+
+
+class JsonReporter:
+    """JSON lines on stdout: one per event, then one per result."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        self.line({"event": event.kind, **event.as_dict()})
+
+    def line(self, data: dict[str, Any]) -> None:
+        with self._lock:
+            sys.stdout.write(json.dumps(data, default=str) + "\n")
+            sys.stdout.flush()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class PlainReporter:
+    """Periodic plain lines on stderr (every 5 s or 10 % per file) when not on a terminal."""
+
+    def __init__(self, console: Any, every: float = 5.0) -> None:
+        self.console = console
+        self.every = every
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def __call__(self, event: Any) -> None:
+        name = Path(event.path).name
+        with self._lock:
+            if event.kind == "part":
+                when, tenth = self._last.get(event.path, (0.0, -1))
+                now = time.monotonic()
+                step = int(10 * event.bytes_done / event.total) if event.total else 10
+                if now - when < self.every and step == tenth:
+                    return
+                self._last[event.path] = (now, step)
+                pct = 100 * event.bytes_done / event.total if event.total else 100
+                self.console.print(
+                    f"{name}: {pct:.0f}% ({event.bytes_done}/{event.total} bytes)",
+                    markup=False,
+                    highlight=False,
+                )
+            else:
+                _describe(self.console, event)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class RichReporter:
+    """A Rich progress bar per file (bytes, rate, ETA) on a terminal."""
+
+    def __init__(self, console: Any) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.progress.start()
+        self._tasks: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self._lock:
+            task = self._tasks.get(event.path)
+            if task is None and event.total:
+                task = self._tasks[event.path] = self.progress.add_task(
+                    Path(event.path).name, total=event.total
+                )
+            if task is not None and event.total:
+                self.progress.update(task, completed=event.bytes_done)
+            if event.kind != "part":
+                _describe(self.progress.console, event)
+
+    def close(self) -> None:
+        """Stop redrawing."""
+        self.progress.stop()
+
+
+def _describe(console: Any, event: Any) -> None:
+    name = Path(event.path).name
+    text = {
+        "started": f"{name}: upload {event.upload_id} (record {event.record_id}) started",
+        "resumed": f"{name}: {event.message} (upload {event.upload_id})",
+        "restarted": f"{name}: {event.message}",
+        "uploaded": f"{name}: all bytes sent; telling Panopto to process it",
+        "processing": f"{name}: Panopto is processing upload {event.upload_id}",
+        "complete": f"{name}: complete",
+    }.get(event.kind)
+    if text:
+        console.print(text, markup=False, highlight=False)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def upload(
+    files: Annotated[list[Path], typer.Argument(help="Video files to upload.")],
+    folder: Annotated[str, typer.Option("--folder", help="Folder id (GUID) or exact name.")],
+    title: Annotated[
+        str | None, typer.Option(help="Session title (default: the file name without extension).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="Session description.")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until Panopto has processed it.")
+    ] = True,
+    parallel: Annotated[int, typer.Option(help="Parts in flight, shared by all files.")] = 8,
+    part_size: Annotated[
+        int | None, typer.Option("--part-size", help="Part size in MiB, a whole number 5..25.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON-lines events and results.")] = False,
+    force: Annotated[bool, typer.Option(help="Upload files without a video extension.")] = False,
+    signature: Annotated[str, typer.Option(help="S3 signature: s3, s3v4 or unsigned.")] = "s3",
+    account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+) -> None:
+    """Upload videos to a Panopto folder (parallel, resumable: rerun to resume)."""
+    from vidauth.panopto.api import build_engine
+    from vidauth.panopto.engine import UploadJob, UploadOptions
+    from vidauth.panopto.files import check_media_file
+    from vidauth.panopto.files import part_size as choose_part_size
+    from vidauth.panopto.target import SIGNATURES
+
+    cli = _cli()
+    if signature not in SIGNATURES:
+        raise UsageError(f"--signature {signature}: choose one of {', '.join(SIGNATURES)}")
+    if not 1 <= parallel <= 64:
+        raise UsageError(f"--parallel {parallel}: choose 1 to 64 parts in flight")
+    if part_size is not None:
+        choose_part_size(0, part_size)
+    checked = [check_media_file(path, force=force) for path in files]
+    if len(set(checked)) != len(checked):
+        raise UsageError("the same file is given twice: give each file once")
+    options = UploadOptions(
+        parallel=parallel, part_size_mib=part_size, signature=signature, wait=wait, force=force
+    )
+    reporter: Any
+    if as_json:
+        reporter = JsonReporter()
+    elif cli.err.is_terminal:
+        reporter = RichReporter(cli.err)
+    else:
+        reporter = PlainReporter(cli.err)
+    with cli._vidauth() as va, build_engine(va, options, subject=account) as engine:
+        target = engine.rest.resolve_folder(folder)
+        jobs = [UploadJob(path, target.id, title, description) for path in checked]
+        try:
+            results = engine.upload_many(jobs, reporter)
+        except KeyboardInterrupt:
+            engine.cancel_event.set()
+            raise
+        finally:
+            reporter.close()
+    for result in results:
+        if as_json:
+            reporter.line({"result": result.as_dict()})
+            continue
+        name = Path(result.path).name
+        if result.ok and result.session_id:
+            cli.out.print(
+                f"{name}: upload {result.upload_id} complete; session {result.session_id} "
+                f"{result.viewer_url or ''}".rstrip(),
+                markup=False,
+                highlight=False,
+            )
+        elif result.ok:
+            cli.out.print(
+                f"{name}: upload {result.upload_id} sent; Panopto is processing it "
+                f"(check with `vidauth uploads`)",
+                markup=False,
+                highlight=False,
+            )
+        else:
+            cli.err.print(f"vidauth: {result.message}", markup=False, highlight=False)
+    codes = [r.exit_code for r in results if r.exit_code]
+    if codes:
+        raise typer.Exit(codes[0])
+
+
+def uploads_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List recorded uploads with their state and progress."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from vidauth.store.uploads import UploadStore
+
+    cli = _cli()
+    with cli._vidauth() as va:
+        records = UploadStore(va.store.db).list_uploads()
+    rows = [r.as_dict() for r in records]
+    if as_json:
+        cli.out.print_json(json.dumps({"uploads": rows}))
+        return
+    if not rows:
+        cli.err.print("No uploads recorded.")
+        return
+    table = Table(title="vidauth uploads")
+    for column in ("id", "file", "state", "progress", "upload id", "session"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            Path(row["file"]).name,
+            row["state"],
+            f"{100 * row['progress']:.0f}%",
+            row["upload_id"] or "-",
+            row["viewer_url"] or row["session_id"] or (row["message"] or ""),
+        )
+    cli.out.print(table)
+
+
+def uploads_cancel(
+    upload_id: Annotated[str, typer.Argument(help="Record id or sessionUpload ID.")],
+    account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+) -> None:
+    """Cancel an upload: abort the S3 multipart upload and DELETE the sessionUpload."""
+    from vidauth.panopto.api import build_engine
+
+    cli = _cli()
+    with cli._vidauth() as va, build_engine(va, subject=account) as engine:
+        record = engine.cancel(engine.find(upload_id).id)
+    cli.err.print(
+        f"Cancelled upload {record.id} ({Path(record.file_path).name}, "
+        f"sessionUpload {record.session_upload_id}).",
+        markup=False,
+        highlight=False,
+    )
+
+
+def folders(
+    search: Annotated[str | None, typer.Option(help="Folders whose name contains TEXT.")] = None,
+    parent: Annotated[str | None, typer.Option(help="List the folders in this folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+) -> None:
+    """List Panopto folders (top level, children of --parent, or matching --search)."""
+    from vidauth.panopto.rest import PanoptoRest
+
+    cli = _cli()
+    if search is not None and parent is not None:
+        raise UsageError("give --search or --parent, not both")
+    with cli._vidauth() as va, va.api_client(account) as api:
+        rest = PanoptoRest(api)
+        found = rest.search_folders(search) if search else rest.folder_children(parent)
+    rows = [
+        {"id": f.id, "name": f.name, "parent_id": f.parent_id, "parent": f.parent_name}
+        for f in found
+    ]
+    if as_json:
+        cli.out.print_json(json.dumps({"folders": rows}))
+        return
+    table = Table(title=f"Panopto folders ({len(rows)})")
+    for column in ("name", "id", "parent"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["id"], row["parent"] or "")
+    cli.out.print(table)
+
+
+def sessions(
+    folder: Annotated[str, typer.Option("--folder", help="Folder id (GUID) or exact name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+) -> None:
+    """List the sessions (recordings) in a folder."""
+    from vidauth.panopto.rest import PanoptoRest
+
+    cli = _cli()
+    with cli._vidauth() as va, va.api_client(account) as api:
+        rest = PanoptoRest(api)
+        target = rest.resolve_folder(folder)
+        found = rest.folder_sessions(target.id)
+    rows = [
+        {
+            "id": s.id,
+            "name": s.name,
+            "start_time": s.start_time,
+            "duration": s.duration,
+            "viewer_url": s.viewer_url,
+        }
+        for s in found
+    ]
+    if as_json:
+        cli.out.print_json(json.dumps({"folder": target.id, "sessions": rows}))
+        return
+    table = Table(title=f"Sessions in {target.name} ({len(rows)})")
+    for column in ("name", "start", "id", "viewer"):
+        table.add_column(column)
+    for s in found:
+        table.add_row(s.name, s.start_time or "", s.id, s.viewer_url or "")
+    cli.out.print(table)

@@ -1,0 +1,114 @@
+"""A sessionUpload's ``UploadTarget`` split into S3 endpoint, bucket and key prefix, and the
+boto3 client that talks to it.
+
+``https://site/Panopto/Upload/<ID>`` → endpoint ``https://site/Panopto`` (an endpoint that
+carries a path), bucket ``Upload``, prefix ``<ID>``; objects go to ``<ID>/<filename>``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from vidauth.errors import RemoteServiceError, UsageError
+from vidauth.http import check_url
+
+SIGNATURES = ("s3", "s3v4", "unsigned")
+#: Panopto ignores credentials; boto3 still wants some to sign with.
+DUMMY_ACCESS_KEY = "vidauth"
+DUMMY_SECRET_KEY = "vidauth-dummy-secret"  # noqa: S105 - not a secret: Panopto ignores it
+
+
+@dataclass(frozen=True)
+class UploadTarget:
+    """Where a sessionUpload's objects go."""
+
+    endpoint: str
+    bucket: str
+    prefix: str
+
+    def key(self, filename: str) -> str:
+        """The object key of ``filename``."""
+        return f"{self.prefix}/{filename}"
+
+
+def parse_upload_target(url: str) -> UploadTarget:
+    """Split ``UploadTarget`` into endpoint (with its path), bucket and key prefix."""
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if parts.scheme not in {"http", "https"} or not parts.netloc or len(segments) < 2:
+        raise RemoteServiceError(
+            f"Panopto answered an unusable UploadTarget {url!r}: expected "
+            "https://<site>/Panopto/Upload/<ID>; report this to your Panopto administrator"
+        )
+    check_url(url, "UploadTarget")
+    path = "/" + "/".join(segments[:-2]) if len(segments) > 2 else ""
+    endpoint = urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return UploadTarget(endpoint=endpoint, bucket=segments[-2], prefix=segments[-1])
+
+
+def s3_client(endpoint: str, *, signature: str = "s3", max_pool_connections: int = 10) -> Any:
+    """A boto3 S3 client for ``endpoint`` as Panopto needs it.
+
+    Dummy credentials, path-style addressing, checksums only when required (Panopto rejects
+    aws-chunked bodies), boto3's own retries off (the engine retries parts itself).
+    """
+    import boto3
+    import botocore
+    from botocore.config import Config
+
+    if signature not in SIGNATURES:
+        raise UsageError(f"--signature {signature}: choose one of {', '.join(SIGNATURES)}")
+    signature_version: Any = botocore.UNSIGNED if signature == "unsigned" else signature
+    config = Config(
+        signature_version=signature_version,
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max(10, max_pool_connections),
+        connect_timeout=15,
+        read_timeout=120,
+        tcp_keepalive=True,
+    )
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=DUMMY_ACCESS_KEY,
+        aws_secret_access_key=DUMMY_SECRET_KEY,
+        config=config,
+    )
+
+
+class S3Clients:
+    """One boto3 client per (endpoint, signature), created once and shared by threads."""
+
+    def __init__(self, signature: str, max_pool_connections: int) -> None:
+        self.signature = signature
+        self.max_pool_connections = max_pool_connections
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, endpoint: str) -> Any:
+        """The client for ``endpoint``."""
+        with self._lock:
+            client = self._clients.get(endpoint)
+            if client is None:
+                client = s3_client(
+                    endpoint,
+                    signature=self.signature,
+                    max_pool_connections=self.max_pool_connections,
+                )
+                self._clients[endpoint] = client
+            return client
+
+    def close(self) -> None:
+        """Close every client's connection pool."""
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -1,0 +1,279 @@
+"""Resumable uploads in the store: the ``uploads`` and ``upload_parts`` tables and their access.
+
+A row is written as soon as Panopto hands out a sessionUpload, and a part row is committed as
+each part is acknowledged, so a killed process can be resumed from what is recorded here (and
+reconciled with S3 ListParts).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from vidauth.store.db import Database
+from vidauth.store.models import Base, utcnow
+
+UPLOADS_REVISION = "0002"
+
+
+class UploadState:
+    """The upload row's ``state`` (vidauth's view, not Panopto's numbers)."""
+
+    UPLOADING = "uploading"  # parts going up (or interrupted: resumable)
+    PROCESSING = "processing"  # State 1 sent; Panopto is processing
+    COMPLETE = "complete"
+    FAILED = "failed"  # Panopto could not process it (not resumable)
+    CANCELLED = "cancelled"
+
+    RESUMABLE = frozenset({UPLOADING, PROCESSING})
+
+
+class Upload(Base):
+    """One file's upload to one sessionUpload."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    server: Mapped[str | None] = mapped_column(String(512))
+    folder_id: Mapped[str] = mapped_column(String(64))
+    session_upload_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    upload_target: Mapped[str | None] = mapped_column(String(1024))
+    s3_upload_id: Mapped[str | None] = mapped_column(String(1024))
+    object_key: Mapped[str] = mapped_column(String(1024))
+    file_path: Mapped[str] = mapped_column(Text)
+    file_size: Mapped[int] = mapped_column(BigInteger)
+    file_mtime: Mapped[float] = mapped_column(Float)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    part_size: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(64))
+    viewer_url: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class UploadPart(Base):
+    """An acknowledged part of an upload, with the ETag CompleteMultipartUpload needs."""
+
+    __tablename__ = "upload_parts"
+
+    upload_id: Mapped[int] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    part_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    etag: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """A detached snapshot of an upload row plus its progress."""
+
+    id: int
+    account_id: int | None
+    server: str | None
+    folder_id: str
+    session_upload_id: str | None
+    upload_target: str | None
+    s3_upload_id: str | None
+    object_key: str
+    file_path: str
+    file_size: int
+    file_mtime: float
+    fingerprint: str
+    part_size: int
+    title: str
+    description: str | None
+    state: str
+    session_id: str | None
+    viewer_url: str | None
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+    bytes_done: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly fields (for ``vidauth uploads --json``)."""
+        return {
+            "id": self.id,
+            "upload_id": self.session_upload_id,
+            "file": self.file_path,
+            "size": self.file_size,
+            "bytes_done": self.bytes_done,
+            "progress": round(self.bytes_done / self.file_size, 4) if self.file_size else 1.0,
+            "state": self.state,
+            "folder_id": self.folder_id,
+            "title": self.title,
+            "session_id": self.session_id,
+            "viewer_url": self.viewer_url,
+            "message": self.message,
+            "created_at": self.created_at.isoformat(timespec="seconds"),
+            "updated_at": self.updated_at.isoformat(timespec="seconds"),
+        }
+
+
+_FIELDS = [c.key for c in Upload.__table__.columns]
+_schema_lock = threading.Lock()
+_schema_ready: set[str] = set()
+
+
+def ensure_schema(db: Database) -> None:
+    """Migrate the store, including the uploads revision (0002).
+
+    ``Database.migrate`` stops early when the store is at its HEAD_REVISION; until that names
+    0002 this brings an existing 0001 store up to date too.
+    """
+    db.migrate()
+    with _schema_lock:
+        if db.url in _schema_ready:
+            return
+        from vidauth.store.migrate import alembic_config, current_revision
+
+        if current_revision(db) != UPLOADS_REVISION:
+            from alembic import command
+
+            with db._cross_process_migration_lock():
+                if current_revision(db) != UPLOADS_REVISION:
+                    cfg = alembic_config(db)
+                    with db.engine.begin() as conn:
+                        cfg.attributes["connection"] = conn
+                        command.upgrade(cfg, "head")
+        _schema_ready.add(db.url)
+
+
+def _record(row: Upload, bytes_done: int = 0) -> UploadRecord:
+    return UploadRecord(**{k: getattr(row, k) for k in _FIELDS}, bytes_done=bytes_done)
+
+
+class UploadStore:
+    """Data access for uploads (thread-safe: one short transaction per call)."""
+
+    def __init__(self, db: Database) -> None:
+        ensure_schema(db)
+        self.db = db
+
+    def create(self, **fields: Any) -> UploadRecord:
+        """Insert an upload row; answer its snapshot."""
+        with self.db.write_session() as session:
+            row = Upload(**fields)
+            session.add(row)
+            session.flush()
+            return _record(row)
+
+    def get(self, upload_id: int) -> UploadRecord | None:
+        """One upload by row id, with progress."""
+        with self.db.session() as session:
+            row = session.get(Upload, upload_id)
+            return None if row is None else _record(row, self._done(session, upload_id))
+
+    def by_session_upload(self, session_upload_id: str) -> UploadRecord | None:
+        """One upload by its sessionUpload ID."""
+        with self.db.session() as session:
+            row = session.scalars(
+                select(Upload).where(Upload.session_upload_id == session_upload_id)
+            ).first()
+            return None if row is None else _record(row, self._done(session, row.id))
+
+    def update(self, upload_id: int, **fields: Any) -> None:
+        """Set fields of an upload row."""
+        with self.db.write_session() as session:
+            row = session.get(Upload, upload_id)
+            if row is None:
+                return
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+
+    def find_resumable(
+        self, account_id: int | None, folder_id: str, file_path: str
+    ) -> UploadRecord | None:
+        """The newest unfinished upload of this file to this folder by this account."""
+        with self.db.session() as session:
+            row = session.scalars(
+                select(Upload)
+                .where(
+                    Upload.account_id == account_id,
+                    Upload.folder_id == folder_id,
+                    Upload.file_path == file_path,
+                    Upload.state.in_(UploadState.RESUMABLE),
+                )
+                .order_by(Upload.id.desc())
+            ).first()
+            return None if row is None else _record(row, self._done(session, row.id))
+
+    def list_uploads(self, account_id: int | None = None, limit: int = 200) -> list[UploadRecord]:
+        """Uploads, newest first, with progress."""
+        with self.db.session() as session:
+            query = select(Upload).order_by(Upload.id.desc()).limit(limit)
+            if account_id is not None:
+                query = query.where(Upload.account_id == account_id)
+            rows = list(session.scalars(query))
+            done = dict(
+                session.execute(
+                    select(UploadPart.upload_id, func.sum(UploadPart.size))
+                    .where(UploadPart.upload_id.in_([r.id for r in rows]))
+                    .group_by(UploadPart.upload_id)
+                ).all()
+            )
+            return [_record(r, int(done.get(r.id) or 0)) for r in rows]
+
+    def parts(self, upload_id: int) -> dict[int, tuple[str, int]]:
+        """Recorded parts: number → (ETag, size)."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(UploadPart.part_number, UploadPart.etag, UploadPart.size).where(
+                    UploadPart.upload_id == upload_id
+                )
+            ).all()
+            return {n: (etag, size) for n, etag, size in rows}
+
+    def add_part(self, upload_id: int, number: int, etag: str, size: int) -> None:
+        """Record (or replace) an acknowledged part; committed at once."""
+        with self.db.write_session() as session:
+            row = session.get(UploadPart, (upload_id, number))
+            if row is None:
+                session.add(
+                    UploadPart(upload_id=upload_id, part_number=number, etag=etag, size=size)
+                )
+            else:
+                row.etag, row.size = etag, size
+
+    def replace_parts(self, upload_id: int, parts: dict[int, tuple[str, int]]) -> None:
+        """Make the recorded parts exactly ``parts`` (after reconciling with ListParts)."""
+        with self.db.write_session() as session:
+            session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
+            session.add_all(
+                UploadPart(upload_id=upload_id, part_number=n, etag=etag, size=size)
+                for n, (etag, size) in parts.items()
+            )
+
+    @staticmethod
+    def _done(session: Any, upload_id: int) -> int:
+        total = session.scalar(
+            select(func.sum(UploadPart.size)).where(UploadPart.upload_id == upload_id)
+        )
+        return int(total or 0)
