@@ -25,5 +25,11 @@ def test_demo_runs_clean_without_any_configuration(tmp_path: object) -> None:
     text = done.stdout + done.stderr
     assert "Signed out" in text and "Demo finished" in text
     assert "signed in as alice" in text
+    # the upload step: sessionUpload id, then Complete with a session and its viewer URL
+    assert "started (upload id " in text and "complete: session " in text
+    assert "Viewer.aspx?id=" in text
+    # the sign-in link is printed whole (not cropped to the terminal width)
+    link = next(line for line in text.splitlines() if "link: " in line)
+    assert "state=" in link and "nonce=" in link
     assert "Traceback" not in text
     assert "access_token" not in text and "refresh_token" not in text

@@ -2,7 +2,9 @@
 
 It starts the sandbox in-process, runs the real sign-in (loopback listener, code exchange, ID
 token validation, encrypted store) with the sandbox's scripted browser clicking Allow, shows the
-status, calls the API with the token, and cleans up.
+status, calls the API with the token, uploads a small video it generates itself (synthetic
+frames; sessionUpload, S3 multipart, UCS manifest) and waits until the sandbox has processed it,
+then signs out and cleans up.
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ def run_demo(console: Console, keep: bool = False) -> None:
             _sign_in(console, va, complete_browser_login)
             _show_status(console, va)
             _call_api(console, va)
+            _upload(console, va, workdir)
             va.logout(revoke=True)
             console.print(
-                "[bold]5.[/] Signed out: tokens revoked at the server and deleted locally"
+                "[bold]6.[/] Signed out: tokens revoked at the server and deleted locally"
             )
     finally:
         sandbox.stop()
@@ -71,7 +74,9 @@ def run_demo(console: Console, keep: bool = False) -> None:
             console.print(f"State kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    console.print("[bold green]Demo finished: sign-in, token, status and API call all worked.[/]")
+    console.print(
+        "[bold green]Demo finished: sign-in, token, status, API call and upload all worked.[/]"
+    )
 
 
 def _sign_in(console: Console, va: object, robot: object) -> None:
@@ -94,7 +99,7 @@ def _sign_in(console: Console, va: object, robot: object) -> None:
         threading.Thread(target=click_through, daemon=True, name="demo-browser").start()
 
     def announce(url: str) -> None:
-        console.print(f"   link: {url}", markup=False, highlight=False, overflow="fold")
+        console.print(f"   link: {url}", markup=False, highlight=False, soft_wrap=True)
 
     try:
         account = va.login(open_browser=open_browser, announce=announce, timeout=30)
@@ -140,4 +145,46 @@ def _call_api(console: Console, va: object) -> None:
     console.print(
         f"[bold]4.[/] API call with the bearer token: GET folders/search?searchQuery=SIT"
         f" → {len(names)} folders: {', '.join(names)}"
+    )
+
+
+DEMO_FOLDER = "SIT102 Labs"
+
+
+def _upload(console: Console, va: object, workdir: Path) -> None:
+    from vidauth.client import Vidauth
+    from vidauth.errors import RemoteServiceError
+    from vidauth.panopto.api import upload_files
+    from vidauth.panopto.engine import UploadEvent, UploadOptions
+    from vidauth.panopto.synthetic import make_test_video
+
+    assert isinstance(va, Vidauth)
+    video = make_test_video(workdir / "vidauth-demo.avi", seconds=3.0)
+    size_kib = video.stat().st_size / 1024
+    console.print(
+        f"[bold]5.[/] Uploading {video.name} ({size_kib:.0f} KiB of synthetic frames) to the "
+        f'folder "{DEMO_FOLDER}": sessionUpload, S3 multipart, UCS manifest, then waiting for '
+        "processing"
+    )
+
+    def show(event: UploadEvent) -> None:
+        if event.kind in ("started", "uploaded", "processing"):
+            detail = f" (upload id {event.upload_id})" if event.kind == "started" else ""
+            console.print(f"   {event.kind}{detail}", highlight=False)
+
+    options = UploadOptions(poll_initial=0.5, poll_max=1.0, poll_timeout=60.0)
+    (result,) = upload_files(
+        va,
+        [video],
+        DEMO_FOLDER,
+        title="vidauth demo: synthetic frames & <tags> — été",
+        description="Uploaded by vidauth demo",
+        on_event=show,
+        options=options,
+    )
+    if not result.ok:
+        raise result.error or RemoteServiceError(f"the demo upload ended {result.state}")
+    console.print(
+        f"   complete: session {result.session_id}; viewer {result.viewer_url}",
+        highlight=False,
     )
