@@ -173,9 +173,14 @@ def throughput(sandbox: Sandbox, path: Path, rounds: int) -> None:
     times: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(rounds):
         for name, run in variants.items():
+            # A new name per run (a hard link: no copy): rerunning an upload of the same file to
+            # the same folder would resume the recorded one instead of sending it again.
+            linked = path.with_name(f"{path.stem}-{r}-{name[0]}{path.suffix}")
+            os.link(path, linked)
             started = time.perf_counter()
-            run(sandbox, path)
+            run(sandbox, linked)
             elapsed = time.perf_counter() - started
+            linked.unlink()
             times[name].append(elapsed)
             print(f"  round {r + 1} {name}: {elapsed:.2f} s", flush=True)
     print(

@@ -36,7 +36,7 @@ from vidauth.panopto.files import (
 )
 from vidauth.panopto.manifest import MANIFEST_NAME, build_manifest
 from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
-from vidauth.panopto.target import S3Clients, UploadTarget, parse_upload_target
+from vidauth.panopto.target import S3Clients, UploadTarget, parse_upload_target, prewarm
 from vidauth.store.db import Database
 from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
 
@@ -220,12 +220,16 @@ class UploadEngine:
         self.cancel_event = cancel or threading.Event()
         self.s3 = S3Clients(self.options.signature, self.options.parallel + 2)
         self._pool = cf.ThreadPoolExecutor(self.options.parallel, thread_name_prefix="vidauth-part")
+        # Small calls that overlap the transfer (boto3's warm-up, the manifest), off the part pool.
+        self._side = cf.ThreadPoolExecutor(2, thread_name_prefix="vidauth-side")
+        self._side.submit(prewarm)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Stop the part workers and close S3 connections."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._side.shutdown(wait=True, cancel_futures=True)
         self.s3.close()
 
     def __enter__(self) -> UploadEngine:
@@ -494,28 +498,10 @@ class UploadEngine:
                     f"{len(run.parts)} of {count} parts already there",
                 )
             )
-        if not assembled:
-            missing = [n for n in range(1, count + 1) if n not in run.parts]
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                self._send_parts(run, fd, missing, emit)
-            finally:
-                result.bytes_sent = run.bytes_sent
-                os.close(fd)
-            ordered = [
-                {"PartNumber": n, "ETag": run.parts[n][0]} for n in sorted(run.parts) if n <= count
-            ]
-            self._s3_call(
-                run,
-                "assembling the uploaded parts",
-                run.s3.complete_multipart_upload,
-                Bucket=target.bucket,
-                Key=run.key,
-                UploadId=record.s3_upload_id,
-                MultipartUpload={"Parts": ordered},
-            )
         manifest = build_manifest(record.title, record.object_key, description=record.description)
-        self._s3_call(
+        # The manifest does not depend on the media: send it while the parts go.
+        manifest_sent = self._side.submit(
+            self._s3_call,
             run,
             "uploading the manifest",
             run.s3.put_object,
@@ -524,10 +510,48 @@ class UploadEngine:
             Body=manifest,
             ContentType="application/xml",
         )
+        try:
+            if not assembled:
+                self._assemble(run, record, path, count, emit, result)
+        finally:
+            if not manifest_sent.cancel():
+                cf.wait([manifest_sent])
+        manifest_sent.result()
         emit(
             UploadEvent(
                 "uploaded", record.file_path, size, size, record.id, record.session_upload_id
             )
+        )
+
+    def _assemble(
+        self,
+        run: _Run,
+        record: UploadRecord,
+        path: Path,
+        count: int,
+        emit: Progress,
+        result: UploadResult,
+    ) -> None:
+        """Send the missing parts, then CompleteMultipartUpload."""
+        target = run.target
+        missing = [n for n in range(1, count + 1) if n not in run.parts]
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            self._send_parts(run, fd, missing, emit)
+        finally:
+            result.bytes_sent = run.bytes_sent
+            os.close(fd)
+        ordered = [
+            {"PartNumber": n, "ETag": run.parts[n][0]} for n in sorted(run.parts) if n <= count
+        ]
+        self._s3_call(
+            run,
+            "assembling the uploaded parts",
+            run.s3.complete_multipart_upload,
+            Bucket=target.bucket,
+            Key=run.key,
+            UploadId=record.s3_upload_id,
+            MultipartUpload={"Parts": ordered},
         )
 
     def _set(self, record: UploadRecord, **fields: Any) -> UploadRecord:

@@ -73,15 +73,30 @@ def s3_client(endpoint: str, *, signature: str = "s3", max_pool_connections: int
         read_timeout=120,
         tcp_keepalive=True,
     )
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=DUMMY_ACCESS_KEY,
-        aws_secret_access_key=DUMMY_SECRET_KEY,
-        config=config,
-    )
+    # One boto3 session for every client: it caches the parsed service models, so only the first
+    # client pays for loading them. Sessions are not thread-safe; clients are created under a lock.
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=DUMMY_ACCESS_KEY,
+            aws_secret_access_key=DUMMY_SECRET_KEY,
+            config=config,
+        )
+
+
+_session: Any = None
+_session_lock = threading.Lock()
+
+
+def prewarm() -> None:
+    """Import boto3 and load the S3 models now (about 0.3 s), e.g. while a sessionUpload is
+    being created, so that the first part does not wait for it."""
+    s3_client("http://127.0.0.1:9/prewarm").close()
 
 
 class S3Clients:
