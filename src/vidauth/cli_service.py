@@ -1,0 +1,125 @@
+"""``vidauth serve``, ``vidauth worker`` and ``vidauth apikey create``: the HTTP service."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from vidauth.errors import VidauthError
+
+apikey_app = typer.Typer(help="API keys of the HTTP service.", no_args_is_help=True)
+
+
+def _context() -> Any:
+    from vidauth.cli import _options
+    from vidauth.config import load_settings
+    from vidauth.service.context import ServiceContext
+    from vidauth.service.settings import load_service_settings
+
+    settings = load_settings(**_options.flags())
+    env_file = _options.env_file
+    return ServiceContext(settings, load_service_settings(settings, env_file))
+
+
+def _fail(exc: VidauthError) -> typer.Exit:
+    sys.stderr.write(f"vidauth: {exc}\n")
+    return typer.Exit(exc.exit_code)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Only serve HTTP; run uploads elsewhere.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP service (and, unless --no-worker, an upload worker on threads)."""
+    import uvicorn
+
+    from vidauth.logs import configure_logging
+    from vidauth.service.app import create_app
+
+    configure_logging(logging.INFO)
+    try:
+        ctx = _context()
+        ctx.store  # noqa: B018 - open and migrate the store before listening
+        app = create_app(ctx, run_worker=not no_worker)
+    except VidauthError as exc:
+        raise _fail(exc) from None
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        proxy_headers=True,
+        timeout_keep_alive=30,
+    )
+    ctx.close()
+
+
+def worker(
+    jobs: Annotated[
+        int | None, typer.Option(help="Uploads run at once (default VIDAUTH_WORKER_JOBS).")
+    ] = None,
+) -> None:
+    """Run an upload worker: claims jobs from the shared database until stopped."""
+    from vidauth.logs import configure_logging
+    from vidauth.service.worker import Worker
+
+    configure_logging(logging.INFO)
+    try:
+        ctx = _context()
+        runner = Worker(ctx, jobs)
+        ctx.store  # noqa: B018
+    except VidauthError as exc:
+        raise _fail(exc) from None
+
+    def stop(_signum: int, _frame: object) -> None:
+        runner.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runner.run_forever()
+    ctx.close()
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. ontrack-production.")],
+    tenant: Annotated[
+        str, typer.Option(help="The tenant whose users and uploads the key may act on.")
+    ] = "default",
+) -> None:
+    """Create an API key and print it (alone, once): only its hash is kept."""
+    from vidauth.cli import _options
+    from vidauth.config import load_settings
+    from vidauth.service.auth import create_api_key
+    from vidauth.service.schema import ensure_service_schema
+    from vidauth.store import Database
+
+    if not name.strip() or not tenant.strip():
+        sys.stderr.write("vidauth: the key's name and tenant must not be empty\n")
+        raise typer.Exit(2)
+    try:
+        settings = load_settings(**_options.flags())
+        db = Database(settings.database_url)
+        ensure_service_schema(db)
+        key = create_api_key(db, name.strip(), tenant.strip())
+        db.dispose()
+    except VidauthError as exc:
+        raise _fail(exc) from None
+    sys.stdout.write(key + "\n")
+    sys.stdout.flush()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the ``vidauth`` CLI."""
+    app.command()(serve)
+    app.command()(worker)
+    app.add_typer(apikey_app, name="apikey")

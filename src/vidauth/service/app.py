@@ -1,0 +1,469 @@
+"""The FastAPI application of ``vidauth serve``.
+
+Routes under ``/v1`` need ``Authorization: Bearer <API key>`` and act only on the key's tenant;
+the OAuth callback, the pages and the health endpoints do not. Errors are JSON
+``{"error": <code>, "detail": <one line>}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import anyio.to_thread
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from vidauth._urls import check_transport
+from vidauth.errors import UsageError, VidauthError
+from vidauth.panopto.files import check_media_file
+from vidauth.service import connect, pages
+from vidauth.service.auth import Caller, KeyChecker
+from vidauth.service.context import ServiceContext
+from vidauth.service.ingest import IngestError, receive_form
+from vidauth.service.jobs import JobQueue, JobView, new_job_id
+from vidauth.service.metrics import Metrics
+from vidauth.service.models import JobState
+from vidauth.service.worker import Worker, remove_owned_file
+
+log = logging.getLogger("vidauth.service")
+
+MAX_ID_LENGTH = 255
+
+
+class ApiError(Exception):
+    """An answer of ``status`` with ``{"error", "detail"}``."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def _error(
+    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status, headers=headers)
+
+
+_UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["external_user_id", "folder"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The video (or give `path`).",
+                        },
+                        "path": {
+                            "type": "string",
+                            "description": "A file under VIDAUTH_SHARED_DIR instead of `file`.",
+                        },
+                        "external_user_id": {"type": "string"},
+                        "folder": {"type": "string", "description": "Folder id or exact name."},
+                        "title": {"type": "string"},
+                        "description": {"type": "string"},
+                        "callback_url": {
+                            "type": "string",
+                            "description": "Receives signed completion/failure POSTs.",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+class RequestLimit:
+    """ASGI middleware: 413 for bodies over ``max_bytes`` on every route but the upload."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not (
+            scope["method"] == "POST" and scope["path"] == "/v1/uploads"
+        ):
+            for name, value in scope.get("headers", ()):
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    response = _error(
+                        413, "too_large", f"request bodies are limited to {self.max_bytes} bytes"
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def _check_user_id(external_user_id: str) -> str:
+    value = external_user_id.strip()
+    if not value or len(value) > MAX_ID_LENGTH or any(ord(c) < 32 for c in value):
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"external_user_id must be 1 to {MAX_ID_LENGTH} printable characters",
+        )
+    return value
+
+
+async def _caller(request: Request) -> Caller:
+    """The API key's owner, from ``Authorization: Bearer <key>`` (401 without a valid key)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
+    keys: KeyChecker = request.app.state.api_keys
+    found = await anyio.to_thread.run_sync(keys.check, value.strip())
+    if found is None:
+        raise ApiError(401, "unauthorized", "the API key is not valid")
+    return found
+
+
+# At module level: FastAPI resolves the (postponed) annotation ``who: Auth`` in module globals.
+Auth = Annotated[Caller, Depends(_caller)]
+
+
+def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
+    """The service app; ``run_worker`` also runs a worker on threads for the app's lifetime."""
+    keys = KeyChecker(ctx.db)
+    queue = JobQueue(ctx)
+    metrics = Metrics(ctx)
+    service = ctx.service
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(ctx).start() if run_worker else None
+        _app.state.worker = worker
+        try:
+            yield
+        finally:
+            if worker is not None:
+                await anyio.to_thread.run_sync(worker.stop)
+
+    app = FastAPI(
+        title="vidauth",
+        version="1",
+        summary="Connect users' Panopto accounts and upload videos on their behalf.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+
+    # -- errors -------------------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _error(exc.status, exc.error, exc.detail, headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(VidauthError)
+    async def _vidauth_error(_request: Request, exc: VidauthError) -> JSONResponse:
+        log.warning("request failed: %s", exc)
+        return _error(503, "unavailable", str(exc))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        log.warning("database error: %s", type(exc).__name__)
+        return _error(503, "database_unavailable", "the database did not answer; try again")
+
+    app.add_middleware(RequestLimit, max_bytes=service.max_request_bytes)
+
+    # -- auth -----------------------------------------------------------------------------------
+
+    app.state.api_keys = keys
+
+    def run_sync(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        return anyio.to_thread.run_sync(fn, *args)
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    @app.post("/v1/accounts/{external_user_id}/connect", tags=["accounts"])
+    async def connect_account(external_user_id: str, who: Auth) -> dict[str, Any]:
+        """A link the user opens to connect their Panopto account (valid 10 minutes, once)."""
+        user = _check_user_id(external_user_id)
+        url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user)
+        return {"authorize_url": url, "expires_at": expires_at}
+
+    @app.get("/v1/accounts/{external_user_id}", tags=["accounts"])
+    async def get_account(external_user_id: str, who: Auth) -> dict[str, Any]:
+        """connected | needs_reconsent | not_connected, with scopes and expiry (never a token)."""
+        user = _check_user_id(external_user_id)
+        result: dict[str, Any] = await run_sync(connect.account_status, ctx, who.tenant, user)
+        return result
+
+    @app.delete("/v1/accounts/{external_user_id}", tags=["accounts"])
+    async def delete_account(external_user_id: str, who: Auth) -> dict[str, Any]:
+        """Revoke the user's tokens at Panopto and delete them."""
+        user = _check_user_id(external_user_id)
+        found = await run_sync(connect.disconnect, ctx, who.tenant, user)
+        if not found:
+            raise ApiError(404, "not_found", f"{user!r} has no Panopto connection")
+        return {"external_user_id": user, "status": connect.NOT_CONNECTED}
+
+    @app.post("/v1/accounts/{external_user_id}/uploads-page", tags=["accounts"])
+    async def uploads_page_link(external_user_id: str, who: Auth) -> dict[str, Any]:
+        """A signed, expiring link to a page showing the user's uploads and their progress."""
+        user = _check_user_id(external_user_id)
+        token, expires_at = pages.make_page_token(
+            ctx.page_key, who.tenant, user, service.page_link_seconds
+        )
+        return {"url": f"{service.public_url}/pages/uploads?t={token}", "expires_at": expires_at}
+
+    # -- the OAuth callback and pages -----------------------------------------------------------
+
+    @app.get(service.callback_path, include_in_schema=False)
+    async def oauth_callback(request: Request) -> Response:
+        params = {k: v for k, v in request.query_params.items() if len(v) <= 4096}
+        outcome: connect.ConnectOutcome = await run_sync(connect.finish_connect, ctx, params)
+        if service.connect_return_url:
+            query = {"status": outcome.status}
+            if outcome.external_user_id:
+                query["external_user_id"] = outcome.external_user_id
+            sep = "&" if "?" in service.connect_return_url else "?"
+            return RedirectResponse(
+                f"{service.connect_return_url}{sep}{urlencode(query)}",
+                status_code=303,
+                headers={"Cache-Control": "no-store"},
+            )
+        html = pages.render(
+            "connect_result.html",
+            status=outcome.status,
+            message=outcome.message,
+            username=outcome.username,
+            return_url=None,
+        )
+        status = 200 if outcome.status == "connected" else 400
+        return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+
+    @app.get("/pages/uploads", include_in_schema=False)
+    async def uploads_page(t: str = "") -> HTMLResponse:
+        found = pages.read_page_token(ctx.page_key, t)
+        if found is None:
+            html = pages.render(
+                "error.html",
+                title="Link expired",
+                message="This link is not valid any more: open the uploads page again from "
+                "your application.",
+            )
+            return HTMLResponse(html, 403)
+        tenant, user = found
+        jobs: list[JobView] = await run_sync(queue.list, tenant, user)
+        status = await run_sync(connect.account_status, ctx, tenant, user)
+        rows = [_page_row(job) for job in jobs]
+        busy = any(row["state"] not in JobState.FINAL for row in rows)
+        html = pages.render(
+            "uploads.html",
+            uploads=rows,
+            account_status=status["status"],
+            refresh=pages.REFRESH_SECONDS if busy else None,
+        )
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    # -- uploads --------------------------------------------------------------------------------
+
+    @app.post("/v1/uploads", status_code=202, tags=["uploads"], openapi_extra=_UPLOAD_FORM)
+    async def create_upload(request: Request, who: Auth) -> JSONResponse:
+        """Queue an upload: the video in field ``file`` (streamed to disk) or ``path``."""
+        job_id = new_job_id()
+        job_dir = service.upload_dir / job_id
+        await run_sync(lambda: job_dir.mkdir(parents=True, exist_ok=False))
+        keep = False
+        try:
+            try:
+                form = await receive_form(request, job_dir, service.max_upload_bytes)
+            except IngestError as exc:
+                raise ApiError(exc.status, exc.error, exc.detail) from None
+            except ClientDisconnect:
+                raise ApiError(400, "invalid_request", "the client went away mid-upload") from None
+            job = await run_sync(_submit, ctx, queue, who, job_id, form)
+            keep = job.owns_file
+            return JSONResponse(
+                {"upload_id": job.id, "state": job.state},
+                202,
+                headers={"Location": f"/v1/uploads/{job.id}"},
+            )
+        finally:
+            if not keep:
+                await run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
+
+    @app.get("/v1/uploads", tags=["uploads"])
+    async def list_uploads(
+        who: Auth,
+        external_user_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """The tenant's uploads, newest first (optionally one user's)."""
+        user = _check_user_id(external_user_id) if external_user_id is not None else None
+        jobs: list[JobView] = await run_sync(queue.list, who.tenant, user, limit)
+        return {"uploads": [job.as_api() for job in jobs]}
+
+    @app.get("/v1/uploads/{upload_id}", tags=["uploads"])
+    async def get_upload(upload_id: str, who: Auth) -> dict[str, Any]:
+        """State, progress, and where the video can be watched once complete."""
+        job = await run_sync(queue.get, who.tenant, upload_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no upload {upload_id[:60]!r}")
+        result: dict[str, Any] = job.as_api()
+        return result
+
+    @app.delete("/v1/uploads/{upload_id}", tags=["uploads"])
+    async def cancel_upload(upload_id: str, who: Auth) -> dict[str, Any]:
+        """Cancel an upload (a running one stops within seconds)."""
+        job = await run_sync(queue.request_cancel, who.tenant, upload_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no upload {upload_id[:60]!r}")
+        if job.state == JobState.COMPLETE:
+            raise ApiError(
+                409,
+                "already_complete",
+                "the upload has finished; delete the session in Panopto instead",
+            )
+        if job.state == JobState.CANCELLED:
+            await run_sync(remove_owned_file, job)
+        result: dict[str, Any] = job.as_api()
+        return result
+
+    # -- health and metrics ---------------------------------------------------------------------
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        def ping() -> None:
+            with ctx.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await run_sync(ping)
+        except Exception as exc:
+            return _error(503, "database_unavailable", type(exc).__name__)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body = await run_sync(metrics.render)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+def _page_row(job: JobView) -> dict[str, Any]:
+    row = job.as_api()
+    total = job.bytes_total or 0
+    row["percent"] = int(100 * job.bytes_sent / total) if total else 0
+    viewer = row.get("viewer_url") or ""
+    if not viewer.startswith(("https://", "http://")):
+        row["viewer_url"] = None
+    return row
+
+
+def _submit(ctx: ServiceContext, queue: JobQueue, who: Caller, job_id: str, form: Any) -> JobView:
+    """Check the form and queue the job (runs on a thread)."""
+    service = ctx.service
+    fields: dict[str, str] = form.fields
+    user = _check_user_id(fields.get("external_user_id", ""))
+    folder = fields.get("folder", "").strip()
+    if not folder:
+        raise ApiError(400, "invalid_request", "folder is required: a folder id or exact name")
+    callback_url = fields.get("callback_url", "").strip() or None
+    if callback_url:
+        problem = check_transport(callback_url)
+        if problem:
+            raise ApiError(400, "invalid_request", f"callback_url: {problem}")
+        if not service.webhook_secret:
+            raise ApiError(
+                400,
+                "invalid_request",
+                "callback_url needs VIDAUTH_WEBHOOK_SECRET to be set on the service",
+            )
+    shared = fields.get("path", "").strip()
+    if form.file_path is not None and shared:
+        raise ApiError(400, "invalid_request", "send either file or path, not both")
+    if form.file_path is not None:
+        path: Path = form.file_path
+        owns = True
+        name = form.filename or path.name
+    elif shared:
+        path = _shared_path(service.shared_dir, shared)
+        owns = False
+        name = path.name
+    else:
+        raise ApiError(400, "invalid_request", "send the video in field file, or give path")
+    try:
+        path = check_media_file(path)
+    except UsageError as exc:
+        detail = (
+            str(exc)
+            .replace(str(path), Path(name).name)
+            .replace("; pass --force to upload it anyway", "")
+        )
+        raise ApiError(415 if "not a video" in detail else 400, "invalid_file", detail) from None
+    status = connect.account_status(ctx, who.tenant, user)["status"]
+    if status == connect.NOT_CONNECTED:
+        raise ApiError(
+            409,
+            "not_connected",
+            f"{user!r} has not connected Panopto: POST /v1/accounts/{{id}}/connect first",
+        )
+    title = fields.get("title", "").strip() or Path(name).stem or "Untitled"
+    return queue.submit(
+        id=job_id,
+        tenant=who.tenant,
+        external_user_id=user,
+        file_path=str(path),
+        owns_file=owns,
+        folder=folder[:1024],
+        title=title[:1000],
+        description=fields.get("description") or None,
+        callback_url=callback_url,
+        state=(JobState.QUEUED if status == connect.CONNECTED else JobState.WAITING_FOR_CONSENT),
+        bytes_total=path.stat().st_size,
+    )
+
+
+def _shared_path(shared_dir: Path | None, given: str) -> Path:
+    if shared_dir is None:
+        raise ApiError(
+            400, "invalid_request", "path uploads need VIDAUTH_SHARED_DIR on the service"
+        )
+    candidate = Path(given)
+    if not candidate.is_absolute():
+        candidate = shared_dir / candidate
+    try:
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise ApiError(400, "invalid_file", "path: no such file in the shared directory") from None
+    if not resolved.is_relative_to(shared_dir) or not resolved.is_file():
+        raise ApiError(400, "invalid_file", "path must name a file inside the shared directory")
+    return resolved

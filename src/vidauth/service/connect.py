@@ -1,0 +1,225 @@
+"""Connecting a backend user's Panopto account: the link, the callback, status and removal.
+
+``state``, ``nonce`` and any PKCE verifier stay in the database (the row is found by the SHA-256
+of ``state``; nonce and verifier are encrypted with the token store's key). A link lives
+``VIDAUTH_CONNECT_SECONDS`` (10 minutes) and works once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from vidauth.errors import VidauthError
+from vidauth.oauth.authorization_code import AuthorizationRequest
+from vidauth.oauth.identity import identify
+from vidauth.service.context import ServiceContext
+from vidauth.service.models import Connection, PendingSignin
+from vidauth.store.models import Account, Token, utcnow
+
+log = logging.getLogger("vidauth.service")
+
+CONNECTED = "connected"
+NEEDS_RECONSENT = "needs_reconsent"
+NOT_CONNECTED = "not_connected"
+
+
+def _state_hash(state: str) -> str:
+    return hashlib.sha256(state.encode("utf-8")).hexdigest()
+
+
+def start_connect(ctx: ServiceContext, tenant: str, external_user_id: str) -> tuple[str, float]:
+    """A new authorize link for the user, and when it expires (epoch seconds)."""
+    request = AuthorizationRequest.create(ctx.profile)
+    now = time.time()
+    expires_at = now + ctx.service.connect_seconds
+    cipher = ctx.store.cipher
+    with ctx.db.session() as session:
+        session.execute(delete(PendingSignin).where(PendingSignin.expires_at < now - 86400))
+        session.add(
+            PendingSignin(
+                state_hash=_state_hash(request.state),
+                tenant=tenant,
+                external_user_id=external_user_id,
+                nonce=cipher.encrypt(request.nonce),
+                code_verifier=(
+                    cipher.encrypt(request.code_verifier) if request.code_verifier else None
+                ),
+                redirect_uri=request.redirect_uri,
+                expires_at=expires_at,
+            )
+        )
+    return request.url, expires_at
+
+
+@dataclass(frozen=True)
+class ConnectOutcome:
+    """What the callback page shows: ``status`` is connected, denied or error."""
+
+    status: str
+    message: str
+    tenant: str | None = None
+    external_user_id: str | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    tenant: str
+    external_user_id: str
+    nonce: str
+    code_verifier: str | None
+    redirect_uri: str
+
+
+def _consume(ctx: ServiceContext, state: str) -> _Pending | str:
+    """Use the pending sign-in once; a reason string when it cannot be used."""
+    now = time.time()
+    with ctx.db.write_session() as session:
+        query = select(PendingSignin).where(PendingSignin.state_hash == _state_hash(state))
+        if not ctx.db.is_sqlite:
+            query = query.with_for_update()
+        row = session.scalars(query).first()
+        if row is None:
+            return "this sign-in link is unknown; start again from your application"
+        if row.used_at is not None:
+            return "this sign-in link was already used; start again from your application"
+        if row.expires_at < now:
+            return "this sign-in link has expired; start again from your application"
+        row.used_at = now
+        cipher = ctx.store.cipher
+        return _Pending(
+            tenant=row.tenant,
+            external_user_id=row.external_user_id,
+            nonce=cipher.decrypt(row.nonce),
+            code_verifier=cipher.decrypt(row.code_verifier) if row.code_verifier else None,
+            redirect_uri=row.redirect_uri,
+        )
+
+
+def finish_connect(ctx: ServiceContext, params: dict[str, str]) -> ConnectOutcome:
+    """Handle the OAuth callback's query: exchange the code once and store the user's grant."""
+    state = params.get("state") or ""
+    if not state:
+        return ConnectOutcome("error", "the sign-in answer has no state; start again")
+    pending = _consume(ctx, state)
+    if isinstance(pending, str):
+        return ConnectOutcome("error", pending)
+    who = {"tenant": pending.tenant, "external_user_id": pending.external_user_id}
+    error = params.get("error")
+    if error:
+        if error == "access_denied":
+            return ConnectOutcome(
+                "denied", "access was not granted: Panopto was not connected", **who
+            )
+        return ConnectOutcome("error", f"Panopto answered {error[:80]}; try again", **who)
+    code = params.get("code")
+    if not code:
+        return ConnectOutcome("error", "the sign-in answer has no code; try again", **who)
+    try:
+        tokens = ctx.token_endpoint.exchange_code(code, pending.redirect_uri, pending.code_verifier)
+        identity = identify(ctx.profile, tokens, ctx.http, pending.nonce)
+        info = ctx.store.save_grant(
+            profile_key=ctx.profile_key(pending.tenant, pending.external_user_id),
+            subject=identity.subject,
+            username=identity.username,
+            server=ctx.profile.server,
+            client_id=ctx.profile.client_id,
+            tokens=tokens,
+            grant_type="authorization_code",
+        )
+    except VidauthError as exc:
+        log.warning("connect for a user of tenant %s failed: %s", pending.tenant, exc)
+        return ConnectOutcome("error", f"connecting failed: {exc}", **who)
+    _link(ctx, pending.tenant, pending.external_user_id, info.id)
+    from vidauth.service.jobs import JobQueue
+
+    JobQueue(ctx).resume_waiting(pending.tenant, pending.external_user_id)
+    return ConnectOutcome("connected", "Panopto is connected", username=info.username, **who)
+
+
+def _link(ctx: ServiceContext, tenant: str, external_user_id: str, account_id: int) -> None:
+    stale: int | None = None
+    with ctx.db.write_session() as session:
+        row = session.scalars(
+            select(Connection).where(
+                Connection.tenant == tenant, Connection.external_user_id == external_user_id
+            )
+        ).first()
+        if row is None:
+            session.add(
+                Connection(tenant=tenant, external_user_id=external_user_id, account_id=account_id)
+            )
+        else:
+            if row.account_id not in (None, account_id):
+                stale = row.account_id
+            row.account_id = account_id
+            row.updated_at = utcnow()
+    if stale is not None:  # the user connected a different Panopto identity
+        ctx.store.delete_account(stale)
+
+
+def connection_account(ctx: ServiceContext, tenant: str, external_user_id: str) -> int | None:
+    """The stored account id of a backend user, if connected."""
+    with ctx.db.session() as session:
+        return session.scalar(
+            select(Connection.account_id).where(
+                Connection.tenant == tenant, Connection.external_user_id == external_user_id
+            )
+        )
+
+
+def account_status(ctx: ServiceContext, tenant: str, external_user_id: str) -> dict[str, Any]:
+    """``status`` (connected | needs_reconsent | not_connected), scopes, expiry — no token."""
+    with ctx.db.session() as session:
+        found = session.execute(
+            select(Connection, Account, Token)
+            .join(Account, Account.id == Connection.account_id)
+            .outerjoin(Token, Token.account_id == Account.id)
+            .where(Connection.tenant == tenant, Connection.external_user_id == external_user_id)
+        ).first()
+    if found is None or found[2] is None:
+        return {"external_user_id": external_user_id, "status": NOT_CONNECTED}
+    _connection, account, token = found
+    status = CONNECTED if account.status == "active" else NEEDS_RECONSENT
+    return {
+        "external_user_id": external_user_id,
+        "status": status,
+        "username": account.username,
+        "scopes": (token.scope or "").split(),
+        "expires_at": token.expires_at,
+        "refreshable": token.refresh_token is not None,
+        "connected_at": account.last_login_at.isoformat(timespec="seconds"),
+    }
+
+
+def disconnect(ctx: ServiceContext, tenant: str, external_user_id: str) -> bool:
+    """Revoke the user's tokens at Panopto (best effort) and delete them; False when unknown."""
+    account_id = connection_account(ctx, tenant, external_user_id)
+    with ctx.db.write_session() as session:
+        removed = session.execute(
+            delete(Connection).where(
+                Connection.tenant == tenant, Connection.external_user_id == external_user_id
+            )
+        ).rowcount  # type: ignore[attr-defined]
+    if account_id is None:
+        return bool(removed)
+    tokens = ctx.store.load_tokens(account_id)
+    if tokens is not None:
+        try:
+            if tokens.refresh_token:
+                ctx.token_endpoint.revoke(tokens.refresh_token, "refresh_token")
+            ctx.token_endpoint.revoke(tokens.access_token, "access_token")
+            ctx.store.audit(account_id, "revoked")
+        except VidauthError as exc:
+            ctx.store.audit(account_id, "revoke_failed", type(exc).__name__)
+    ctx.store.delete_account(account_id)
+    from vidauth.service.jobs import JobQueue
+
+    JobQueue(ctx).hold_queued(tenant, external_user_id)
+    return True

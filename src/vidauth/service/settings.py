@@ -1,0 +1,177 @@
+"""Settings of ``vidauth serve`` / ``vidauth worker``: the VIDAUTH_* service variables.
+
+They are read like the rest of vidauth's settings (environment > ``.env``) and validated once;
+every problem is a :class:`~vidauth.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vidauth._urls import check_transport
+from vidauth.config import Settings
+from vidauth.errors import ConfigError
+
+GiB = 1024**3
+DEFAULT_TENANT = "default"
+
+
+class ServiceEnv(BaseSettings):
+    """The raw service variables (environment > .env)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    vidauth_public_url: str | None = None
+    vidauth_callback_path: str = "/oauth/callback"
+    vidauth_connect_return_url: str | None = None
+    vidauth_upload_dir: str | None = None
+    vidauth_shared_dir: str | None = None
+    vidauth_max_upload_bytes: int = 20 * GiB
+    vidauth_max_request_bytes: int = 1024 * 1024
+    vidauth_webhook_secret: SecretStr | None = None
+    vidauth_lease_seconds: float = 30.0
+    vidauth_heartbeat_seconds: float = 10.0
+    vidauth_poll_seconds: float = 1.0
+    vidauth_worker_jobs: int = 2
+    vidauth_upload_parallel: int = 4
+    vidauth_part_size_mib: int | None = None
+    vidauth_token_min_validity: float = 300.0
+    vidauth_processing_poll_max: float = 10.0
+    vidauth_job_attempts: int = 8
+    vidauth_webhook_attempts: int = 10
+    vidauth_page_link_seconds: int = 3600
+    vidauth_connect_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Validated service settings."""
+
+    public_url: str
+    callback_path: str
+    connect_return_url: str | None
+    upload_dir: Path
+    shared_dir: Path | None
+    max_upload_bytes: int
+    max_request_bytes: int
+    webhook_secret: str | None
+    lease_seconds: float
+    heartbeat_seconds: float
+    poll_seconds: float
+    worker_jobs: int
+    upload_parallel: int
+    part_size_mib: int | None
+    token_min_validity: float
+    processing_poll_max: float
+    job_attempts: int
+    webhook_attempts: int
+    page_link_seconds: int
+    connect_seconds: int
+
+    @property
+    def callback_url(self) -> str:
+        """The redirect_uri registered at Panopto: ``{public_url}{callback_path}``."""
+        return self.public_url + self.callback_path
+
+    def __repr__(self) -> str:
+        return f"ServiceSettings(public_url={self.public_url!r}, upload_dir={self.upload_dir!r})"
+
+
+def _public_url(value: str | None) -> str:
+    example = "e.g. VIDAUTH_PUBLIC_URL=https://vidauth.ontrack.example.edu"
+    if not value or not value.strip():
+        raise ConfigError(
+            f"VIDAUTH_PUBLIC_URL is not set: the service's public base URL, {example}"
+        )
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"VIDAUTH_PUBLIC_URL {url!r} is not an absolute URL: {example}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"VIDAUTH_PUBLIC_URL {url!r} must not have a query or fragment")
+    problem = check_transport(url)
+    if problem:
+        raise ConfigError(f"VIDAUTH_PUBLIC_URL {url!r}: {problem}")
+    return url
+
+
+def load_service_settings(
+    settings: Settings, env_file: str | os.PathLike[str] | None = None
+) -> ServiceSettings:
+    """Read and check the service variables (``settings`` gives VIDAUTH_HOME for defaults)."""
+    dotenv = env_file if env_file is not None else ".env"
+    try:
+        raw = ServiceEnv(_env_file=dotenv)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        raise ConfigError(f"{name}: {first['msg']}") from None
+    public_url = _public_url(raw.vidauth_public_url)
+    path = raw.vidauth_callback_path.strip() or "/oauth/callback"
+    if not path.startswith("/") or "?" in path or "#" in path:
+        raise ConfigError(
+            f"VIDAUTH_CALLBACK_PATH {path!r} must be a path starting with /, e.g. /oauth/callback"
+        )
+    return_url = (raw.vidauth_connect_return_url or "").strip() or None
+    if return_url:
+        problem = check_transport(return_url)
+        if problem:
+            raise ConfigError(f"VIDAUTH_CONNECT_RETURN_URL {return_url!r}: {problem}")
+    upload_dir = (
+        Path(raw.vidauth_upload_dir).expanduser()
+        if raw.vidauth_upload_dir
+        else settings.home / "service-uploads"
+    )
+    shared_dir = Path(raw.vidauth_shared_dir).expanduser() if raw.vidauth_shared_dir else None
+    if shared_dir is not None and not shared_dir.is_dir():
+        raise ConfigError(f"VIDAUTH_SHARED_DIR {shared_dir}: no such directory")
+    positive = {
+        "VIDAUTH_MAX_UPLOAD_BYTES": raw.vidauth_max_upload_bytes,
+        "VIDAUTH_MAX_REQUEST_BYTES": raw.vidauth_max_request_bytes,
+        "VIDAUTH_LEASE_SECONDS": raw.vidauth_lease_seconds,
+        "VIDAUTH_HEARTBEAT_SECONDS": raw.vidauth_heartbeat_seconds,
+        "VIDAUTH_POLL_SECONDS": raw.vidauth_poll_seconds,
+        "VIDAUTH_WORKER_JOBS": raw.vidauth_worker_jobs,
+        "VIDAUTH_UPLOAD_PARALLEL": raw.vidauth_upload_parallel,
+        "VIDAUTH_JOB_ATTEMPTS": raw.vidauth_job_attempts,
+        "VIDAUTH_WEBHOOK_ATTEMPTS": raw.vidauth_webhook_attempts,
+        "VIDAUTH_PAGE_LINK_SECONDS": raw.vidauth_page_link_seconds,
+        "VIDAUTH_CONNECT_SECONDS": raw.vidauth_connect_seconds,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name} must be positive (got {value})")
+    if raw.vidauth_heartbeat_seconds * 2 > raw.vidauth_lease_seconds:
+        raise ConfigError(
+            "VIDAUTH_HEARTBEAT_SECONDS must be at most half of VIDAUTH_LEASE_SECONDS "
+            "(e.g. 10 and 30)"
+        )
+    secret = raw.vidauth_webhook_secret.get_secret_value() if raw.vidauth_webhook_secret else ""
+    return ServiceSettings(
+        public_url=public_url,
+        callback_path=path,
+        connect_return_url=return_url,
+        upload_dir=upload_dir,
+        shared_dir=shared_dir.resolve() if shared_dir else None,
+        max_upload_bytes=raw.vidauth_max_upload_bytes,
+        max_request_bytes=raw.vidauth_max_request_bytes,
+        webhook_secret=secret.strip() or None,
+        lease_seconds=raw.vidauth_lease_seconds,
+        heartbeat_seconds=raw.vidauth_heartbeat_seconds,
+        poll_seconds=raw.vidauth_poll_seconds,
+        worker_jobs=raw.vidauth_worker_jobs,
+        upload_parallel=raw.vidauth_upload_parallel,
+        part_size_mib=raw.vidauth_part_size_mib,
+        token_min_validity=max(0.0, raw.vidauth_token_min_validity),
+        processing_poll_max=raw.vidauth_processing_poll_max,
+        job_attempts=raw.vidauth_job_attempts,
+        webhook_attempts=raw.vidauth_webhook_attempts,
+        page_link_seconds=raw.vidauth_page_link_seconds,
+        connect_seconds=raw.vidauth_connect_seconds,
+    )

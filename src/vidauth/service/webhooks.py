@@ -1,0 +1,159 @@
+"""Signed notifications to the backend's ``callback_url``, kept in an outbox table.
+
+Each POST carries ``X-Vidauth-Timestamp: <unix seconds>`` and
+``X-Vidauth-Signature: sha256=<hex>``, the HMAC-SHA256 under ``VIDAUTH_WEBHOOK_SECRET`` of
+``"<timestamp>.<raw body>"``. Receivers recompute it, compare in constant time and reject
+timestamps older than a few minutes. Failed deliveries are retried with exponential backoff
+(up to ``VIDAUTH_WEBHOOK_ATTEMPTS``); any worker may deliver any row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from vidauth._urls import check_transport
+from vidauth.service.context import ServiceContext
+from vidauth.service.models import Job, Webhook
+
+log = logging.getLogger("vidauth.service.webhooks")
+
+SIGNATURE_HEADER = "X-Vidauth-Signature"
+TIMESTAMP_HEADER = "X-Vidauth-Timestamp"
+EVENT_HEADER = "X-Vidauth-Event"
+CLAIM_SECONDS = 60.0
+MAX_BACKOFF = 3600.0
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(
+    secret: str, timestamp: str, body: bytes, signature: str, tolerance: float = 300
+) -> bool:
+    """Check a received notification (what a receiver does; used by the tests)."""
+    try:
+        fresh = abs(time.time() - float(timestamp)) <= tolerance
+    except ValueError:
+        return False
+    return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def job_payload(job: Job, event: str) -> dict[str, Any]:
+    """The JSON a notification carries about a job."""
+    return {
+        "event": f"upload.{event}",
+        "upload_id": job.id,
+        "external_user_id": job.external_user_id,
+        "state": job.state,
+        "bytes_total": job.bytes_total,
+        "bytes_sent": job.bytes_sent,
+        "session_id": job.session_id,
+        "viewer_url": job.viewer_url,
+        "error": job.error,
+        "sent_at": time.time(),
+    }
+
+
+def enqueue(session: Session, job: Job, event: str) -> None:
+    """Add a notification about ``job`` to the outbox (in the caller's transaction)."""
+    if not job.callback_url:
+        return
+    body = json.dumps(job_payload(job, event), separators=(",", ":"), sort_keys=True)
+    session.add(Webhook(job_id=job.id, url=job.callback_url, body=body, next_attempt_at=0.0))
+
+
+class WebhookSender:
+    """Delivers due outbox rows; rows are claimed with SKIP LOCKED so senders do not collide."""
+
+    def __init__(self, ctx: ServiceContext, client: httpx.Client | None = None) -> None:
+        self.ctx = ctx
+        self.client = client or httpx.Client(timeout=10.0, follow_redirects=False)
+
+    def _claim(self, limit: int) -> list[tuple[int, str, str, int]]:
+        now = time.time()
+        db = self.ctx.db
+        with db.write_session() as session:
+            query = (
+                select(Webhook)
+                .where(
+                    Webhook.delivered_at.is_(None),
+                    or_(Webhook.failed.is_(False), Webhook.failed.is_(None)),
+                    Webhook.next_attempt_at <= now,
+                )
+                .order_by(Webhook.id)
+                .limit(limit)
+            )
+            if not db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            rows = list(session.scalars(query))
+            for row in rows:
+                row.next_attempt_at = now + CLAIM_SECONDS
+            return [(r.id, r.url, r.body, r.attempts) for r in rows]
+
+    def deliver_due(self, limit: int = 20) -> int:
+        """Send what is due; answers how many were delivered."""
+        secret = self.ctx.service.webhook_secret
+        if not secret:
+            return 0
+        delivered = 0
+        for row_id, url, body, attempts in self._claim(limit):
+            ok, error = self._post(secret, url, body.encode())
+            self._record(row_id, attempts + 1, ok, error)
+            delivered += ok
+        return delivered
+
+    def _post(self, secret: str, url: str, body: bytes) -> tuple[bool, str | None]:
+        problem = check_transport(url)
+        if problem:
+            return False, problem
+        timestamp = str(int(time.time()))
+        event = json.loads(body).get("event", "")
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            EVENT_HEADER: event,
+            "User-Agent": "vidauth-webhooks/0.1",
+        }
+        try:
+            response = self.client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return False, type(exc).__name__
+        if response.is_success:
+            return True, None
+        return False, f"HTTP {response.status_code}"
+
+    def _record(self, row_id: int, attempts: int, ok: bool, error: str | None) -> None:
+        with self.ctx.db.session() as session:
+            row = session.get(Webhook, row_id)
+            if row is None:
+                return
+            row.attempts = attempts
+            if ok:
+                row.delivered_at = time.time()
+                row.last_error = None
+                return
+            row.last_error = error
+            if attempts >= self.ctx.service.webhook_attempts:
+                row.failed = True
+                log.warning(
+                    "giving up on webhook %d after %d attempts: %s", row_id, attempts, error
+                )
+            else:
+                row.next_attempt_at = time.time() + min(MAX_BACKOFF, 2.0**attempts)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()

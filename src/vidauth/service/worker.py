@@ -1,0 +1,341 @@
+"""The worker: claims upload jobs from the database and runs them with the upload engine.
+
+``vidauth worker`` runs one in its own process; ``vidauth serve`` runs one on threads unless
+``--no-worker``. Each worker runs up to ``VIDAUTH_WORKER_JOBS`` jobs at a time, renews their
+leases every ``VIDAUTH_HEARTBEAT_SECONDS``, and delivers due webhooks. Failures are sorted into:
+
+- the user must connect again (``invalid_grant``): the job waits (``waiting_for_consent``);
+- permanent (no such folder, Panopto could not process the file): ``failed``;
+- transient (network, the database restarting, Panopto 5xx): retried with backoff, resuming
+  from the parts already acknowledged, up to ``VIDAUTH_JOB_ATTEMPTS`` claims.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidauth.errors import PermissionDenied, SignInRequired, UsageError, VidauthError
+from vidauth.panopto.engine import (
+    UploadEngine,
+    UploadEvent,
+    UploadInterrupted,
+    UploadJob,
+    UploadOptions,
+)
+from vidauth.panopto.rest import PanoptoRest
+from vidauth.service.connect import connection_account
+from vidauth.service.context import ServiceContext
+from vidauth.service.jobs import JobQueue, JobView
+from vidauth.service.models import JobState
+from vidauth.service.webhooks import WebhookSender
+from vidauth.store.uploads import UploadState, UploadStore
+
+log = logging.getLogger("vidauth.service.worker")
+
+MAX_RETRY_DELAY = 60.0
+
+
+def worker_name() -> str:
+    """``host:pid:random`` — written into the leases this worker holds."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class _Active:
+    job_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lost: bool = False
+    cancel_requested: bool = False
+
+
+class _Permanent(Exception):
+    """A failure retrying will not fix."""
+
+
+def remove_owned_file(job: JobView) -> None:
+    """Delete a file the service received for ``job`` (and its per-job directory)."""
+    if not job.owns_file:
+        return
+    path = Path(job.file_path)
+    shutil.rmtree(path.parent, ignore_errors=True)
+
+
+class Worker:
+    """Runs jobs on ``jobs`` threads until ``stop()``."""
+
+    def __init__(self, ctx: ServiceContext, jobs: int | None = None) -> None:
+        self.ctx = ctx
+        self.queue = JobQueue(ctx)
+        self.name = worker_name()
+        self.slots = jobs or ctx.service.worker_jobs
+        self.stop_event = threading.Event()
+        self.wake = threading.Event()
+        self._active: dict[str, _Active] = {}
+        self._active_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.webhooks = WebhookSender(ctx)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Worker:
+        """Start the job, heartbeat and webhook threads."""
+        self.ctx.store  # noqa: B018 - migrate before the threads race to
+        targets = [(self._job_loop, f"vidauth-job-{i}") for i in range(self.slots)]
+        targets += [
+            (self._heartbeat_loop, "vidauth-heartbeat"),
+            (self._webhook_loop, "vidauth-hooks"),
+        ]
+        for target, name in targets:
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("worker %s started with %d job slot(s)", self.name, self.slots)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, interrupt running uploads (they stay resumable) and wait."""
+        self.stop_event.set()
+        self.wake.set()
+        with self._active_lock:
+            for active in self._active.values():
+                active.cancel.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.1, deadline - time.monotonic()))
+        self.webhooks.close()
+
+    def run_forever(self) -> None:
+        """Run until interrupted (SIGINT/SIGTERM)."""
+        self.start()
+        try:
+            while not self.stop_event.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    # -- loops ----------------------------------------------------------------------------
+
+    def _job_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                job = self.queue.claim(self.name)
+            except Exception as exc:  # the database is away: wait and try again
+                log.warning("claiming a job failed (%s); retrying", _brief(exc))
+                job = None
+            if job is None:
+                self.wake.wait(self.ctx.service.poll_seconds)
+                self.wake.clear()
+                continue
+            self.run_job(job)
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stop_event.wait(self.ctx.service.heartbeat_seconds):
+            with self._active_lock:
+                running = list(self._active.values())
+            for active in running:
+                try:
+                    ours, cancel = self.queue.renew(active.job_id, self.name)
+                except Exception as exc:
+                    log.warning("renewing the lease of %s failed (%s)", active.job_id, _brief(exc))
+                    continue
+                if not ours:
+                    log.warning("lost the lease of %s; stopping it", active.job_id)
+                    active.lost = True
+                    active.cancel.set()
+                elif cancel:
+                    active.cancel_requested = True
+                    active.cancel.set()
+
+    def _webhook_loop(self) -> None:
+        while not self.stop_event.wait(self.ctx.service.poll_seconds):
+            try:
+                self.webhooks.deliver_due()
+            except Exception as exc:
+                log.warning("delivering webhooks failed (%s)", _brief(exc))
+
+    # -- one job --------------------------------------------------------------------------
+
+    def run_job(self, job: JobView) -> None:
+        """Run a claimed job to an end state, or give it back for a retry."""
+        active = _Active(job.id, cancel_requested=job.cancel_requested)
+        with self._active_lock:
+            self._active[job.id] = active
+        try:
+            self._execute(job, active)
+        except _Permanent as exc:
+            self._end(job, active, JobState.FAILED, error=str(exc))
+        except Exception as exc:
+            if active.lost:
+                return
+            if job.attempts >= self.ctx.service.job_attempts:
+                self._end(job, active, JobState.FAILED, error=f"gave up: {_brief(exc)}")
+                return
+            delay = min(MAX_RETRY_DELAY, 2.0**job.attempts)
+            log.warning("job %s: %s; retrying in %.0fs", job.id, _brief(exc), delay)
+            with contextlib.suppress(Exception):
+                self.queue.release(job.id, self.name, delay, f"retrying: {_brief(exc)}")
+        finally:
+            with self._active_lock:
+                self._active.pop(job.id, None)
+
+    def _end(self, job: JobView, active: _Active, state: str, **fields: object) -> None:
+        if active.lost:
+            return
+        if self.queue.finish(job.id, self.name, state, **fields) and state in JobState.FINAL:
+            remove_owned_file(job)
+
+    def _execute(self, job: JobView, active: _Active) -> None:
+        account_id = connection_account(self.ctx, job.tenant, job.external_user_id)
+        if account_id is None or self.ctx.store.account_status(account_id) != "active":
+            self._wait_for_consent(job, active, account_id)
+            return
+        if job.cancel_requested and job.record_id is None:
+            self._end(job, active, JobState.CANCELLED, error="cancelled")
+            return
+        record = UploadStore(self.ctx.db).get(job.record_id) if job.record_id else None
+        if record is not None and record.state == UploadState.COMPLETE:
+            # The upload finished but its worker died before saying so.
+            self._end(
+                job,
+                active,
+                JobState.COMPLETE,
+                session_id=record.session_id,
+                viewer_url=record.viewer_url,
+                bytes_sent=job.bytes_total,
+                error=None,
+            )
+            return
+        if record is not None and record.state == UploadState.FAILED:
+            raise _Permanent(record.message or "Panopto could not process the upload")
+        manager = self.ctx.token_manager(account_id)
+        with self.ctx.api_client(manager) as api:
+            folder_id = job.folder_id or self._resolve_folder(job, api)
+            options = UploadOptions(
+                parallel=self.ctx.service.upload_parallel,
+                part_size_mib=self.ctx.service.part_size_mib,
+                wait=True,
+                force=True,
+                token_min_validity=self.ctx.service.token_min_validity,
+                poll_initial=0.5,
+                poll_max=self.ctx.service.processing_poll_max,
+            )
+            engine = UploadEngine(
+                api,
+                manager,
+                self.ctx.db,
+                options,
+                account_id=account_id,
+                server=self.ctx.profile.server,
+                cancel=active.cancel,
+            )
+            progress = _Progress(self, job, active)
+            try:
+                with engine:
+                    result = engine.upload(
+                        UploadJob(Path(job.file_path), folder_id, job.title, job.description),
+                        progress=progress,
+                    )
+            except UploadInterrupted:
+                self._interrupted(job, active, engine, progress.record_id or job.record_id)
+                return
+            except SignInRequired as exc:
+                if self.ctx.store.account_status(account_id) != "active":
+                    self._wait_for_consent(job, active, account_id)
+                    return
+                if isinstance(exc, PermissionDenied):
+                    raise _Permanent(str(exc)) from None
+                raise
+            except UsageError as exc:
+                raise _Permanent(str(exc)) from None
+            except VidauthError as exc:
+                record_id = progress.record_id or job.record_id
+                failed = UploadStore(self.ctx.db).get(record_id) if record_id else None
+                if failed is not None and failed.state == UploadState.FAILED:
+                    raise _Permanent(str(exc)) from None
+                raise
+        self._end(
+            job,
+            active,
+            JobState.COMPLETE,
+            session_id=result.session_id,
+            viewer_url=result.viewer_url,
+            bytes_sent=job.bytes_total,
+            error=None,
+        )
+
+    def _resolve_folder(self, job: JobView, api: object) -> str:
+        try:
+            folder = PanoptoRest(api).resolve_folder(job.folder)  # type: ignore[arg-type]
+        except UsageError as exc:
+            raise _Permanent(str(exc)) from None
+        self.queue.update_owned(job.id, self.name, folder_id=folder.id)
+        return folder.id
+
+    def _wait_for_consent(self, job: JobView, active: _Active, account_id: int | None) -> None:
+        why = (
+            "the user has not connected Panopto"
+            if account_id is None
+            else "Panopto refused the stored sign-in: the user must connect again"
+        )
+        self._end(job, active, JobState.WAITING_FOR_CONSENT, error=why)
+
+    def _interrupted(
+        self, job: JobView, active: _Active, engine: UploadEngine, record_id: int | None
+    ) -> None:
+        if active.lost:
+            return
+        if active.cancel_requested:
+            if record_id is not None:
+                with contextlib.suppress(VidauthError):
+                    engine.cancel(record_id)
+            self._end(job, active, JobState.CANCELLED, error="cancelled")
+            return
+        # Shutting down: hand the job back at once so another worker resumes it.
+        with contextlib.suppress(Exception):
+            self.queue.release(job.id, self.name, 0.0, None)
+
+
+class _Progress:
+    """Mirrors the engine's events into the job row (fenced by the lease)."""
+
+    def __init__(self, worker: Worker, job: JobView, active: _Active) -> None:
+        self.worker = worker
+        self.job = job
+        self.active = active
+        self.record_id: int | None = job.record_id
+        self._lock = threading.Lock()
+
+    def __call__(self, event: UploadEvent) -> None:
+        fields: dict[str, object] = {}
+        with self._lock:
+            if event.record_id is not None and event.record_id != self.record_id:
+                self.record_id = event.record_id
+                fields.update(record_id=event.record_id, session_upload_id=event.upload_id)
+        if event.kind in ("started", "resumed", "restarted", "part"):
+            fields.update(state=JobState.UPLOADING, bytes_sent=event.bytes_done)
+        elif event.kind in ("uploaded", "processing"):
+            fields.update(state=JobState.PROCESSING, bytes_sent=event.total)
+        if not fields:
+            return
+        try:
+            ours = self.worker.queue.update_owned(self.job.id, self.worker.name, **fields)
+        except Exception as exc:  # the database is briefly away; the engine's store decides
+            log.warning("recording progress of %s failed (%s)", self.job.id, _brief(exc))
+            return
+        if not ours:
+            self.active.lost = True
+            self.active.cancel.set()
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
