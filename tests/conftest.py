@@ -144,7 +144,7 @@ def postgres_url() -> Iterator[str]:
     base = base.replace("postgresql://", "postgresql+psycopg://", 1)
     schema = f"vidauth_test_{uuid.uuid4().hex[:10]}"
     try:
-        admin = sa.create_engine(base)
+        admin = sa.create_engine(base, pool_pre_ping=True)  # survives a server restart
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:

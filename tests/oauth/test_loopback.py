@@ -71,9 +71,11 @@ def test_port_in_use_is_one_clear_line() -> None:
 
 def test_second_live_listener_on_the_port_fails() -> None:
     port = free_port()
-    with LoopbackListener(f"http://127.0.0.1:{port}/redirect", "s1"):
-        with pytest.raises(ConfigError) as info:
-            LoopbackListener(f"http://127.0.0.1:{port}/redirect", "s2").start()
+    with (
+        LoopbackListener(f"http://127.0.0.1:{port}/redirect", "s1"),
+        pytest.raises(ConfigError) as info,
+    ):
+        LoopbackListener(f"http://127.0.0.1:{port}/redirect", "s2").start()
     assert f"port {port}" in str(info.value)
 
 
