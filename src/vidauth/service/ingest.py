@@ -158,6 +158,11 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
+def _write_chunks(parser: MultipartParser, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        parser.write(chunk)
+
+
 async def receive_form(request: Request, dest_dir: Path, max_file_bytes: int) -> Received:
     """Parse the request's multipart body, writing the ``file`` part into ``dest_dir``."""
     boundary = _boundary(request)
@@ -207,12 +212,13 @@ async def receive_form(request: Request, dest_dir: Path, max_file_bytes: int) ->
             batch.append(chunk)
             pending += len(chunk)
             if pending >= BATCH_BYTES:
-                data = b"".join(batch)
-                batch.clear()
+                # Hand the chunks over as they are: joining them would copy every byte once
+                # more on the event loop's thread.
+                chunks, batch = batch, []
                 pending = 0
-                await anyio.to_thread.run_sync(parser.write, data)
+                await anyio.to_thread.run_sync(_write_chunks, parser, chunks)
         if batch:
-            await anyio.to_thread.run_sync(parser.write, b"".join(batch))
+            await anyio.to_thread.run_sync(_write_chunks, parser, batch)
         await anyio.to_thread.run_sync(parser.finalize)
         if not sink.ended:
             raise IngestError(400, "invalid_form", "the multipart body ended early")

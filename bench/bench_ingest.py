@@ -1,0 +1,228 @@
+"""How fast ``vidauth serve`` takes uploads in, against the disk it writes them to.
+
+In one run, interleaved rounds of:
+
+  (a) baseline: 20 threads each writing a 100 MB file to the spool directory in 1 MiB blocks,
+      then fsync (what the service must do at least: it streams each body to disk and fsyncs
+      it before answering 202);
+  (b) ``vidauth serve --no-worker`` (a child process) receiving 20 concurrent 100 MB
+      ``POST /v1/uploads`` (multipart, sent by 20 curl processes), timed from the first request
+      to the last 202.
+
+Reports the medians, the ratio (b)/(a) of throughputs (goal >= 0.70) and the peak RSS of the
+serve process (VmHWM). Uploads are cancelled between rounds, which deletes their spooled files.
+
+Usage: .venv/bin/python bench/bench_ingest.py [--rounds 3] [--uploads 20] [--size-mb 100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+MB = 1000 * 1000
+BLOCK = 1024 * 1024
+VIDEO_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(url: str, seconds: float = 40) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+def make_source(path: Path, size: int) -> Path:
+    """One video-looking file the client streams for every upload (read from the page cache)."""
+    with path.open("wb") as fh:
+        fh.write(VIDEO_HEADER)
+        left = size - len(VIDEO_HEADER)
+        block = os.urandom(BLOCK)
+        while left > 0:
+            n = min(BLOCK, left)
+            fh.write(block[:n])
+            left -= n
+    return path
+
+
+def disk_round(directory: Path, count: int, size: int) -> float:
+    """Seconds for ``count`` threads to write and fsync ``size`` bytes each."""
+    directory.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(BLOCK)
+
+    def write(index: int) -> None:
+        fd = os.open(directory / f"disk-{index}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            left = size
+            while left > 0:
+                left -= os.write(fd, block[: min(BLOCK, left)])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(write, range(count)))
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(directory)
+    return elapsed
+
+
+class Service:
+    """``vidauth sandbox`` and ``vidauth serve --no-worker`` (child processes), a user connected."""
+
+    def __init__(self, work: Path) -> None:
+        from vidauth.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+
+        self.work = work
+        sandbox_port, serve_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{serve_port}"
+        callback = f"{self.url}/oauth/callback"
+        self.spool = work / "spool"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDAUTH_", "PANOPTO_"))}
+        env.update(
+            PANOPTO_SERVER=f"http://127.0.0.1:{sandbox_port}",
+            PANOPTO_CLIENT_ID=DEFAULT_CLIENT_ID,
+            PANOPTO_CLIENT_SECRET=DEFAULT_CLIENT_SECRET,
+            PANOPTO_REDIRECT_URI=callback,
+            VIDAUTH_HOME=str(work / "home"),
+            VIDAUTH_PUBLIC_URL=self.url,
+            VIDAUTH_UPLOAD_DIR=str(self.spool),
+        )
+        vidauth = [sys.executable, "-m", "vidauth"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": work}
+        self.sandbox = subprocess.Popen(
+            [*vidauth, "sandbox", "--port", str(sandbox_port), "--redirect-uri", callback,
+             "--storage", str(work / "objects")],
+            env=env, **quiet,
+        )  # fmt: skip
+        wait_for(f"http://127.0.0.1:{sandbox_port}/Panopto/oauth2/.well-known/openid-configuration")
+        created = subprocess.run(
+            [*vidauth, "apikey", "create", "bench"],
+            env=env, cwd=work, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        self.key = created.stdout.strip()
+        self.serve = subprocess.Popen(
+            [*vidauth, "serve", "--no-worker", "--port", str(serve_port), "--log-level", "warning"],
+            env=env, **quiet,
+        )  # fmt: skip
+        wait_for(self.url + "/healthz")
+        self.headers = {"Authorization": f"Bearer {self.key}"}
+        self._connect()
+
+    def _connect(self) -> None:
+        from vidauth.sandbox.browser import complete_browser_login
+
+        link = httpx.post(f"{self.url}/v1/accounts/bench/connect", headers=self.headers)
+        link.raise_for_status()
+        complete_browser_login(link.json()["authorize_url"]).raise_for_status()
+
+    def upload(self, source: Path, index: int) -> str:
+        """POST one multipart upload of ``source`` with curl (a C client, so that the client is
+        not what limits the rate); the upload id."""
+        done = subprocess.run(
+            [
+                "curl", "-sS", "--fail-with-body", "-H", f"Authorization: Bearer {self.key}",
+                "-F", "external_user_id=bench", "-F", "folder=SIT102 Labs",
+                "-F", f"title=bench {index}", "-F", f"file=@{source};type=video/mp4",
+                f"{self.url}/v1/uploads",
+            ],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"upload {index}: curl exit {done.returncode}: {done.stdout[:200]}")
+        return str(json.loads(done.stdout)["upload_id"])
+
+    def cancel(self, ids: list[str]) -> None:
+        for upload_id in ids:
+            httpx.delete(f"{self.url}/v1/uploads/{upload_id}", headers=self.headers, timeout=60)
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.serve.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+        return float("nan")
+
+    def stop(self) -> None:
+        for proc in (self.serve, self.sandbox):
+            proc.terminate()
+            proc.wait(15)
+
+
+def service_round(service: Service, source: Path, count: int) -> float:
+    """Seconds from the first POST to the last 202 for ``count`` concurrent uploads."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(count) as pool:
+        ids = list(pool.map(lambda i: service.upload(source, i), range(count)))
+    elapsed = time.perf_counter() - started
+    service.cancel(ids)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--uploads", type=int, default=20)
+    parser.add_argument("--size-mb", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="1 round of 4 x 20 MB")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.uploads, args.size_mb = 1, 4, 20
+    size = args.size_mb * MB
+    total = size * args.uploads
+    work = Path(tempfile.mkdtemp(prefix="vidauth-bench-ingest-"))
+    free = shutil.disk_usage(work).free
+    if free < 3 * total:
+        raise SystemExit(f"need {3 * total / 1e9:.1f} GB free in {work}, have {free / 1e9:.1f}")
+    service = None
+    try:
+        source = make_source(work / "source.mp4", size)
+        service = Service(work)
+        times: dict[str, list[float]] = {"disk": [], "serve": []}
+        for r in range(args.rounds):
+            times["disk"].append(disk_round(service.spool / "baseline", args.uploads, size))
+            times["serve"].append(service_round(service, source, args.uploads))
+            print(
+                f"  round {r + 1}: disk {times['disk'][-1]:.2f} s, "
+                f"serve {times['serve'][-1]:.2f} s",
+                flush=True,
+            )
+        disk = total / statistics.median(times["disk"]) / MB
+        serve = total / statistics.median(times["serve"]) / MB
+        print(f"\n{args.uploads} concurrent uploads of {args.size_mb} MB, {args.rounds} rounds:")
+        print(f"  (a) disk sequential write + fsync  median {disk:8.1f} MB/s")
+        print(f"  (b) vidauth serve ingest           median {serve:8.1f} MB/s")
+        print(f"  ratio (b)/(a): {serve / disk:.2f} (goal >= 0.70)")
+        print(f"  serve peak RSS: {service.peak_rss_mb():.0f} MB")
+    finally:
+        if service is not None:
+            service.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
