@@ -155,7 +155,8 @@ def _describe(console: Any, event: Any) -> None:
 
 
 def upload(
-    files: Annotated[list[Path], typer.Argument(help="Video files to upload.")],
+    # readable=False: vidauth checks each file itself, with a one-line error (exit 2).
+    files: Annotated[list[Path], typer.Argument(help="Video files to upload.", readable=False)],
     folder: Annotated[str, typer.Option("--folder", help="Folder id (GUID) or exact name.")],
     title: Annotated[
         str | None, typer.Option(help="Session title (default: the file name without extension).")
