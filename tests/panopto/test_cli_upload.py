@@ -232,3 +232,17 @@ def test_kill_and_resume_sends_only_the_missing_parts(make_panopto, tmp_path: Pa
 
 def subprocess_run(setup: PanoptoSetup, *args: str):  # type: ignore[no-untyped-def]
     return setup.cli(*args, timeout=60)
+
+
+def test_progress_is_plain_lines_when_not_a_terminal(panopto: PanoptoSetup, tmp_path: Path) -> None:
+    import re
+
+    source = write_random(tmp_path / "plain.mp4", 12 * MiB, seed=21)
+    done = panopto.cli("upload", str(source), "--folder", "SIT102 Labs", "--part-size", "5")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stderr and "\r" not in done.stderr  # no bars, no colours
+    progress = [
+        int(m.group(1))
+        for m in re.finditer(r"^plain\.mp4: (\d+)% \(\d+/\d+ bytes\)$", done.stderr, re.M)
+    ]
+    assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] == 100
