@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from dataclasses import replace
 from functools import cached_property
 from typing import Any
@@ -19,6 +20,55 @@ from vidauth.service.schema import ensure_service_schema
 from vidauth.service.settings import ServiceSettings
 from vidauth.store import Database, TokenStore
 from vidauth.store.crypto import read_key_file
+from vidauth.store.tokens import TokenSet
+
+#: A token is refreshed once less than ``min_validity`` seconds are left — but never earlier than
+#: when this share of its lifetime is left: otherwise a token living less than min_validity
+#: (say 5 s against the 300 s default) would be refreshed again on every API call.
+TOKEN_LIFE_SHARE = 0.2
+
+
+class TokenLifetimes:
+    """The longest validity seen per account in this process: a lower bound of the lifetime
+    of its access tokens (the token store does not keep when a token was issued)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[int, float] = {}
+
+    def get(self, account_id: int) -> float | None:
+        """Seconds, or None before the account's first token was seen."""
+        with self._lock:
+            return self._seen.get(account_id)
+
+    def observe(self, account_id: int, seconds_left: float) -> None:
+        """Note a token of the account with ``seconds_left`` (expired ones teach nothing)."""
+        with self._lock:
+            if seconds_left > self._seen.get(account_id, 0.0):
+                self._seen[account_id] = seconds_left
+
+
+class ServiceTokenManager(TokenManager):
+    """A TokenManager whose refresh margin is capped at a share of the token's lifetime."""
+
+    def __init__(self, *args: Any, lifetimes: TokenLifetimes, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lifetimes = lifetimes
+
+    def tokens(self, min_validity: float | None = None) -> TokenSet:
+        """The token set, fresh for ``min_validity`` seconds or a fifth of its lifetime."""
+        need = self.min_validity if min_validity is None else min_validity
+        known = self.lifetimes.get(self.account_id)
+        if known is None:  # first use in this process: look before deciding to refresh
+            current = self.store.load_tokens(self.account_id)
+            if current is not None:
+                self.lifetimes.observe(self.account_id, current.seconds_left())
+            known = self.lifetimes.get(self.account_id)  # None while expired
+        if known is not None:
+            need = min(need, known * TOKEN_LIFE_SHARE)
+        result = super().tokens(need)
+        self.lifetimes.observe(self.account_id, result.seconds_left())
+        return result
 
 
 class ServiceContext:
@@ -36,6 +86,7 @@ class ServiceContext:
         profile = replace(settings.profile(), redirect_uri=callback)
         self.va = Vidauth(settings, profile=profile, transport=transport)
         self._transport = transport
+        self.lifetimes = TokenLifetimes()
 
     @property
     def profile(self) -> Profile:
@@ -72,7 +123,9 @@ class ServiceContext:
     def token_manager(self, account_id: int, **options: Any) -> TokenManager:
         """A TokenManager for a stored account (single-flight refresh across processes)."""
         options.setdefault("min_validity", self.service.token_min_validity)
-        return TokenManager(self.store, self.token_endpoint, account_id, **options)
+        return ServiceTokenManager(
+            self.store, self.token_endpoint, account_id, lifetimes=self.lifetimes, **options
+        )
 
     def api_client(self, manager: TokenManager) -> httpx.Client:
         """A client for the Panopto site that sends the account's fresh bearer tokens."""
