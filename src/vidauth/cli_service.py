@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -30,12 +33,25 @@ def _fail(exc: VidauthError) -> typer.Exit:
     return typer.Exit(exc.exit_code)
 
 
+SERVE_FLAGS_ENV = "VIDAUTH_SERVE_FLAGS"
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Only serve HTTP; run uploads elsewhere.")
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            min=1,
+            max=64,
+            help="HTTP processes sharing the port, so that uploads are received on several "
+            "cores (the upload worker still runs once, in the first process).",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP service (and, unless --no-worker, an upload worker on threads)."""
@@ -43,24 +59,56 @@ def serve(
 
     from vidauth.logs import configure_logging
     from vidauth.service.app import create_app
+    from vidauth.service.worker import Worker
 
     configure_logging(logging.INFO)
     try:
         ctx = _context()
         ctx.store  # noqa: B018 - open and migrate the store before listening
-        app = create_app(ctx, run_worker=not no_worker)
     except VidauthError as exc:
         raise _fail(exc) from None
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        proxy_headers=True,
-        timeout_keep_alive=30,
-    )
-    ctx.close()
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "proxy_headers": True,
+        "timeout_keep_alive": 30,
+    }
+    if processes == 1:
+        uvicorn.run(create_app(ctx, run_worker=not no_worker), **options)
+        ctx.close()
+        return
+    # Several processes: uvicorn's supervisor spawns them, each building its own app (and
+    # database connections) from the same global options, handed over in the environment.
+    from vidauth.cli import _options
+
+    flags = {k: str(v) for k, v in _options.flags().items() if v is not None}
+    os.environ[SERVE_FLAGS_ENV] = json.dumps(flags)
+    worker = None if no_worker else Worker(ctx).start()
+    try:
+        uvicorn.run(
+            "vidauth.cli_service:http_process_app", factory=True, workers=processes, **options
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        ctx.close()
+
+
+def http_process_app() -> Any:
+    """The app of one of ``serve --processes N``'s HTTP processes (a uvicorn factory)."""
+    from vidauth.config import load_settings
+    from vidauth.logs import configure_logging
+    from vidauth.service.app import create_app
+    from vidauth.service.context import ServiceContext
+    from vidauth.service.settings import load_service_settings
+
+    configure_logging(logging.INFO)
+    flags: dict[str, Any] = json.loads(os.environ.get(SERVE_FLAGS_ENV, "{}"))
+    settings = load_settings(**flags)
+    env_file = Path(flags["env_file"]) if flags.get("env_file") else None
+    return create_app(ServiceContext(settings, load_service_settings(settings, env_file)))
 
 
 def worker(

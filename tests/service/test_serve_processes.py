@@ -1,0 +1,107 @@
+"""``vidauth serve --processes N``: several HTTP processes on one port, one upload worker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import SETTING_NAMES, free_port
+from tests.service.conftest import ApiClient, ServiceSetup, video_bytes
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _python_children(pid: int) -> list[int]:
+    """The HTTP processes uvicorn spawned (its multiprocessing helpers are skipped)."""
+    return [
+        child
+        for child in _children(pid)
+        if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes()
+        and b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[str], seconds: float = 40) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not become ready")
+
+
+def test_serve_with_two_http_processes_takes_uploads_and_stops_cleanly(
+    make_service: Callable[..., ServiceSetup],
+) -> None:
+    # The fixture's in-test server (no worker of its own) connects the user; the subprocess
+    # `vidauth serve --processes 2` shares its database and is the only one running uploads.
+    service = make_service(run_worker=False)
+    service.connect("u1")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update({k.upper(): str(v) for k, v in service.settings_flags.items() if k != "env_file"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidauth", "serve", "--processes", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    api = ApiClient(url, service.key)
+    try:
+        _wait_healthy(url, proc)
+        http_processes = _python_children(proc.pid)
+        assert len(http_processes) == 2, _children(proc.pid)
+
+        videos = [video_bytes(600 * 1024, seed=i) for i in range(6)]
+
+        def upload(index: int) -> str:
+            # One connection per upload, so that the kernel may hand them to either process.
+            one = ApiClient(url, service.key)
+            try:
+                r = one.upload("u1", content=videos[index], folder="SIT101 Lectures")
+            finally:
+                one.close()
+            assert r.status_code == 202, r.text
+            return str(r.json()["upload_id"])
+
+        with ThreadPoolExecutor(6) as pool:
+            ids = list(pool.map(upload, range(6)))
+        for upload_id in ids:
+            done = api.wait_upload(upload_id, timeout=60)
+            assert done["state"] == "complete", done
+        storage = Path(service.sandbox.panopto.options.storage_dir)
+        stored = {_sha256(p.read_bytes()) for p in storage.rglob("*") if p.is_file()}
+        assert {_sha256(v) for v in videos} <= stored, "an uploaded video did not arrive intact"
+        assert api.get("/v1/accounts/u1").json()["status"] == "connected"
+    finally:
+        api.close()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    for pid in http_processes:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert str(service.settings_flags["panopto_client_secret"]) not in err
