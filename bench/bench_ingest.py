@@ -2,17 +2,22 @@
 
 In one run, interleaved rounds of:
 
-  (a) baseline: 20 threads each writing a 100 MB file to the spool directory in 1 MiB blocks,
-      then fsync (what the service must do at least: it streams each body to disk and fsyncs
-      it before answering 202);
-  (b) ``vidauth serve --no-worker`` (a child process) receiving 20 concurrent 100 MB
-      ``POST /v1/uploads`` (multipart, sent by 20 curl processes), timed from the first request
-      to the last 202.
+  (a1) baseline: 20 threads each writing a 100 MB file to the spool directory in 1 MiB blocks,
+       then fsync (what the service must do at least: it streams each body to disk and fsyncs
+       it before answering 202);
+  (a2) baseline: one thread writing the same 2 GB as one file, 1 MiB blocks, then fsync (``dd
+       bs=1M conv=fsync``: the disk's single-stream sequential write speed);
+  (b1) ``vidauth serve --no-worker`` (one process) receiving 20 concurrent 100 MB
+       ``POST /v1/uploads`` (multipart, sent by 20 curl processes), timed from the first request
+       to the last 202;
+  (b2) the same with ``serve --processes N`` (default: the number of cores).
 
-Reports the medians, the ratio (b)/(a) of throughputs (goal >= 0.70) and the peak RSS of the
-serve process (VmHWM). Uploads are cancelled between rounds, which deletes their spooled files.
+Reports the medians, the ratios of throughputs (goal >= 0.70) and the peak RSS of each serve
+(VmHWM, summed over its processes). Uploads are cancelled between rounds, which deletes their
+spooled files.
 
-Usage: .venv/bin/python bench/bench_ingest.py [--rounds 3] [--uploads 20] [--size-mb 100] [--quick]
+Usage: .venv/bin/python bench/bench_ingest.py [--rounds 3] [--uploads 20] [--size-mb 100]
+       [--processes N] [--quick]
 """
 
 from __future__ import annotations
@@ -92,10 +97,18 @@ def disk_round(directory: Path, count: int, size: int) -> float:
     return elapsed
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_children(int(child))]
+    return found
+
+
 class Service:
     """``vidauth sandbox`` and ``vidauth serve --no-worker`` (child processes), a user connected."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, processes: int = 1) -> None:
         from vidauth.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
         self.work = work
@@ -127,7 +140,8 @@ class Service:
         )  # fmt: skip
         self.key = created.stdout.strip()
         self.serve = subprocess.Popen(
-            [*vidauth, "serve", "--no-worker", "--port", str(serve_port), "--log-level", "warning"],
+            [*vidauth, "serve", "--no-worker", "--port", str(serve_port), "--log-level", "warning",
+             "--processes", str(processes)],
             env=env, **quiet,
         )  # fmt: skip
         wait_for(self.url + "/healthz")
@@ -162,10 +176,13 @@ class Service:
             httpx.delete(f"{self.url}/v1/uploads/{upload_id}", headers=self.headers, timeout=60)
 
     def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.serve.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / 1e6
-        return float("nan")
+        """Peak RSS (VmHWM) of ``serve``, summed over its HTTP processes when it has several."""
+        total = 0
+        for pid in [self.serve.pid, *_children(self.serve.pid)]:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) * 1024
+        return total / 1e6
 
     def stop(self) -> None:
         for proc in (self.serve, self.sandbox):
@@ -188,6 +205,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--uploads", type=int, default=20)
     parser.add_argument("--size-mb", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--quick", action="store_true", help="1 round of 4 x 20 MB")
     args = parser.parse_args()
     if args.quick:
@@ -198,28 +216,46 @@ def main() -> None:
     free = shutil.disk_usage(work).free
     if free < 3 * total:
         raise SystemExit(f"need {3 * total / 1e9:.1f} GB free in {work}, have {free / 1e9:.1f}")
-    service = None
+    services: list[Service] = []
     try:
         source = make_source(work / "source.mp4", size)
-        service = Service(work)
-        times: dict[str, list[float]] = {"disk": [], "serve": []}
+        for processes in (1, args.processes):
+            (work / f"p{processes}").mkdir()
+            services.append(Service(work / f"p{processes}", processes))
+        one, many = services
+        labels = ("disk_parallel", "disk_single", "serve_1", f"serve_{args.processes}")
+        times: dict[str, list[float]] = {label: [] for label in labels}
         for r in range(args.rounds):
-            times["disk"].append(disk_round(service.spool / "baseline", args.uploads, size))
-            times["serve"].append(service_round(service, source, args.uploads))
+            spool = one.spool / "baseline"
+            times["disk_parallel"].append(disk_round(spool, args.uploads, size))
+            times["disk_single"].append(disk_round(spool, 1, total))
+            times["serve_1"].append(service_round(one, source, args.uploads))
+            times[labels[3]].append(service_round(many, source, args.uploads))
             print(
-                f"  round {r + 1}: disk {times['disk'][-1]:.2f} s, "
-                f"serve {times['serve'][-1]:.2f} s",
+                f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
                 flush=True,
             )
-        disk = total / statistics.median(times["disk"]) / MB
-        serve = total / statistics.median(times["serve"]) / MB
+        rate = {k: total / statistics.median(v) / MB for k, v in times.items()}
         print(f"\n{args.uploads} concurrent uploads of {args.size_mb} MB, {args.rounds} rounds:")
-        print(f"  (a) disk sequential write + fsync  median {disk:8.1f} MB/s")
-        print(f"  (b) vidauth serve ingest           median {serve:8.1f} MB/s")
-        print(f"  ratio (b)/(a): {serve / disk:.2f} (goal >= 0.70)")
-        print(f"  serve peak RSS: {service.peak_rss_mb():.0f} MB")
+        names = (
+            f"(a1) disk, {args.uploads} writers + fsync",
+            "(a2) disk, one stream + fsync",
+            "(b1) vidauth serve",
+            f"(b2) vidauth serve --processes {args.processes}",
+        )
+        for name, label in zip(names, labels, strict=True):
+            print(f"  {name:<36} median {rate[label]:8.1f} MB/s")
+        for b, serve in (("b1", labels[2]), ("b2", labels[3])):
+            print(
+                f"  ratio ({b})/(a1): {rate[serve] / rate[labels[0]]:.2f}   "
+                f"({b})/(a2): {rate[serve] / rate[labels[1]]:.2f}   (goal >= 0.70)"
+            )
+        print(
+            f"  serve peak RSS: {one.peak_rss_mb():.0f} MB (1 process), "
+            f"{many.peak_rss_mb():.0f} MB ({args.processes} HTTP processes + supervisor)"
+        )
     finally:
-        if service is not None:
+        for service in services:
             service.stop()
         shutil.rmtree(work, ignore_errors=True)
 
