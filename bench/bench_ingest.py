@@ -10,7 +10,9 @@ In one run, interleaved rounds of:
   (b1) ``vidauth serve --no-worker`` (one process) receiving 20 concurrent 100 MB
        ``POST /v1/uploads`` (multipart, sent by 20 curl processes), timed from the first request
        to the last 202;
-  (b2) the same with ``serve --processes N`` (default: the number of cores).
+  (b2) the same with ``serve --processes N`` (default: the number of cores);
+  (c)  the ceiling of the server under it: a bare ASGI app on uvicorn (httptools, uvloop, one
+       process) that reads the same 20 requests and throws the bodies away.
 
 Reports the medians, the ratios of throughputs (goal >= 0.70) and the peak RSS of each serve
 (VmHWM, summed over its processes). Uploads are cancelled between rounds, which deletes their
@@ -33,6 +35,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -105,6 +108,23 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def curl_upload(url: str, key: str, source: Path, index: int) -> str:
+    """POST one multipart upload of ``source`` with curl (a C client, so that the client is not
+    what limits the rate); the upload id."""
+    done = subprocess.run(
+        [
+            "curl", "-sS", "--fail-with-body", "-H", f"Authorization: Bearer {key}",
+            "-F", "external_user_id=bench", "-F", "folder=SIT102 Labs",
+            "-F", f"title=bench {index}", "-F", f"file=@{source};type=video/mp4",
+            f"{url}/v1/uploads",
+        ],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"upload {index}: curl exit {done.returncode}: {done.stdout[:200]}")
+    return str(json.loads(done.stdout)["upload_id"])
+
+
 class Service:
     """``vidauth sandbox`` and ``vidauth serve --no-worker`` (child processes), a user connected."""
 
@@ -156,20 +176,8 @@ class Service:
         complete_browser_login(link.json()["authorize_url"]).raise_for_status()
 
     def upload(self, source: Path, index: int) -> str:
-        """POST one multipart upload of ``source`` with curl (a C client, so that the client is
-        not what limits the rate); the upload id."""
-        done = subprocess.run(
-            [
-                "curl", "-sS", "--fail-with-body", "-H", f"Authorization: Bearer {self.key}",
-                "-F", "external_user_id=bench", "-F", "folder=SIT102 Labs",
-                "-F", f"title=bench {index}", "-F", f"file=@{source};type=video/mp4",
-                f"{self.url}/v1/uploads",
-            ],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"upload {index}: curl exit {done.returncode}: {done.stdout[:200]}")
-        return str(json.loads(done.stdout)["upload_id"])
+        """POST one upload of ``source``; the upload id."""
+        return curl_upload(self.url, self.key, source, index)
 
     def cancel(self, ids: list[str]) -> None:
         for upload_id in ids:
@@ -190,7 +198,46 @@ class Service:
             proc.wait(15)
 
 
-def service_round(service: Service, source: Path, count: int) -> float:
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """(c): read the request body and discard it; answer 202 like the service."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    body = b'{"upload_id": "bare"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BareServer:
+    """uvicorn serving :func:`bare_app` (a child process), driven like :class:`Service`."""
+
+    def __init__(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.serve = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "bench_ingest:bare_app", "--app-dir",
+             str(Path(__file__).parent), "--port", str(port), "--http", "httptools",
+             "--loop", "uvloop", "--log-level", "warning", "--no-access-log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(self.url + "/")
+
+    def upload(self, source: Path, index: int) -> str:
+        """POST the same multipart upload as :meth:`Service.upload`."""
+        return curl_upload(self.url, "-", source, index)
+
+    def cancel(self, ids: list[str]) -> None:
+        """Nothing was kept."""
+
+    def stop(self) -> None:
+        self.serve.terminate()
+        self.serve.wait(15)
+
+
+def service_round(service: Service | BareServer, source: Path, count: int) -> float:
     """Seconds from the first POST to the last 202 for ``count`` concurrent uploads."""
     started = time.perf_counter()
     with ThreadPoolExecutor(count) as pool:
@@ -216,14 +263,17 @@ def main() -> None:
     free = shutil.disk_usage(work).free
     if free < 3 * total:
         raise SystemExit(f"need {3 * total / 1e9:.1f} GB free in {work}, have {free / 1e9:.1f}")
-    services: list[Service] = []
+    services: list[Any] = []
     try:
         source = make_source(work / "source.mp4", size)
         for processes in (1, args.processes):
             (work / f"p{processes}").mkdir()
             services.append(Service(work / f"p{processes}", processes))
-        one, many = services
-        labels = ("disk_parallel", "disk_single", "serve_1", f"serve_{args.processes}")
+        services.append(BareServer())
+        one, many, bare = services
+        labels = (
+            "disk_parallel", "disk_single", "serve_1", f"serve_{args.processes}", "bare_uvicorn",
+        )  # fmt: skip
         times: dict[str, list[float]] = {label: [] for label in labels}
         for r in range(args.rounds):
             spool = one.spool / "baseline"
@@ -231,6 +281,7 @@ def main() -> None:
             times["disk_single"].append(disk_round(spool, 1, total))
             times["serve_1"].append(service_round(one, source, args.uploads))
             times[labels[3]].append(service_round(many, source, args.uploads))
+            times["bare_uvicorn"].append(service_round(bare, source, args.uploads))
             print(
                 f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
                 flush=True,
@@ -242,13 +293,15 @@ def main() -> None:
             "(a2) disk, one stream + fsync",
             "(b1) vidauth serve",
             f"(b2) vidauth serve --processes {args.processes}",
+            "(c)  bare uvicorn, bodies discarded",
         )
         for name, label in zip(names, labels, strict=True):
             print(f"  {name:<36} median {rate[label]:8.1f} MB/s")
         for b, serve in (("b1", labels[2]), ("b2", labels[3])):
             print(
                 f"  ratio ({b})/(a1): {rate[serve] / rate[labels[0]]:.2f}   "
-                f"({b})/(a2): {rate[serve] / rate[labels[1]]:.2f}   (goal >= 0.70)"
+                f"({b})/(a2): {rate[serve] / rate[labels[1]]:.2f}   (goal >= 0.70)   "
+                f"({b})/(c): {rate[serve] / rate[labels[4]]:.2f}"
             )
         print(
             f"  serve peak RSS: {one.peak_rss_mb():.0f} MB (1 process), "
