@@ -429,7 +429,9 @@ def test_request_size_limit(make_service: Callable[..., ServiceSetup]) -> None:
     assert r.status_code == 200
 
 
-@pytest.mark.parametrize("bad", ["%20%20", "a%00b", "x" * 300, "tab%09id"])
+@pytest.mark.parametrize(
+    "bad", ["%20%20", "a%00b", "x" * 300, "tab%09id", "%0Bu1", "%20" + "x" * 255]
+)
 def test_bad_external_user_id(service: ServiceSetup, bad: str) -> None:
     r = service.api.get(f"/v1/accounts/{bad}")
     assert r.status_code == 400, r.text
@@ -454,6 +456,24 @@ def test_bad_upload_forms(service: ServiceSetup) -> None:
     r = api.upload("u1", content=video_bytes(), path="x.mp4", folder=FOLDER)
     assert r.status_code == 400, r.text
     assert api.get("/v1/uploads").json()["uploads"] == []
+
+
+def test_unknown_form_field_is_refused_before_the_file_streams(service: ServiceSetup) -> None:
+    service.connect("u1")
+    r = service.api.upload("u1", content=video_bytes(), folder=FOLDER, tittle="Week 1")
+    assert r.status_code == 400, r.text
+    assert "'tittle'" in r.json()["detail"] and "title" in r.json()["detail"]
+    assert not [p for p in service.ctx.service.upload_dir.rglob("*") if p.is_file()]
+    assert service.api.get("/v1/uploads").json()["uploads"] == []
+
+
+def test_405_lists_every_method_of_the_path(service: ServiceSetup) -> None:
+    r = service.api.http.put("/v1/accounts/u1")
+    assert r.status_code == 405
+    assert r.json()["error"] == "method_not_allowed"
+    assert {m.strip() for m in r.headers["allow"].split(",")} == {"GET", "DELETE"}
+    r = service.api.http.patch("/v1/uploads/some-id")
+    assert {m.strip() for m in r.headers["allow"].split(",")} == {"GET", "DELETE"}
 
 
 # -- account lifecycle --------------------------------------------------------------------------
@@ -572,6 +592,20 @@ def test_health_metrics_openapi(service: ServiceSetup) -> None:
         assert path in paths, sorted(paths)
     assert "multipart/form-data" in paths["/v1/uploads"]["post"]["requestBody"]["content"]
     assert "/oauth/callback" not in paths
+    # The document says how to authenticate, and what each answer looks like.
+    assert spec["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    get_upload = paths["/v1/uploads/{upload_id}"]["get"]
+    assert get_upload["security"] == [{"apiKey": []}]
+    assert get_upload["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Upload"
+    }
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    assert get_upload["responses"]["404"]["content"]["application/json"]["schema"] == error_ref
+    states = spec["components"]["schemas"]["Upload"]["properties"]["state"]["enum"]
+    assert set(states) == {
+        "queued", "uploading", "processing", "complete", "failed", "cancelled",
+        "waiting_for_consent",
+    }  # fmt: skip
 
 
 def test_delete_account_revokes_at_panopto(service: ServiceSetup) -> None:

@@ -10,24 +10,37 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from vidauth._urls import check_transport
 from vidauth.errors import UsageError, VidauthError
 from vidauth.panopto.files import check_media_file
 from vidauth.service import connect, pages
+from vidauth.service.api_models import (
+    USER_ID_SCHEMA,
+    AccountStatus,
+    ConnectLink,
+    PageLink,
+    Upload,
+    UploadAccepted,
+    UploadList,
+    error_responses,
+)
 from vidauth.service.auth import Caller, KeyChecker
 from vidauth.service.context import ServiceContext
 from vidauth.service.ingest import IngestError, receive_form
@@ -52,10 +65,14 @@ class ApiError(Exception):
 
 
 def _error(
-    status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    status: int, error: str, detail: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status, headers=headers)
 
+
+UPLOAD_FIELDS = frozenset(
+    ("file", "path", "external_user_id", "folder", "title", "description", "callback_url")
+)
 
 _UPLOAD_FORM = {
     "requestBody": {
@@ -65,6 +82,7 @@ _UPLOAD_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["external_user_id", "folder"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {
                             "type": "string",
@@ -75,7 +93,7 @@ _UPLOAD_FORM = {
                             "type": "string",
                             "description": "A file under VIDAUTH_SHARED_DIR instead of `file`.",
                         },
-                        "external_user_id": {"type": "string"},
+                        "external_user_id": {"type": "string", **USER_ID_SCHEMA},
                         "folder": {"type": "string", "description": "Folder id or exact name."},
                         "title": {"type": "string"},
                         "description": {"type": "string"},
@@ -113,8 +131,13 @@ class RequestLimit:
 
 
 def _check_user_id(external_user_id: str) -> str:
+    """The id without surrounding spaces; 400 unless it is what USER_ID_SCHEMA documents."""
     value = external_user_id.strip()
-    if not value or len(value) > MAX_ID_LENGTH or any(ord(c) < 32 for c in value):
+    if (
+        not value
+        or len(external_user_id) > MAX_ID_LENGTH
+        or any(ord(c) < 32 for c in external_user_id)
+    ):
         raise ApiError(
             400,
             "invalid_request",
@@ -123,7 +146,18 @@ def _check_user_id(external_user_id: str) -> str:
     return value
 
 
-async def _caller(request: Request) -> Caller:
+# Declares the scheme in the OpenAPI document; the check itself is _caller's (401, not 403).
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key from `vidauth apikey create`, as `Authorization: Bearer <key>`.",
+)
+
+
+async def _caller(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
     """The API key's owner, from ``Authorization: Bearer <key>`` (401 without a valid key)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -136,8 +170,18 @@ async def _caller(request: Request) -> Caller:
     return found
 
 
-# At module level: FastAPI resolves the (postponed) annotation ``who: Auth`` in module globals.
+# At module level: FastAPI resolves the (postponed) annotations in module globals.
 Auth = Annotated[Caller, Depends(_caller)]
+
+
+def _path_user_id(
+    # Documented in the schema, but checked here (400 with a clear line), not by FastAPI.
+    external_user_id: Annotated[str, PathParam(json_schema_extra=USER_ID_SCHEMA)],
+) -> str:
+    return _check_user_id(external_user_id)
+
+
+UserId = Annotated[str, Depends(_path_user_id)]
 
 
 def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
@@ -175,9 +219,13 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         return _error(exc.status, exc.error, exc.detail, headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        code = codes.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _error(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -206,33 +254,49 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
 
     # -- accounts -------------------------------------------------------------------------------
 
-    @app.post("/v1/accounts/{external_user_id}/connect", tags=["accounts"])
-    async def connect_account(external_user_id: str, who: Auth) -> dict[str, Any]:
+    @app.post(
+        "/v1/accounts/{external_user_id}/connect",
+        tags=["accounts"],
+        response_model=ConnectLink,
+        responses=error_responses(400, 401, 413, 422, 503),
+    )
+    async def connect_account(user: UserId, who: Auth) -> dict[str, Any]:
         """A link the user opens to connect their Panopto account (valid 10 minutes, once)."""
-        user = _check_user_id(external_user_id)
         url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user)
         return {"authorize_url": url, "expires_at": expires_at}
 
-    @app.get("/v1/accounts/{external_user_id}", tags=["accounts"])
-    async def get_account(external_user_id: str, who: Auth) -> dict[str, Any]:
+    @app.get(
+        "/v1/accounts/{external_user_id}",
+        tags=["accounts"],
+        response_model=AccountStatus,
+        responses=error_responses(400, 401, 422, 503),
+    )
+    async def get_account(user: UserId, who: Auth) -> dict[str, Any]:
         """connected | needs_reconsent | not_connected, with scopes and expiry (never a token)."""
-        user = _check_user_id(external_user_id)
         result: dict[str, Any] = await run_sync(connect.account_status, ctx, who.tenant, user)
         return result
 
-    @app.delete("/v1/accounts/{external_user_id}", tags=["accounts"])
-    async def delete_account(external_user_id: str, who: Auth) -> dict[str, Any]:
+    @app.delete(
+        "/v1/accounts/{external_user_id}",
+        tags=["accounts"],
+        response_model=AccountStatus,
+        responses=error_responses(400, 401, 404, 422, 503),
+    )
+    async def delete_account(user: UserId, who: Auth) -> dict[str, Any]:
         """Revoke the user's tokens at Panopto and delete them."""
-        user = _check_user_id(external_user_id)
         found = await run_sync(connect.disconnect, ctx, who.tenant, user)
         if not found:
             raise ApiError(404, "not_found", f"{user!r} has no Panopto connection")
         return {"external_user_id": user, "status": connect.NOT_CONNECTED}
 
-    @app.post("/v1/accounts/{external_user_id}/uploads-page", tags=["accounts"])
-    async def uploads_page_link(external_user_id: str, who: Auth) -> dict[str, Any]:
+    @app.post(
+        "/v1/accounts/{external_user_id}/uploads-page",
+        tags=["accounts"],
+        response_model=PageLink,
+        responses=error_responses(400, 401, 413, 422),
+    )
+    async def uploads_page_link(user: UserId, who: Auth) -> dict[str, Any]:
         """A signed, expiring link to a page showing the user's uploads and their progress."""
-        user = _check_user_id(external_user_id)
         token, expires_at = pages.make_page_token(
             ctx.page_key, who.tenant, user, service.page_link_seconds
         )
@@ -290,7 +354,14 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
 
     # -- uploads --------------------------------------------------------------------------------
 
-    @app.post("/v1/uploads", status_code=202, tags=["uploads"], openapi_extra=_UPLOAD_FORM)
+    @app.post(
+        "/v1/uploads",
+        status_code=202,
+        tags=["uploads"],
+        openapi_extra=_UPLOAD_FORM,
+        response_model=UploadAccepted,
+        responses=error_responses(400, 401, 409, 413, 415, 503),
+    )
     async def create_upload(request: Request, who: Auth) -> JSONResponse:
         """Queue an upload: the video in field ``file`` (streamed to disk) or ``path``."""
         job_id = new_job_id()
@@ -299,7 +370,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         keep = False
         try:
             try:
-                form = await receive_form(request, job_dir, service.max_upload_bytes)
+                form = await receive_form(request, job_dir, service.max_upload_bytes, UPLOAD_FIELDS)
             except IngestError as exc:
                 raise ApiError(exc.status, exc.error, exc.detail) from None
             except ClientDisconnect:
@@ -315,10 +386,15 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
             if not keep:
                 await run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))
 
-    @app.get("/v1/uploads", tags=["uploads"])
+    @app.get(
+        "/v1/uploads",
+        tags=["uploads"],
+        response_model=UploadList,
+        responses=error_responses(400, 401, 422, 503),
+    )
     async def list_uploads(
         who: Auth,
-        external_user_id: str | None = None,
+        external_user_id: Annotated[str | None, Query(json_schema_extra=USER_ID_SCHEMA)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """The tenant's uploads, newest first (optionally one user's)."""
@@ -326,7 +402,12 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         jobs: list[JobView] = await run_sync(queue.list, who.tenant, user, limit)
         return {"uploads": [job.as_api() for job in jobs]}
 
-    @app.get("/v1/uploads/{upload_id}", tags=["uploads"])
+    @app.get(
+        "/v1/uploads/{upload_id}",
+        tags=["uploads"],
+        response_model=Upload,
+        responses=error_responses(401, 404, 422, 503),
+    )
     async def get_upload(upload_id: str, who: Auth) -> dict[str, Any]:
         """State, progress, and where the video can be watched once complete."""
         job = await run_sync(queue.get, who.tenant, upload_id)
@@ -335,7 +416,12 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         result: dict[str, Any] = job.as_api()
         return result
 
-    @app.delete("/v1/uploads/{upload_id}", tags=["uploads"])
+    @app.delete(
+        "/v1/uploads/{upload_id}",
+        tags=["uploads"],
+        response_model=Upload,
+        responses=error_responses(401, 404, 409, 422, 503),
+    )
     async def cancel_upload(upload_id: str, who: Auth) -> dict[str, Any]:
         """Cancel an upload (a running one stops within seconds)."""
         job = await run_sync(queue.request_cancel, who.tenant, upload_id)
@@ -376,6 +462,17 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette's 405 names only the first
+    route's, and FastAPI makes one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _page_row(job: JobView) -> dict[str, Any]:

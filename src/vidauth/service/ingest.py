@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,9 +58,12 @@ class Received:
 class _Sink:
     """python-multipart callbacks: text fields in memory (bounded), the file to ``dest_dir``."""
 
-    def __init__(self, dest_dir: Path, max_file_bytes: int) -> None:
+    def __init__(
+        self, dest_dir: Path, max_file_bytes: int, fields: Collection[str] | None = None
+    ) -> None:
         self.dest_dir = dest_dir
         self.max_file_bytes = max_file_bytes
+        self.known_fields = fields
         self.received = Received()
         self._header_name = bytearray()
         self._header_value = bytearray()
@@ -95,6 +99,15 @@ class _Sink:
         filename = options.get(b"filename")
         if not name:
             raise IngestError(400, "invalid_form", "a form part has no name")
+        if self.known_fields is not None and name not in self.known_fields:
+            # Refused before the file streams, so that a misspelt field (say "tittle") is
+            # not silently dropped.
+            raise IngestError(
+                400,
+                "invalid_form",
+                f"unknown form field {name[:60]!r}; the fields are "
+                + ", ".join(sorted(self.known_fields)),
+            )
         self._name = name
         if filename is not None:
             if name != "file":
@@ -163,8 +176,16 @@ def _write_chunks(parser: MultipartParser, chunks: list[bytes]) -> None:
         parser.write(chunk)
 
 
-async def receive_form(request: Request, dest_dir: Path, max_file_bytes: int) -> Received:
-    """Parse the request's multipart body, writing the ``file`` part into ``dest_dir``."""
+async def receive_form(
+    request: Request,
+    dest_dir: Path,
+    max_file_bytes: int,
+    fields: Collection[str] | None = None,
+) -> Received:
+    """Parse the request's multipart body, writing the ``file`` part into ``dest_dir``.
+
+    ``fields``: the field names accepted (``file`` among them); any other is a 400.
+    """
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
     limit = max_file_bytes + FORM_OVERHEAD
@@ -179,7 +200,7 @@ async def receive_form(request: Request, dest_dir: Path, max_file_bytes: int) ->
                 )
         except ValueError:
             raise IngestError(400, "invalid_request", "Content-Length is not a number") from None
-    sink = _Sink(dest_dir, max_file_bytes)
+    sink = _Sink(dest_dir, max_file_bytes, fields)
     callbacks = {
         name: getattr(sink, name)
         for name in (

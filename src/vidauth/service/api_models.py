@@ -1,0 +1,114 @@
+"""The shapes of the HTTP API's answers, for the OpenAPI document and for checking them.
+
+Routes return plain dicts; FastAPI validates them against these models, so the document that
+backend developers generate clients from is the answer they get.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Timestamp = int | float  # seconds since the epoch
+
+UploadState = Literal[
+    "queued",
+    "uploading",
+    "processing",
+    "complete",
+    "failed",
+    "cancelled",
+    "waiting_for_consent",
+]
+
+# The constraint checked on every external_user_id, for the document; the route checks it and
+# answers 400 (``invalid_request``) rather than FastAPI's generic 422.
+USER_ID_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": r"^[^\u0000-\u001f]*[^\s\u0000-\u001f][^\u0000-\u001f]*$",
+    "description": "The backend's id for the user: 1 to 255 printable characters.",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error: a code, and one line naming the cause and the fix."""
+
+    error: str = Field(examples=["invalid_request"])
+    detail: str
+
+
+class ConnectLink(BaseModel):
+    """A link the user opens to connect their Panopto account (works once)."""
+
+    authorize_url: str
+    expires_at: Timestamp
+
+
+class AccountStatus(BaseModel):
+    """Whether the user's Panopto account is connected; never a token."""
+
+    external_user_id: str
+    status: Literal["connected", "needs_reconsent", "not_connected"]
+    username: str | None = None
+    scopes: list[str] = []
+    expires_at: Timestamp | None = Field(None, description="When the access token expires.")
+    refreshable: bool | None = None
+    connected_at: str | None = None
+
+
+class PageLink(BaseModel):
+    """A signed, expiring link to the user's uploads page."""
+
+    url: str
+    expires_at: Timestamp
+
+
+class UploadAccepted(BaseModel):
+    """The queued upload (202)."""
+
+    upload_id: str
+    state: UploadState
+
+
+class Upload(BaseModel):
+    """An upload's state and progress, and where to watch the video once complete."""
+
+    upload_id: str
+    external_user_id: str
+    state: UploadState
+    title: str
+    folder: str
+    folder_id: str | None
+    bytes_sent: int
+    bytes_total: int
+    session_id: str | None
+    viewer_url: str | None
+    error: str | None
+    cancel_requested: bool
+    created_at: str
+    updated_at: str
+
+
+class UploadList(BaseModel):
+    """The tenant's uploads, newest first."""
+
+    uploads: list[Upload]
+
+
+_ERRORS = {
+    400: "A field or parameter is invalid; `detail` names it.",
+    401: "No API key, or not a valid one.",
+    404: "Not found among the API key's tenant's accounts or uploads.",
+    409: "The request conflicts with the current state; `detail` says what to do.",
+    413: "The request or the file is over the service's limit.",
+    415: "Not multipart/form-data, or the file is not a video.",
+    422: "A parameter has the wrong type or is out of range.",
+    503: "The database is unavailable; try again.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route answering these error codes with :class:`ErrorBody`."""
+    return {code: {"model": ErrorBody, "description": _ERRORS[code]} for code in codes}
