@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
 from typing import Any
 
 import uvicorn
+
+from vidauth.errors import UsageError
 
 
 class BackgroundServer:
@@ -35,11 +38,7 @@ class BackgroundServer:
 
     def start(self, timeout: float = 10.0) -> BackgroundServer:
         """Bind, start serving and wait until uvicorn reports it is ready."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
-        sock.listen(2048)
+        sock = listen_socket(self.host, self._requested_port)
         self._sock = sock
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
@@ -77,3 +76,35 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (0: a free port), bound before anything starts;
+    a :class:`UsageError` naming the cause and the fix when it cannot be."""
+    try:
+        family, kind, _proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError, OverflowError):
+        raise UsageError(
+            f"--host {host!r} is not an address: use 127.0.0.1, 0.0.0.0 or one of this "
+            "machine's addresses"
+        ) from None
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        where = f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            detail = f"{where} is in use: stop what listens there, or choose another --port"
+        elif exc.errno == errno.EACCES:
+            detail = f"not allowed to listen on {where}: choose a --port above 1023"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            detail = f"{host} is not an address of this machine: use 127.0.0.1 or 0.0.0.0"
+        else:
+            detail = f"cannot listen on {where}: {exc.strerror or exc}"
+        raise UsageError(detail) from None
+    return sock

@@ -345,7 +345,9 @@ def logout(
 
 @app.command()
 def sandbox(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 9128,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0 picks a free one).")
+    ] = 9128,
     host: Annotated[str, typer.Option(help="Loopback address to bind.")] = "127.0.0.1",
     token_lifetime: Annotated[int, typer.Option(help="Access-token lifetime, seconds.")] = 3600,
     redirect_uri: Annotated[

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from vidauth.errors import VidauthError
+from vidauth._serving import listen_socket
+from vidauth.errors import UsageError, VidauthError
 
 apikey_app = typer.Typer(help="API keys of the HTTP service.", no_args_is_help=True)
 
@@ -38,7 +41,7 @@ SERVE_FLAGS_ENV = "VIDAUTH_SERVE_FLAGS"
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Only serve HTTP; run uploads elsewhere.")
     ] = False,
@@ -67,33 +70,55 @@ def serve(
         ctx.store  # noqa: B018 - open and migrate the store before listening
     except VidauthError as exc:
         raise _fail(exc) from None
+    try:
+        sock = listen_socket(host, port)
+    except UsageError as exc:
+        ctx.close()
+        raise _fail(exc) from None
     options: dict[str, Any] = {
-        "host": host,
-        "port": port,
         "log_level": log_level,
         "access_log": False,
         "proxy_headers": True,
         "timeout_keep_alive": 30,
     }
+    worker = None
     if processes == 1:
-        uvicorn.run(create_app(ctx, run_worker=not no_worker), **options)
-        ctx.close()
-        return
-    # Several processes: uvicorn's supervisor spawns them, each building its own app (and
-    # database connections) from the same global options, handed over in the environment.
-    from vidauth.cli import _options
+        config = uvicorn.Config(create_app(ctx, run_worker=not no_worker), **options)
+    else:
+        # uvicorn's supervisor spawns the processes, each building its own app (and database
+        # connections) from the same global options, handed over in the environment.
+        from vidauth.cli import _options
 
-    flags = {k: str(v) for k, v in _options.flags().items() if v is not None}
-    os.environ[SERVE_FLAGS_ENV] = json.dumps(flags)
-    worker = None if no_worker else Worker(ctx).start()
-    try:
-        uvicorn.run(
+        flags = {k: str(v) for k, v in _options.flags().items() if v is not None}
+        os.environ[SERVE_FLAGS_ENV] = json.dumps(flags)
+        config = uvicorn.Config(
             "vidauth.cli_service:http_process_app", factory=True, workers=processes, **options
         )
+        worker = None if no_worker else Worker(ctx).start()
+    try:
+        started = _run_uvicorn(config, sock)
     finally:
         if worker is not None:
             worker.stop()
+        sock.close()
         ctx.close()
+    if not started:
+        sys.stderr.write("vidauth: the service did not start (the error is above)\n")
+        raise typer.Exit(1)
+
+
+def _run_uvicorn(config: Any, sock: socket.socket) -> bool:
+    """Serve on ``sock`` until stopped (as ``uvicorn.run`` does); whether it started."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if config.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+        return True
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    return bool(server.started)
 
 
 def http_process_app() -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -54,3 +55,20 @@ def test_sandbox_refuses_non_loopback_host() -> None:
         timeout=30,
     )
     assert done.returncode == 2 and "loopback" in done.stderr
+
+
+def test_sandbox_on_a_busy_port_is_one_line_and_exit_2() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "vidauth", "sandbox", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"vidauth: 127.0.0.1:{port} is in use: stop what listens there, or choose another --port"
+    )

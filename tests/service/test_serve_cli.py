@@ -1,10 +1,13 @@
-"""``vidauth serve --processes N``: several HTTP processes on one port, one upload worker."""
+"""``vidauth serve`` as a command: several HTTP processes on one port with one upload worker;
+a port or host it cannot listen on is one line and exit 2, before anything starts."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import SETTING_NAMES, free_port
 from tests.service.conftest import ApiClient, ServiceSetup, video_bytes
@@ -105,3 +109,64 @@ def test_serve_with_two_http_processes_takes_uploads_and_stops_cleanly(
     for pid in http_processes:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
     assert str(service.settings_flags["panopto_client_secret"]) not in err
+
+
+def _serve(
+    make_service: Callable[..., ServiceSetup], *args: str, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run ``vidauth serve ARGS`` (after ``prefix``, e.g. setpriv) on a configured service."""
+    service = make_service(run_worker=False)
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update({k.upper(): str(v) for k, v in service.settings_flags.items() if k != "env_file"})
+    command = [*prefix, sys.executable, "-m", "vidauth", "serve", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("vidauth:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_busy_port_is_one_line_and_exit_2(
+    make_service: Callable[..., ServiceSetup], processes: str
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _serve(make_service, "--port", str(port), "--processes", processes)
+    assert done.returncode == 2, done.stderr
+    line = _one_line(done.stderr)
+    assert f"127.0.0.1:{port} is in use" in line and "--port" in line
+    # Refused before the upload worker started.
+    assert "worker" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("999.1.1.1", "is not an address"), ("192.0.2.77", "not an address of this machine")],
+)
+def test_bad_host_is_one_line_and_exit_2(
+    make_service: Callable[..., ServiceSetup], host: str, expected: str
+) -> None:
+    done = _serve(make_service, "--host", host, "--port", str(free_port()))
+    assert done.returncode == 2, done.stderr
+    assert expected in _one_line(done.stderr)
+
+
+def test_privileged_port_is_one_line_and_exit_2(make_service: Callable[..., ServiceSetup]) -> None:
+    first_free = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    if first_free == 0:
+        pytest.skip("this kernel lets anyone listen on any port")
+    prefix: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        # root may listen anywhere: run without the capability that lets it (CI runs as root)
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to test this as root"
+        prefix = (setpriv, "--bounding-set", "-net_bind_service")
+    done = _serve(make_service, "--port", str(first_free - 1), prefix=prefix)
+    assert done.returncode == 2, done.stderr
+    assert "not allowed to listen" in _one_line(done.stderr)
