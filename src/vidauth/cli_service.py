@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from vidauth._serving import listen_socket
 from vidauth.errors import UsageError, VidauthError
 
 apikey_app = typer.Typer(help="API keys of the HTTP service.", no_args_is_help=True)
@@ -60,14 +59,17 @@ def serve(
     """Run the HTTP service (and, unless --no-worker, an upload worker on threads)."""
     import uvicorn
 
+    from vidauth._serving import listen_socket
     from vidauth.logs import configure_logging
     from vidauth.service.app import create_app
+    from vidauth.service.ingest import prepare_upload_dir
     from vidauth.service.worker import Worker
 
     configure_logging(logging.INFO)
     try:
         ctx = _context()
         ctx.store  # noqa: B018 - open and migrate the store before listening
+        prepare_upload_dir(ctx.service.upload_dir)
     except VidauthError as exc:
         raise _fail(exc) from None
     try:
@@ -138,7 +140,8 @@ def http_process_app() -> Any:
 
 def worker(
     jobs: Annotated[
-        int | None, typer.Option(help="Uploads run at once (default VIDAUTH_WORKER_JOBS).")
+        int | None,
+        typer.Option(min=1, max=64, help="Uploads run at once (default VIDAUTH_WORKER_JOBS)."),
     ] = None,
 ) -> None:
     """Run an upload worker: claims jobs from the shared database until stopped."""

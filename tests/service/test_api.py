@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -464,6 +465,34 @@ def test_unknown_form_field_is_refused_before_the_file_streams(service: ServiceS
     assert r.status_code == 400, r.text
     assert "'tittle'" in r.json()["detail"] and "title" in r.json()["detail"]
     assert not [p for p in service.ctx.service.upload_dir.rglob("*") if p.is_file()]
+    assert service.api.get("/v1/uploads").json()["uploads"] == []
+
+
+def test_full_disk_is_507_and_an_unusable_upload_dir_is_503(
+    service: ServiceSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from vidauth.service import ingest
+
+    service.connect("u1")
+
+    def disk_full(_fd: int, _data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ingest.os, "write", disk_full)
+        r = service.api.upload("u1", content=video_bytes(), folder=FOLDER)
+    assert r.status_code == 507, r.text
+    assert r.json()["error"] == "insufficient_storage"
+    upload_dir = service.ctx.service.upload_dir
+    assert not [p for p in upload_dir.rglob("*") if p.is_file()], "a partial file was left"
+
+    shutil.rmtree(upload_dir)
+    upload_dir.write_text("not a directory")
+    r = service.api.upload("u1", content=video_bytes(), folder=FOLDER)
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "storage_unavailable"
     assert service.api.get("/v1/uploads").json()["uploads"] == []
 
 

@@ -112,12 +112,17 @@ def test_serve_with_two_http_processes_takes_uploads_and_stops_cleanly(
 
 
 def _serve(
-    make_service: Callable[..., ServiceSetup], *args: str, prefix: tuple[str, ...] = ()
+    make_service: Callable[..., ServiceSetup],
+    *args: str,
+    prefix: tuple[str, ...] = (),
+    **variables: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``vidauth serve ARGS`` (after ``prefix``, e.g. setpriv) on a configured service."""
+    """Run ``vidauth serve ARGS`` (after ``prefix``, e.g. setpriv) on a configured service,
+    with extra environment ``variables``."""
     service = make_service(run_worker=False)
     env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     env.update({k.upper(): str(v) for k, v in service.settings_flags.items() if k != "env_file"})
+    env.update(variables)
     command = [*prefix, sys.executable, "-m", "vidauth", "serve", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
@@ -170,3 +175,16 @@ def test_privileged_port_is_one_line_and_exit_2(make_service: Callable[..., Serv
     done = _serve(make_service, "--port", str(first_free - 1), prefix=prefix)
     assert done.returncode == 2, done.stderr
     assert "not allowed to listen" in _one_line(done.stderr)
+
+
+def test_unwritable_upload_dir_is_one_line_and_exit_2(
+    make_service: Callable[..., ServiceSetup], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    # Under a regular file: nobody, root included, can create a directory there.
+    spool = str(blocker / "spool")
+    done = _serve(make_service, "--port", str(free_port()), VIDAUTH_UPLOAD_DIR=spool)
+    assert done.returncode == 2, done.stderr
+    line = _one_line(done.stderr)
+    assert "VIDAUTH_UPLOAD_DIR" in line and "writable directory" in line

@@ -105,7 +105,8 @@ _ERRORS = {
     413: "The request or the file is over the service's limit.",
     415: "Not multipart/form-data, or the file is not a video.",
     422: "A parameter has the wrong type or is out of range.",
-    503: "The database is unavailable; try again.",
+    503: "The database or the upload directory is unavailable; try again.",
+    507: "The service's upload directory is full; try again later.",
 }
 
 

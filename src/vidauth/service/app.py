@@ -8,6 +8,7 @@ the OAuth callback, the pages and the health endpoints do not. Errors are JSON
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -360,13 +361,16 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         tags=["uploads"],
         openapi_extra=_UPLOAD_FORM,
         response_model=UploadAccepted,
-        responses=error_responses(400, 401, 409, 413, 415, 503),
+        responses=error_responses(400, 401, 409, 413, 415, 503, 507),
     )
     async def create_upload(request: Request, who: Auth) -> JSONResponse:
         """Queue an upload: the video in field ``file`` (streamed to disk) or ``path``."""
         job_id = new_job_id()
         job_dir = service.upload_dir / job_id
-        await run_sync(lambda: job_dir.mkdir(parents=True, exist_ok=False))
+        try:
+            await run_sync(lambda: job_dir.mkdir(parents=True, exist_ok=False))
+        except OSError as exc:
+            raise _storage_error(exc) from None
         keep = False
         try:
             try:
@@ -375,6 +379,8 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                 raise ApiError(exc.status, exc.error, exc.detail) from None
             except ClientDisconnect:
                 raise ApiError(400, "invalid_request", "the client went away mid-upload") from None
+            except OSError as exc:
+                raise _storage_error(exc) from None
             job = await run_sync(_submit, ctx, queue, who, job_id, form)
             keep = job.owns_file
             return JSONResponse(
@@ -462,6 +468,18 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _storage_error(exc: OSError) -> ApiError:
+    """The answer when the upload directory fails (full disk: 507; anything else: 503)."""
+    log.error("writing an upload failed: %s", exc.strerror or type(exc).__name__)
+    if exc.errno == errno.ENOSPC:
+        return ApiError(
+            507, "insufficient_storage", "the service's upload directory is full; try again later"
+        )
+    return ApiError(
+        503, "storage_unavailable", "the service cannot store uploads right now; try again later"
+    )
 
 
 def _allowed_methods(request: Request) -> list[str]:

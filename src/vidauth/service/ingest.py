@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
+
+from vidauth.errors import ConfigError
 
 BATCH_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 64 * 1024
@@ -33,6 +36,19 @@ class IngestError(Exception):
         self.status = status
         self.error = error
         self.detail = detail
+
+
+def prepare_upload_dir(path: Path) -> None:
+    """Create the spool directory if needed; a :class:`ConfigError` unless it is writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-")  # noqa: SIM115
+        probe.close()
+    except OSError as exc:
+        raise ConfigError(
+            f"VIDAUTH_UPLOAD_DIR {path}: cannot write there ({exc.strerror or exc}); "
+            "point it at a writable directory"
+        ) from None
 
 
 def safe_filename(name: str) -> str:
