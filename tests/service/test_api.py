@@ -257,6 +257,8 @@ def test_path_upload_refuses_escapes(service: ServiceSetup, tmp_path: Path) -> N
         "/etc/passwd",
         "missing.mp4",
         ".",
+        "\x00x.mp4",
+        "x" * 5000 + ".mp4",
     ):
         r = service.api.upload("u1", path=given, folder=FOLDER)
         assert r.status_code == 400, (given, r.text)

@@ -83,6 +83,7 @@ _UPLOAD_FORM = {
                 "schema": {
                     "type": "object",
                     "required": ["external_user_id", "folder"],
+                    "oneOf": [{"required": ["file"]}, {"required": ["path"]}],
                     "additionalProperties": False,
                     "properties": {
                         "file": {
@@ -92,10 +93,15 @@ _UPLOAD_FORM = {
                         },
                         "path": {
                             "type": "string",
+                            "pattern": r"\S",
                             "description": "A file under VIDAUTH_SHARED_DIR instead of `file`.",
                         },
                         "external_user_id": {"type": "string", **USER_ID_SCHEMA},
-                        "folder": {"type": "string", "description": "Folder id or exact name."},
+                        "folder": {
+                            "type": "string",
+                            "pattern": r"\S",
+                            "description": "Folder id or exact name.",
+                        },
                         "title": {"type": "string"},
                         "description": {"type": "string"},
                         "callback_url": {
@@ -577,7 +583,7 @@ def _shared_path(shared_dir: Path | None, given: str) -> Path:
         candidate = shared_dir / candidate
     try:
         resolved = candidate.resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL byte in the name
         raise ApiError(400, "invalid_file", "path: no such file in the shared directory") from None
     if not resolved.is_relative_to(shared_dir) or not resolved.is_file():
         raise ApiError(400, "invalid_file", "path must name a file inside the shared directory")
