@@ -19,14 +19,16 @@ from vidauth.errors import UsageError, VidauthError
 apikey_app = typer.Typer(help="API keys of the HTTP service.", no_args_is_help=True)
 
 
-def _context() -> Any:
+def _context(flags: dict[str, Any] | None = None) -> Any:
+    """The service context from the global options (``flags``: as ``GlobalOptions.flags()``)."""
     from vidauth.cli import _options
     from vidauth.config import load_settings
     from vidauth.service.context import ServiceContext
     from vidauth.service.settings import load_service_settings
 
-    settings = load_settings(**_options.flags())
-    env_file = _options.env_file
+    flags = _options.flags() if flags is None else flags
+    settings = load_settings(**flags)
+    env_file = Path(flags["env_file"]) if flags.get("env_file") else None
     return ServiceContext(settings, load_service_settings(settings, env_file))
 
 
@@ -125,17 +127,11 @@ def _run_uvicorn(config: Any, sock: socket.socket) -> bool:
 
 def http_process_app() -> Any:
     """The app of one of ``serve --processes N``'s HTTP processes (a uvicorn factory)."""
-    from vidauth.config import load_settings
     from vidauth.logs import configure_logging
     from vidauth.service.app import create_app
-    from vidauth.service.context import ServiceContext
-    from vidauth.service.settings import load_service_settings
 
     configure_logging(logging.INFO)
-    flags: dict[str, Any] = json.loads(os.environ.get(SERVE_FLAGS_ENV, "{}"))
-    settings = load_settings(**flags)
-    env_file = Path(flags["env_file"]) if flags.get("env_file") else None
-    return create_app(ServiceContext(settings, load_service_settings(settings, env_file)))
+    return create_app(_context(json.loads(os.environ.get(SERVE_FLAGS_ENV, "{}"))))
 
 
 def worker(
