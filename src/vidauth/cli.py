@@ -76,9 +76,21 @@ def main_options(
         str | None, typer.Option("--server", help="Panopto site, e.g. deakin.au.panopto.com.")
     ] = None,
     client_id: Annotated[str | None, typer.Option("--client-id", help="API client id.")] = None,
-    redirect_uri: Annotated[str | None, typer.Option("--redirect-uri")] = None,
+    redirect_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--redirect-uri",
+            help="The client's registered redirect URI (default http://localhost:9127/redirect).",
+        ),
+    ] = None,
     home: Annotated[Path | None, typer.Option("--home", help="State directory.")] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The store: sqlite:///path.db (default, in --home) or postgresql+psycopg://…",
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
     ] = False,
