@@ -123,3 +123,10 @@ def test_missing_settings_name_the_variable(tmp_path: Path, content: str, variab
 def test_bad_database_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="VIDAUTH_DATABASE_URL"):
         load_settings(vidauth_database_url="mysql://root@localhost/x")
+
+
+def test_env_file_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (Path.cwd() / ".env").write_bytes(b"PANOPTO_SERVER=caf\xe9.example.com\n")
+    with pytest.raises(ConfigError, match=r"\.env: not UTF-8 text; save it as UTF-8") as info:
+        load_settings()
+    assert info.value.exit_code == 2

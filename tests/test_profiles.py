@@ -268,3 +268,11 @@ client_secret = "env:VIDAUTH_TEST_MISSING"
     for secret in ("panopto-secret-value", "dot-secret-value", "literal-secret-value"):
         assert secret not in everything
     assert "VIDAUTH_TEST_MISSING" in shown.err
+
+
+def test_profiles_file_not_utf8_is_a_config_error(clean_env: Path) -> None:
+    path = clean_env / "vidauth.toml"
+    path.write_bytes(b'[profiles.p]\nprovider = "dot"\nserver = "https://caf\xe9.example"\n')
+    with pytest.raises(ConfigError, match="not UTF-8 text") as info:
+        profile("p")
+    assert str(path) in info.value.message and info.value.exit_code == 2

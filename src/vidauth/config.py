@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
@@ -120,6 +120,26 @@ def default_home() -> Path:
     return user_data_path("vidauth", appauthor=False)
 
 
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def read_env(
+    model: type[SettingsT], dotenv: str | os.PathLike[str] | None, **given: Any
+) -> SettingsT:
+    """``model`` read from ``given``, the environment and the ``dotenv`` file; a one-line
+    :class:`ConfigError` for a wrong value or a file that cannot be read as UTF-8 text."""
+    try:
+        return model(_env_file=os.fspath(dotenv) if dotenv is not None else None, **given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        raise ConfigError(f"{name}: {first['msg']}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{dotenv}: not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{dotenv}: cannot read it ({exc.strerror or exc})") from None
+
+
 def load_settings(
     *, env_file: str | os.PathLike[str] | bool | None = None, **flags: Any
 ) -> Settings:
@@ -137,12 +157,7 @@ def load_settings(
         raise ConfigError(f"--env-file {env_file}: no such file; give the path of your .env file")
     else:
         dotenv = env_file
-    try:
-        raw = EnvSettings(_env_file=dotenv, **given)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
-        raise ConfigError(f"{name}: {first['msg']}") from None
+    raw = read_env(EnvSettings, dotenv, **given)
     home = Path(raw.vidauth_home).expanduser() if raw.vidauth_home else default_home()
     database_url = raw.vidauth_database_url or f"sqlite:///{home / 'vidauth.db'}"
     _check_database_url(database_url)

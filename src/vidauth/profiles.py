@@ -157,6 +157,8 @@ def read_profiles(raw: EnvSettings) -> tuple[Path | None, dict[str, ProfileModel
         raise ConfigError(
             f"{path}: cannot read it ({exc.strerror}); check its permissions"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax") from None
     try:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vidauth._urls import check_transport
-from vidauth.config import Settings
+from vidauth.config import Settings, read_env
 from vidauth.errors import ConfigError
 
 GiB = 1024**3
@@ -106,12 +106,7 @@ def load_service_settings(
 ) -> ServiceSettings:
     """Read and check the service variables (``settings`` gives VIDAUTH_HOME for defaults)."""
     dotenv = env_file if env_file is not None else ".env"
-    try:
-        raw = ServiceEnv(_env_file=dotenv)  # type: ignore[call-arg]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
-        raise ConfigError(f"{name}: {first['msg']}") from None
+    raw = read_env(ServiceEnv, dotenv)
     public_url = _public_url(raw.vidauth_public_url)
     path = raw.vidauth_callback_path.strip() or "/oauth/callback"
     if not path.startswith("/") or "?" in path or "#" in path:
