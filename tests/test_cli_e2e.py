@@ -133,6 +133,24 @@ def test_bad_configuration_exit_2(
     assert sandbox.client_secret not in r.stderr
 
 
+@pytest.mark.parametrize("where", ["home", "database", "key"])
+def test_unusable_home_exit_2(sandbox: SandboxSetup, tmp_path: Path, where: str) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    env = sandbox.env(VIDAUTH_HOME=str(blocker / "home"))  # under a file: never creatable
+    if where == "database":  # the key's directory fine, the database's not
+        env.update(VIDAUTH_HOME=str(tmp_path / "home"))
+        env["VIDAUTH_DATABASE_URL"] = f"sqlite:///{blocker / 'db' / 'vidauth.db'}"
+    if where == "key":  # the key path is a directory
+        (tmp_path / "home2" / "secret.key").mkdir(parents=True)
+        env.update(VIDAUTH_HOME=str(tmp_path / "home2"))
+    r = vidauth("status", env=env)
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert ("writable directory" in lines[0]) or ("cannot read the key" in lines[0])
+
+
 def test_wrong_key_with_tokens_present_exit_2(sandbox: SandboxSetup, tmp_path: Path) -> None:
     env = robot_env(sandbox, tmp_path)
     assert vidauth("login", "--timeout", "30", env=env).returncode == 0

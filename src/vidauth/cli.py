@@ -174,6 +174,8 @@ def login(
         raise UsageError("choose one of --client-credentials, --username and --device")
     if (password or application_key) and username is None:
         raise UsageError("--password and --application-key go with --username NAME")
+    if username is not None and not username.strip():
+        raise UsageError("--username is empty: give the user's name (ID provider: 'NetID\\john')")
     if password and application_key:
         raise UsageError("give --password or --application-key, not both")
     with _vidauth() as va:

@@ -186,6 +186,8 @@ def upload(
         raise UsageError(f"--signature {signature}: choose one of {', '.join(SIGNATURES)}")
     if not 1 <= parallel <= 64:
         raise UsageError(f"--parallel {parallel}: choose 1 to 64 parts in flight")
+    if not folder.strip():
+        raise UsageError("--folder is empty: give a folder id (GUID) or its exact name")
     if part_size is not None:
         choose_part_size(0, part_size)
     checked = [check_media_file(path, force=force) for path in files]

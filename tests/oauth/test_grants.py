@@ -125,6 +125,9 @@ def test_cli_password_from_reference_never_literal(
     assert run(["login", "--username", "alice", "--password", f"file:{pw_file}"]) == 0
     assert run(["login", "--client-credentials", "--device"]) == 2
     assert run(["login", "--password", "env:ALICE_PW"]) == 2
+    capsys.readouterr()
+    assert run(["login", "--username", " ", "--password", "env:ALICE_PW"]) == 2
+    assert "--username is empty" in capsys.readouterr().err
 
 
 def test_cli_password_prompt_hides_input(

@@ -100,6 +100,12 @@ def test_upload_json_lines(run_cli, panopto: PanoptoSetup, tmp_path: Path) -> No
             2,
             "--signature",
         ),
+        (
+            lambda d: (d / "x.mp4").write_bytes(b"x") and d / "x.mp4",
+            ["--folder", " "],  # the last --folder wins
+            2,
+            "--folder is empty",
+        ),
     ],
 )
 def test_bad_files_and_options_fail_before_anything_is_created(  # type: ignore[no-untyped-def]

@@ -57,8 +57,12 @@ def read_key_file(home: Path) -> bytes | None:
     path = key_file(home)
     try:
         return path.read_bytes().strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read the key {path} ({exc.strerror or exc}); check its permissions"
+        ) from None
 
 
 def create_key_file(home: Path) -> bytes:
@@ -67,7 +71,13 @@ def create_key_file(home: Path) -> bytes:
     The key is written to a private temporary file and hard-linked into place, so a reader
     never sees a half-written key and two processes starting at once agree on one key.
     """
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {home} for the key ({exc.strerror or exc}): set VIDAUTH_HOME "
+            "(or --home) to a writable directory"
+        ) from None
     path = key_file(home)
     key = Fernet.generate_key()
     tmp = home / f".{KEY_FILE_NAME}.{os.getpid()}.tmp"

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidauth.errors import StoreError
+from vidauth.errors import ConfigError, StoreError
 
 SQLITE_BUSY_TIMEOUT_S = 120.0
 
@@ -54,7 +54,14 @@ class Database:
     def _create_engine(self) -> Engine:
         if self.is_sqlite:
             if self.sqlite_path is not None:
-                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot create {self.sqlite_path.parent} for the store "
+                        f"({exc.strerror or exc}): set VIDAUTH_HOME (or --home) to a writable "
+                        "directory"
+                    ) from None
             engine = create_engine(
                 self.url,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
