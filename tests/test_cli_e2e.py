@@ -106,6 +106,12 @@ def test_port_in_use_exit_2(sandbox: SandboxSetup) -> None:
     assert len(lines) == 1 and f"port {port}" in lines[0]
 
 
+def test_cancel_unknown_upload_is_a_usage_error_even_signed_out(sandbox: SandboxSetup) -> None:
+    r = vidauth("uploads", "cancel", "42", env=sandbox.env())
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == "vidauth: no upload 42: list uploads with `vidauth uploads`"
+
+
 def test_token_when_not_signed_in_exit_3(sandbox: SandboxSetup) -> None:
     r = vidauth("token", env=sandbox.env())
     assert r.returncode == 3 and r.stdout == "" and "vidauth login" in r.stderr

@@ -279,10 +279,14 @@ def uploads_cancel(
 ) -> None:
     """Cancel an upload: abort the S3 multipart upload and DELETE the sessionUpload."""
     from vidauth.panopto.api import build_engine
+    from vidauth.store.uploads import UploadStore
 
     cli = _cli()
-    with cli._vidauth() as va, build_engine(va, subject=account) as engine:
-        record = engine.cancel(engine.find(upload_id).id)
+    with cli._vidauth() as va:
+        if UploadStore(va.store.db).find(upload_id) is None:  # say so before any sign-in check
+            raise UsageError(f"no upload {upload_id}: list uploads with `vidauth uploads`")
+        with build_engine(va, subject=account) as engine:
+            record = engine.cancel(engine.find(upload_id).id)
     cli.err.print(
         f"Cancelled upload {record.id} ({Path(record.file_path).name}, "
         f"sessionUpload {record.session_upload_id}).",

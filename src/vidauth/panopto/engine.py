@@ -305,9 +305,7 @@ class UploadEngine:
 
     def find(self, ident: str) -> UploadRecord:
         """A recorded upload by record id or sessionUpload ID."""
-        record = (
-            self.store.get(int(ident)) if ident.isdigit() else self.store.by_session_upload(ident)
-        )
+        record = self.store.find(ident)
         if record is None or (
             self.account_id is not None and record.account_id not in (None, self.account_id)
         ):

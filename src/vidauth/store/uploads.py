@@ -198,6 +198,10 @@ class UploadStore:
             ).first()
             return None if row is None else _record(row, self._done(session, row.id))
 
+    def find(self, ident: str) -> UploadRecord | None:
+        """One upload by row id (digits) or sessionUpload ID."""
+        return self.get(int(ident)) if ident.isdigit() else self.by_session_upload(ident)
+
     def update(self, upload_id: int, **fields: Any) -> None:
         """Set fields of an upload row."""
         with self.db.write_session() as session:
