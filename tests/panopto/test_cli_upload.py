@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -241,8 +242,6 @@ def subprocess_run(setup: PanoptoSetup, *args: str):  # type: ignore[no-untyped-
 
 
 def test_progress_is_plain_lines_when_not_a_terminal(panopto: PanoptoSetup, tmp_path: Path) -> None:
-    import re
-
     source = write_random(tmp_path / "plain.mp4", 12 * MiB, seed=21)
     done = panopto.cli("upload", str(source), "--folder", "SIT102 Labs", "--part-size", "5")
     assert done.returncode == 0, done.stderr
@@ -252,3 +251,42 @@ def test_progress_is_plain_lines_when_not_a_terminal(panopto: PanoptoSetup, tmp_
         for m in re.finditer(r"^plain\.mp4: (\d+)% \(\d+/\d+ bytes\)$", done.stderr, re.M)
     ]
     assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] == 100
+
+
+def test_progress_is_a_rich_bar_on_a_terminal(panopto: PanoptoSetup, tmp_path: Path) -> None:
+    import pty
+    import select
+
+    source = write_random(tmp_path / "tty.mp4", 12 * MiB, seed=22)
+    leader, follower = pty.openpty()
+    command = [sys.executable, "-m", "vidauth", "upload", str(source), "--folder", "SIT102 Labs"]
+    env = panopto.env(TERM="xterm-256color", COLUMNS="120")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the other side closed (Linux: EIO)
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    os.close(leader)
+    assert proc.wait(30) == 0
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    # A live bar redrawn in place (cursor control), with the file, bytes, rate and time left.
+    assert "\x1b[" in screen and "tty.mp4" in screen, screen[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
+    assert "━" in text
+    finished_bar = r"tty\.mp4 ━+ 12\.0/12\.0 MiB \d+(\.\d+)? [kMG]B/s \d:\d\d:\d\d"
+    assert re.search(finished_bar, text), text[-2000:]
+    assert "Viewer.aspx?id=" in text
