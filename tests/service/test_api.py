@@ -324,8 +324,11 @@ def test_api_key_required(service: ServiceSetup) -> None:
             assert r.status_code == 401, (key, method, path, r.text)
             assert r.json()["error"] == "unauthorized"
             assert r.headers["www-authenticate"] == "Bearer"
-    r = httpx.get(f"{service.url}/v1/uploads", headers={"Authorization": service.key})
-    assert r.status_code == 401
+    for header in (service.key, "Bearer", f"Basic {service.key}", f"Bearer{service.key}"):
+        r = httpx.get(f"{service.url}/v1/uploads", headers={"Authorization": header})
+        assert r.status_code == 401, header
+    r = httpx.get(f"{service.url}/v1/uploads", headers={"Authorization": f"bearer {service.key}"})
+    assert r.status_code == 200  # the scheme is case-insensitive (RFC 9110)
     assert service.api.get("/v1/uploads").status_code == 200
 
 

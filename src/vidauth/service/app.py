@@ -153,7 +153,8 @@ def _check_user_id(external_user_id: str) -> str:
     return value
 
 
-# Declares the scheme in the OpenAPI document; the check itself is _caller's (401, not 403).
+# Reads the header and declares the scheme in the OpenAPI document; the check is _caller's
+# (401 with vidauth's error body, not FastAPI's 403).
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="apiKey",
@@ -163,15 +164,14 @@ _bearer = HTTPBearer(
 
 async def _caller(
     request: Request,
-    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     """The API key's owner, from ``Authorization: Bearer <key>`` (401 without a valid key)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    key = bearer.credentials.strip() if bearer is not None else ""
+    if not key:
         raise ApiError(401, "unauthorized", "send an API key: Authorization: Bearer <key>")
     keys: KeyChecker = request.app.state.api_keys
-    found = await anyio.to_thread.run_sync(keys.check, value.strip())
+    found = await anyio.to_thread.run_sync(keys.check, key)
     if found is None:
         raise ApiError(401, "unauthorized", "the API key is not valid")
     return found
