@@ -172,7 +172,6 @@ def apikey_create(
     from vidauth.cli import _options
     from vidauth.config import load_settings
     from vidauth.service.auth import create_api_key
-    from vidauth.service.schema import ensure_service_schema
     from vidauth.store import Database
 
     if not name.strip() or not tenant.strip():
@@ -181,7 +180,7 @@ def apikey_create(
     try:
         settings = load_settings(**_options.flags())
         db = Database(settings.database_url)
-        ensure_service_schema(db)
+        db.migrate()
         key = create_api_key(db, name.strip(), tenant.strip())
         db.dispose()
     except VidauthError as exc:

@@ -16,7 +16,6 @@ from vidauth.config import Profile, Settings, validate_redirect_uri
 from vidauth.http import BearerAuth, build_client
 from vidauth.oauth.manager import TokenManager
 from vidauth.oauth.token_endpoint import TokenEndpoint
-from vidauth.service.schema import ensure_service_schema
 from vidauth.service.settings import ServiceSettings
 from vidauth.store import Database, TokenStore
 from vidauth.store.crypto import read_key_file
@@ -95,9 +94,9 @@ class ServiceContext:
 
     @cached_property
     def store(self) -> TokenStore:
-        """The token store, migrated to the service schema."""
+        """The token store, migrated (the service's tables included)."""
         store = self.va.store
-        ensure_service_schema(store.db)
+        store.db.migrate()
         return store
 
     @property

@@ -141,29 +141,33 @@ class JobQueue:
 
     def resume_waiting(self, tenant: str, external_user_id: str) -> int:
         """After the user connected again: their waiting jobs go back to the queue."""
-        with self.db.session() as session:
-            result = session.execute(
-                update(Job)
-                .where(
-                    Job.tenant == tenant,
-                    Job.external_user_id == external_user_id,
-                    Job.state == JobState.WAITING_FOR_CONSENT,
-                )
-                .values(state=JobState.QUEUED, next_attempt_at=0.0, updated_at=utcnow())
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return self._move_all(
+            tenant,
+            external_user_id,
+            JobState.WAITING_FOR_CONSENT,
+            JobState.QUEUED,
+            next_attempt_at=0.0,
+        )
 
     def hold_queued(self, tenant: str, external_user_id: str) -> int:
         """After the user disconnected: their queued jobs wait for a new connection."""
+        return self._move_all(
+            tenant, external_user_id, JobState.QUEUED, JobState.WAITING_FOR_CONSENT
+        )
+
+    def _move_all(
+        self, tenant: str, external_user_id: str, source: str, target: str, **values: Any
+    ) -> int:
+        """Move every job of one user from state ``source`` to ``target``; how many moved."""
         with self.db.session() as session:
             result = session.execute(
                 update(Job)
                 .where(
                     Job.tenant == tenant,
                     Job.external_user_id == external_user_id,
-                    Job.state == JobState.QUEUED,
+                    Job.state == source,
                 )
-                .values(state=JobState.WAITING_FOR_CONSENT, updated_at=utcnow())
+                .values(state=target, updated_at=utcnow(), **values)
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -25,8 +25,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vidauth.store.models import Base, utcnow
 
-SERVICE_REVISION = "0003"
-
 
 class JobState:
     """A service upload's ``state`` as the API reports it."""

@@ -7,7 +7,6 @@ reconciled with S3 ListParts).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,8 +27,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from vidauth.store.db import Database
 from vidauth.store.models import Base, utcnow
-
-UPLOADS_REVISION = "0002"
 
 
 class UploadState:
@@ -137,32 +134,6 @@ class UploadRecord:
 
 
 _FIELDS = [c.key for c in Upload.__table__.columns]
-_schema_lock = threading.Lock()
-_schema_ready: set[str] = set()
-
-
-def ensure_schema(db: Database) -> None:
-    """Migrate the store, including the uploads revision (0002).
-
-    ``Database.migrate`` stops early when the store is at its HEAD_REVISION; until that names
-    0002 this brings an existing 0001 store up to date too.
-    """
-    db.migrate()
-    with _schema_lock:
-        if db.url in _schema_ready:
-            return
-        from vidauth.store.migrate import alembic_config, current_revision
-
-        if current_revision(db) != UPLOADS_REVISION:
-            from alembic import command
-
-            with db._cross_process_migration_lock():
-                if current_revision(db) != UPLOADS_REVISION:
-                    cfg = alembic_config(db)
-                    with db.engine.begin() as conn:
-                        cfg.attributes["connection"] = conn
-                        command.upgrade(cfg, "head")
-        _schema_ready.add(db.url)
 
 
 def _record(row: Upload, bytes_done: int = 0) -> UploadRecord:
@@ -173,7 +144,7 @@ class UploadStore:
     """Data access for uploads (thread-safe: one short transaction per call)."""
 
     def __init__(self, db: Database) -> None:
-        ensure_schema(db)
+        db.migrate()
         self.db = db
 
     def create(self, **fields: Any) -> UploadRecord:
