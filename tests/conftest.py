@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.helpers.ports import free_port
 
 CI = bool(os.environ.get("CI"))
 DEFAULT_TEST_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -29,13 +30,6 @@ SETTING_NAMES = (
     "VIDAUTH_RETRY_MAX_SECONDS",
     "BROWSER",
 )
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

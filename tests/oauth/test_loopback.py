@@ -7,14 +7,9 @@ import socket
 import httpx
 import pytest
 
+from tests.helpers.ports import free_port
 from vidauth.errors import ConfigError
 from vidauth.oauth.loopback import LoopbackListener, parse_redirect
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_wrong_and_missing_state_and_stray_paths_keep_waiting() -> None:

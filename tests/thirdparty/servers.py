@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -41,6 +40,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
+from tests.helpers.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 DOT_DIR = HERE / "dot_server"
 OP_DIR = HERE / "oidc_provider"
@@ -52,13 +53,6 @@ DOT_INSTALL_HINT = ".venv/bin/pip install 'django>=5.2,<6' 'django-oauth-toolkit
 
 class ThirdPartyServerError(AssertionError):
     """The server, or the 'browser' acting on its pages, did something unexpected."""
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the 'browser'
