@@ -1,18 +1,15 @@
 """The URL rule: HTTPS everywhere but loopback. The one place a configured URL is checked.
 
-Light on purpose (no pydantic, no httpx): the ``vidauth token`` fast path uses it too. Callers
-turn a :class:`UrlError` into their own one-line message naming the setting.
+Light on purpose (no pydantic, no httpx; ``ipaddress`` only for IP literals and loopback
+checks): the ``vidauth token`` fast path uses it too. Callers turn a :class:`UrlError` into
+their own one-line message naming the setting.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from urllib.parse import SplitResult, urlsplit
 
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$"
-)
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
 class UrlError(ValueError):
@@ -30,6 +27,8 @@ def is_loopback_host(host: str | None) -> bool:
     host = host.strip("[]").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -38,12 +37,29 @@ def is_loopback_host(host: str | None) -> bool:
 
 def is_valid_host(host: str) -> bool:
     """A DNS name or an IP literal."""
-    bare = host.strip("[]")
+    if _is_dns_name(host):  # names and IPv4 literals alike
+        return True
+    import ipaddress
+
     try:
-        ipaddress.ip_address(bare)
+        ipaddress.ip_address(host.strip("[]"))
         return True
     except ValueError:
-        return bool(_HOSTNAME.match(host))
+        return False
+
+
+def _is_dns_name(host: str) -> bool:
+    # RFC 1123 labels (plus "_", which real names carry): no regex, so that importing this
+    # module stays cheap for the `vidauth token` fast path.
+    if not 1 <= len(host) <= 253:
+        return False
+    labels = (host[:-1] if host.endswith(".") else host).split(".")
+    for label in labels:
+        if not 1 <= len(label) <= 63 or not set(label) <= _LABEL_CHARS:
+            return False
+        if label[0] == "-" or (len(label) > 1 and label[-1] in "-_"):
+            return False
+    return True
 
 
 def check_transport(url: str) -> str | None:
