@@ -311,8 +311,7 @@ def test_unknown_key_far_from_any_known_one_lists_them(
 ) -> None:
     path = write(
         clean_env,
-        '[profiles.x]\nprovider = "dot"\nserver = "https://x.example"\nclient_id = "a"\n'
-        'zzz = 1\n',
+        '[profiles.x]\nprovider = "dot"\nserver = "https://x.example"\nclient_id = "a"\nzzz = 1\n',
     )
     assert run(["--profile", "x", "status"]) == 2
     err = capsys.readouterr().err
