@@ -130,3 +130,44 @@ def test_env_file_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.env: not UTF-8 text; save it as UTF-8") as info:
         load_settings()
     assert info.value.exit_code == 2
+
+
+CONFIG_MODULES = ("_defaults", "_urls", "profiles", "config", "_fastpath")
+
+
+def _vidauth_imports(module: str) -> set[str]:
+    """Every vidauth module ``module`` imports, at the top or inside a function."""
+    import ast
+
+    import vidauth
+
+    source = Path(vidauth.__file__).with_name(f"{module}.py").read_text()
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "vidauth":
+                found.update(alias.name for alias in node.names)
+            elif node.module.startswith("vidauth."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("vidauth."))
+    return found
+
+
+def test_configuration_modules_import_each_other_one_way_only() -> None:
+    """No cycle, not even one broken by a late import: each module may use only those
+    listed before it in CONFIG_MODULES."""
+    for i, module in enumerate(CONFIG_MODULES):
+        later = set(CONFIG_MODULES[i:])
+        assert not (_vidauth_imports(module) & later), module
+
+
+@pytest.mark.parametrize("module", CONFIG_MODULES)
+def test_each_configuration_module_imports_alone(module: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", f"import vidauth.{module}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr

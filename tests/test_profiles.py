@@ -145,7 +145,7 @@ client_secret = "file:{secret_file}"
     [
         (
             'provider = "dot"\nserver = "https://x.example"\nclient_id = "a"\nclient_idd = "b"',
-            "unknown key 'client_idd'",
+            "unknown key client_idd in [profiles.bad] of",
         ),
         ('provider = "dot"\nserver = "https://x.example"\nclient_id = "a"\npkce = "yes"', "pkce"),
         ('provider = "nope"\nclient_id = "a"', "provider"),
@@ -276,3 +276,47 @@ def test_profiles_file_not_utf8_is_a_config_error(clean_env: Path) -> None:
     with pytest.raises(ConfigError, match="not UTF-8 text") as info:
         profile("p")
     assert str(path) in info.value.message and info.value.exit_code == 2
+
+
+def test_misspelt_key_is_reported_before_the_missing_one_it_was_meant_to_be(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt client_id is both unknown and missing: the CLI names the misspelling first,
+    with the closest known key, whichever order the keys are written in; exit 2."""
+    for body in (
+        'client_idd = "x"\nprovider = "dot"\nserver = "https://x.example"',
+        'provider = "dot"\nserver = "https://x.example"\nclient_idd = "x"',
+    ):
+        path = write(clean_env, f"[profiles.x]\n{body}\n")
+        assert run(["--profile", "x", "status"]) == 2
+        shown = capsys.readouterr()
+        assert shown.err.strip() == (
+            f"vidauth: unknown key client_idd in [profiles.x] of {path} — did you mean client_id?"
+        )
+        assert "is missing" not in shown.err
+
+
+def test_missing_key_is_reported_once_the_misspelling_is_fixed(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(clean_env, '[profiles.x]\nprovider = "dot"\nserver = "https://x.example"\n')
+    assert run(["--profile", "x", "status"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"vidauth: {path}: [profiles.x] client_id is missing; add it"
+    )
+
+
+def test_unknown_key_far_from_any_known_one_lists_them(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        clean_env,
+        '[profiles.x]\nprovider = "dot"\nserver = "https://x.example"\nclient_id = "a"\nzzz = 1\n',
+    )
+    assert run(["--profile", "x", "status"]) == 2
+    err = capsys.readouterr().err
+    assert f"unknown key zzz in [profiles.x] of {path} — known keys: provider, client_id" in err
+    write(clean_env, '[profile.x]\nprovider = "dot"\n')  # the table name itself misspelt
+    assert run(["--profile", "x", "status"]) == 2
+    assert "unknown key profile in " in (err := capsys.readouterr().err)
+    assert "did you mean profiles?" in err

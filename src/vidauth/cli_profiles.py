@@ -16,8 +16,7 @@ def profiles(
 ) -> None:
     """List the profiles (PANOPTO_* settings and vidauth.toml); secrets show only their source."""
     from vidauth.cli import _options, err, out
-    from vidauth.config import load_settings
-    from vidauth.profiles import check_all, list_profiles
+    from vidauth.config import check_all, list_profiles, load_settings
 
     settings = load_settings(**_options.flags())
     rows = list_profiles(settings.raw)

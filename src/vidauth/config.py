@@ -1,8 +1,10 @@
 """Settings: command-line flags > environment > ``.env`` (or ``--env-file``) > defaults.
 
 ``load_settings`` reads and validates everything once and returns plain dataclasses, so the rest
-of vidauth never touches the environment. Every problem is a :class:`ConfigError` whose message
-names the variable, what is wrong and an example.
+of vidauth never touches the environment. ``Settings.profile()`` is the selected profile: the
+``default`` one from the PANOPTO_* settings, or a named one from ``vidauth.toml``; both are
+built by :func:`vidauth.profiles.build_profile`. Every problem is a :class:`ConfigError` whose
+message names the variable, what is wrong and an example.
 """
 
 from __future__ import annotations
@@ -11,23 +13,50 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vidauth._urls import check_transport, is_loopback_host, is_valid_host
+from vidauth import _defaults
+from vidauth._defaults import DEFAULT_PROFILE, DEFAULT_REDIRECT_URI, DOTENV_FILE
+from vidauth._urls import UrlError, site_origin
 from vidauth.errors import ConfigError
-from vidauth.providers import Endpoints, Provider, get_provider
+from vidauth.profiles import (
+    PROFILES_FILE,
+    Profile,
+    ProfileModel,
+    Secret,
+    Source,
+    build_profile,
+    find_profiles_file,
+    list_rows,
+    read_profiles_file,
+    validate_redirect_uri,
+)
 
-DEFAULT_REDIRECT_URI = "http://localhost:9127/redirect"
-DEFAULT_PROFILE = "default"
+__all__ = [
+    "DEFAULT_PROFILE",
+    "DEFAULT_REDIRECT_URI",
+    "EnvSettings",
+    "Profile",
+    "RetrySettings",
+    "Secret",
+    "Settings",
+    "check_all",
+    "default_home",
+    "list_profiles",
+    "load_settings",
+    "normalize_server",
+    "read_env",
+    "resolve_profile",
+    "validate_redirect_uri",
+]
 
 
 class EnvSettings(BaseSettings):
     """The raw variables, as pydantic-settings finds them (init kwargs > env > .env)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_file=DOTENV_FILE, extra="ignore", case_sensitive=False)
 
     panopto_server: str | None = None
     panopto_client_id: str | None = None
@@ -41,52 +70,6 @@ class EnvSettings(BaseSettings):
     vidauth_profile: str | None = None
     vidauth_retry_attempts: int | None = None
     vidauth_retry_max_seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A secret value that never shows itself in ``repr``/``str`` (tracebacks, logs)."""
-
-    value: str = field(repr=False)
-
-    def __str__(self) -> str:
-        return "**********"
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One client registration at one authorization server, resolved and validated."""
-
-    name: str
-    provider: Provider
-    client_id: str
-    client_secret: Secret | None
-    redirect_uri: str
-    scope: str
-    endpoints: Endpoints
-    server: str | None = None
-    client_auth: str = "client_secret_post"
-    pkce: bool = False
-    authorize_params: dict[str, str] = field(default_factory=dict)
-    #: A reference (``env:NAME`` / ``file:PATH``) to a Panopto ID provider's application key;
-    #: never the key itself. Resolved only when a grant needs it.
-    application_key: str | None = None
-    #: Where the profile was defined (a vidauth.toml path, or ``.env/environment``).
-    source: str = ".env/environment"
-
-    @property
-    def key(self) -> str:
-        """Identifies the store's rows for this profile: the server (or token URL) + client id."""
-        where = self.server or self.endpoints.issuer or self.endpoints.token_url or ""
-        return f"{self.provider.name}|{where}|{self.client_id}"
-
-    @property
-    def api_base(self) -> str:
-        """Base of the platform's API (Panopto: the site origin)."""
-        return self.server or ""
 
 
 @dataclass(frozen=True)
@@ -115,9 +98,7 @@ class Settings:
 
 def default_home() -> Path:
     """The platform's user data directory for vidauth."""
-    from platformdirs import user_data_path
-
-    return user_data_path("vidauth", appauthor=False)
+    return Path(_defaults.default_home())
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -152,21 +133,19 @@ def load_settings(
     if env_file is False:
         dotenv = None
     elif env_file is None or env_file is True:
-        dotenv = ".env"
+        dotenv = DOTENV_FILE
     elif not Path(env_file).is_file():
         raise ConfigError(f"--env-file {env_file}: no such file; give the path of your .env file")
     else:
         dotenv = env_file
     raw = read_env(EnvSettings, dotenv, **given)
-    home = Path(raw.vidauth_home).expanduser() if raw.vidauth_home else default_home()
-    database_url = raw.vidauth_database_url or f"sqlite:///{home / 'vidauth.db'}"
+    home = Path(_defaults.home_dir(raw.vidauth_home))
+    database_url = raw.vidauth_database_url or _defaults.default_database_url(home)
     _check_database_url(database_url)
     keys: tuple[Secret, ...] = ()
     if raw.vidauth_secret_key is not None:
         keys = tuple(
-            Secret(k.strip())
-            for k in raw.vidauth_secret_key.get_secret_value().split(",")
-            if k.strip()
+            Secret(k) for k in _defaults.split_keys(raw.vidauth_secret_key.get_secret_value())
         )
         if not keys:
             raise ConfigError(
@@ -199,84 +178,117 @@ def _check_database_url(url: str) -> None:
         )
 
 
+# -- the default profile: the PANOPTO_* settings --------------------------------------------
+
+_SERVER_EXAMPLE = "e.g. PANOPTO_SERVER=deakin.au.panopto.com"
+ENV_SOURCE = Source(
+    label=".env/environment",
+    name=lambda key: f"PANOPTO_{key.upper()}" if key else ".env/environment",
+    example=lambda key: (
+        _SERVER_EXAMPLE
+        if key == "server"
+        else f"e.g. PANOPTO_REDIRECT_URI={DEFAULT_REDIRECT_URI}"
+        if key == "redirect_uri"
+        else ""
+    ),
+    # PANOPTO_CLIENT_SECRET is the secret itself; PANOPTO_APPLICATION_KEY is checked by the
+    # grant that needs it, so a profile without ID-provider sign-in never trips over it.
+    references=False,
+)
+
+
 def normalize_server(value: str) -> str:
     """``deakin.au.panopto.com`` or a URL → ``https://host[:port]``; plain http only to loopback."""
-    text = value.strip()
-    example = "e.g. PANOPTO_SERVER=deakin.au.panopto.com"
-    if not text:
-        raise ConfigError(f"PANOPTO_SERVER is empty: set your Panopto site's host name, {example}")
-    if "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    host = parts.hostname
-    try:
-        port = parts.port
-    except ValueError:
-        host = None
-    if not host or not is_valid_host(host) or any(c.isspace() for c in text):
-        raise ConfigError(f"PANOPTO_SERVER {value.strip()!r} is not a host name or URL: {example}")
-    problem = check_transport(text)
-    if problem:
-        raise ConfigError(f"PANOPTO_SERVER {value.strip()!r}: {problem} ({example})")
-    netloc = f"[{host}]" if ":" in host else host
-    if port:
-        netloc += f":{port}"
-    return f"{parts.scheme}://{netloc}"
-
-
-def validate_redirect_uri(value: str, variable: str = "PANOPTO_REDIRECT_URI") -> str:
-    """An absolute http(s) URL without fragment; plain http only to loopback."""
-    example = f"e.g. {variable}={DEFAULT_REDIRECT_URI}"
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"{variable} {value!r} is not an absolute http(s) URL: {example}")
-    if parts.fragment:
-        raise ConfigError(f"{variable} {value!r} must not contain a #fragment: {example}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ConfigError(f"{variable} {value!r} has an invalid port: {example}") from None
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+    if not value.strip():
         raise ConfigError(
-            f"{variable} {value!r}: plain http is allowed only to loopback hosts; use https"
+            f"PANOPTO_SERVER is empty: set your Panopto site's host name, {_SERVER_EXAMPLE}"
         )
-    return value
+    try:
+        return site_origin(value)
+    except UrlError as exc:
+        raise ConfigError(
+            f"PANOPTO_SERVER {value.strip()!r}: {exc.reason} ({_SERVER_EXAMPLE})"
+        ) from None
 
 
-def resolve_profile(raw: EnvSettings, name: str = DEFAULT_PROFILE) -> Profile:
-    """The profile called ``name``; ``default`` is built from the PANOPTO_* variables."""
-    if name != DEFAULT_PROFILE:
-        from vidauth.profiles import load_named_profile
+def default_model(raw: EnvSettings) -> ProfileModel:
+    """The PANOPTO_* settings as a profile's settings, as given (not yet checked)."""
+    secret = raw.panopto_client_secret.get_secret_value() if raw.panopto_client_secret else None
+    return ProfileModel(
+        provider="panopto",
+        server=(raw.panopto_server or "").strip() or None,
+        client_id=(raw.panopto_client_id or "").strip(),
+        client_secret=secret.strip() if secret and secret.strip() else None,
+        redirect_uri=raw.panopto_redirect_uri or None,
+        application_key=raw.panopto_application_key or None,
+    )
 
-        return load_named_profile(name, raw)
-    provider = get_provider("panopto")
+
+def default_profile(raw: EnvSettings) -> Profile:
+    """The ``default`` profile; the PANOPTO_* variables it needs are checked in order."""
+    model = default_model(raw)
     if not raw.panopto_server:
-        raise ConfigError(
-            "PANOPTO_SERVER is not set: add it to .env, e.g. PANOPTO_SERVER=deakin.au.panopto.com"
-        )
+        raise ConfigError(f"PANOPTO_SERVER is not set: add it to .env, {_SERVER_EXAMPLE}")
     server = normalize_server(raw.panopto_server)
-    if not raw.panopto_client_id or not raw.panopto_client_id.strip():
+    if not model.client_id:
         raise ConfigError(
             "PANOPTO_CLIENT_ID is not set: add your API client's id to .env, "
             "e.g. PANOPTO_CLIENT_ID=0a1b2c3d-4e5f-6789-abcd-ef0123456789"
         )
-    secret = raw.panopto_client_secret.get_secret_value() if raw.panopto_client_secret else ""
-    if not secret.strip():
+    if model.client_secret is None:
         raise ConfigError(
             "PANOPTO_CLIENT_SECRET is not set: add your API client's secret to .env, "
             "e.g. PANOPTO_CLIENT_SECRET=<the secret shown when you created the API client>"
         )
-    assert provider.endpoints is not None
-    return Profile(
-        name=DEFAULT_PROFILE,
-        provider=provider,
-        server=server,
-        client_id=raw.panopto_client_id.strip(),
-        client_secret=Secret(secret.strip()),
-        redirect_uri=validate_redirect_uri(raw.panopto_redirect_uri or DEFAULT_REDIRECT_URI),
-        scope=provider.default_scope,
-        endpoints=provider.endpoints(server),
-        client_auth=provider.client_auth,
-        pkce=provider.pkce,
-        application_key=raw.panopto_application_key or None,
-    )
+    return build_profile(DEFAULT_PROFILE, model.model_copy(update={"server": server}), ENV_SOURCE)
+
+
+# -- selecting a profile -------------------------------------------------------------------
+
+
+def profiles_path(raw: EnvSettings) -> Path | None:
+    """``./vidauth.toml`` when present, else ``$VIDAUTH_HOME/vidauth.toml`` when present."""
+    return find_profiles_file(Path(_defaults.home_dir(raw.vidauth_home)))
+
+
+def named_profiles(raw: EnvSettings) -> tuple[Path | None, dict[str, ProfileModel]]:
+    """The profiles file (if any) and its validated tables."""
+    path = profiles_path(raw)
+    return (path, read_profiles_file(path)) if path is not None else (None, {})
+
+
+def resolve_profile(raw: EnvSettings, name: str = DEFAULT_PROFILE) -> Profile:
+    """The profile called ``name``; ``default`` is built from the PANOPTO_* variables."""
+    if name == DEFAULT_PROFILE:
+        return default_profile(raw)
+    path, profiles = named_profiles(raw)
+    if path is None:
+        raise ConfigError(
+            f"profile {name!r}: no {PROFILES_FILE} in the current directory or VIDAUTH_HOME; "
+            f"create one with a [profiles.{name}] table"
+        )
+    model = profiles.get(name)
+    if model is None:
+        known = ", ".join(sorted(profiles)) or "none"
+        raise ConfigError(f"profile {name!r} is not in {path} (profiles there: {known})")
+    return build_profile(name, model, path)
+
+
+def list_profiles(raw: EnvSettings) -> list[dict[str, Any]]:
+    """Every profile, for display: no secret values, only where each secret comes from."""
+    path, profiles = named_profiles(raw)
+    return list_rows(default_model(raw) if raw.panopto_server else None, path, profiles)
+
+
+def check_all(raw: EnvSettings) -> dict[str, str | None]:
+    """Resolve every profile; name → None when valid, else the one-line problem."""
+    result: dict[str, str | None] = {}
+    names = [DEFAULT_PROFILE] if raw.panopto_server else []
+    names += sorted(named_profiles(raw)[1])
+    for name in names:
+        try:
+            resolve_profile(raw, name)
+            result[name] = None
+        except ConfigError as exc:
+            result[name] = exc.message
+    return result

@@ -1,6 +1,8 @@
-"""Named profiles from ``vidauth.toml`` (``./vidauth.toml``, else ``$VIDAUTH_HOME/vidauth.toml``).
+"""Profiles: what one is, the one place every profile is built, and the ``vidauth.toml`` file.
 
-A profile is one client registration at one authorization server::
+A profile is one client registration at one authorization server. The ``default`` profile
+comes from the PANOPTO_* settings (:func:`vidauth.config.load_settings`); named ones from
+``vidauth.toml`` (``./vidauth.toml``, else ``$VIDAUTH_HOME/vidauth.toml``)::
 
     [profiles.dot]
     provider = "dot"                       # panopto | ingest | omniport | dot | oidc | oauth2
@@ -9,36 +11,30 @@ A profile is one client registration at one authorization server::
     client_secret = "env:DOT_CLIENT_SECRET" # a literal, env:NAME or file:PATH
     scope = "openid read write"
 
-The PANOPTO_* variables (``.env``) remain the ``default`` profile. Every mistake is a
-:class:`ConfigError` (exit 2) naming the file, the profile and the key. Secrets are read from
-their ``env:``/``file:`` references when the profile is resolved and are never shown: listings
-show where each secret comes from instead.
+Both kinds are a :class:`ProfileModel` turned into a :class:`Profile` by :func:`build_profile`;
+only the wording of their messages differs (a :class:`Source`). Every mistake is a
+:class:`ConfigError` (exit 2) naming the setting and where it is. Secrets are read from their
+``env:``/``file:`` references when the profile is built and are never shown.
+
+This module imports nothing from :mod:`vidauth.config`; ``config`` builds on it.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from vidauth._urls import check_transport, is_valid_host
-from vidauth.config import (
-    DEFAULT_PROFILE,
-    DEFAULT_REDIRECT_URI,
-    EnvSettings,
-    Profile,
-    Secret,
-    default_home,
-    resolve_profile,
-    validate_redirect_uri,
-)
+from vidauth._defaults import DEFAULT_PROFILE, DEFAULT_REDIRECT_URI, profile_key
+from vidauth._urls import UrlError, checked_url
 from vidauth.errors import ConfigError
-from vidauth.providers import Endpoints, get_provider
+from vidauth.providers import Endpoints, Provider, get_provider
 
 PROFILES_FILE = "vidauth.toml"
 URL_KEYS = (
@@ -50,8 +46,55 @@ URL_KEYS = (
 )
 
 
+@dataclass(frozen=True)
+class Secret:
+    """A secret value that never shows itself in ``repr``/``str`` (tracebacks, logs)."""
+
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One client registration at one authorization server, resolved and validated."""
+
+    name: str
+    provider: Provider
+    client_id: str
+    client_secret: Secret | None
+    redirect_uri: str
+    scope: str
+    endpoints: Endpoints
+    server: str | None = None
+    client_auth: str = "client_secret_post"
+    pkce: bool = False
+    authorize_params: dict[str, str] = field(default_factory=dict)
+    #: A reference (``env:NAME`` / ``file:PATH``) to a Panopto ID provider's application key;
+    #: never the key itself. Resolved only when a grant needs it.
+    application_key: str | None = None
+    #: Where the profile was defined (a vidauth.toml path, or ``.env/environment``).
+    source: str = ".env/environment"
+
+    @property
+    def key(self) -> str:
+        """Identifies the store's rows for this profile: the server (or token URL) + client id."""
+        where = self.server or self.endpoints.issuer or self.endpoints.token_url or ""
+        return profile_key(self.provider.name, where, self.client_id)
+
+    @property
+    def api_base(self) -> str:
+        """Base of the platform's API (Panopto: the site origin)."""
+        return self.server or ""
+
+
 class ProfileModel(BaseModel):
-    """One ``[profiles.NAME]`` table, exactly as written (strict types, no unknown keys)."""
+    """A profile's settings as given (strict types, no unknown keys): one ``[profiles.NAME]``
+    table, or the PANOPTO_* settings of the default profile."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -79,6 +122,32 @@ class ProfilesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     profiles: dict[str, ProfileModel] = {}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a profile's settings come from, and how messages name them.
+
+    ``name(key)`` is how a message names the setting ``key`` (``PANOPTO_SERVER``, or
+    ``…/vidauth.toml: [profiles.x] server``); ``example(key)`` an example to add, or "".
+    ``references``: ``client_secret`` may be ``env:``/``file:`` and ``application_key`` must be.
+    """
+
+    label: str
+    name: Callable[[str], str]
+    example: Callable[[str], str] = lambda _key: ""
+    references: bool = True
+
+    @property
+    def where(self) -> str:
+        """The profile as a whole, for messages that are not about one key."""
+        return self.name("").rstrip()
+
+
+def file_source(path: Path, profile: str) -> Source:
+    """A ``[profiles.NAME]`` table of ``path``."""
+    where = f"{path}: [profiles.{profile}]"
+    return Source(label=str(path), name=lambda key: f"{where} {key}".rstrip())
 
 
 # -- secret references ---------------------------------------------------------------------
@@ -133,24 +202,135 @@ def describe_reference(value: str | None) -> str:
     return "literal in the file"
 
 
+# -- building a Profile --------------------------------------------------------------------
+
+
+def check_url(value: str, key: str, source: Source, **rule: bool) -> str:
+    """``value`` stripped, when the URL rule (:func:`vidauth._urls.checked_url`) accepts it;
+    else a ConfigError naming the setting as ``source`` does."""
+    try:
+        checked_url(value, **rule)
+    except UrlError as exc:
+        example = source.example(key) or "e.g. https://login.example.com"
+        raise ConfigError(
+            f"{source.name(key)} {value.strip()!r}: {exc.reason} ({example})"
+        ) from None
+    return value.strip()
+
+
+def validate_redirect_uri(value: str, variable: str = "PANOPTO_REDIRECT_URI") -> str:
+    """``value`` when it is an absolute http(s) URL without fragment (http only to loopback);
+    ``variable`` names the setting in the ConfigError."""
+    source = Source(
+        label=variable,
+        name=lambda _key: variable,
+        example=lambda _key: f"e.g. {variable}={DEFAULT_REDIRECT_URI}",
+    )
+    check_url(value, "redirect_uri", source, fragment=False)
+    return value
+
+
+def _endpoints(
+    provider: Provider, model: ProfileModel, source: Source
+) -> tuple[str | None, Endpoints]:
+    server = check_url(model.server, "server", source, bare_host=True) if model.server else None
+    if server and "://" not in server:
+        server = "https://" + server
+    server = server.rstrip("/") if server else None
+    issuer = check_url(model.issuer, "issuer", source) if model.issuer else None
+    explicit = {
+        k: check_url(getattr(model, k), k, source)
+        for k in URL_KEYS
+        if getattr(model, k) is not None
+    }
+    if provider.name == "oidc":
+        if not issuer:
+            raise ConfigError(
+                f"{source.where} provider 'oidc' needs issuer, e.g. https://id.example.edu"
+            )
+        assert provider.endpoints is not None
+        endpoints = provider.endpoints(issuer)
+    elif provider.endpoints is not None:
+        if provider.needs_server and not server:
+            raise ConfigError(
+                f"{source.where} provider {provider.name!r} needs server, e.g. "
+                'server = "https://video.example.edu"'
+            )
+        endpoints = provider.endpoints(server or "")
+    else:
+        endpoints = Endpoints()
+    if issuer and provider.name != "oidc":
+        endpoints = replace(
+            endpoints,
+            issuer=issuer,
+            discovery_url=endpoints.discovery_url
+            or f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+        )
+    endpoints = replace(endpoints, **explicit)
+    if not endpoints.token_url and not endpoints.discovery_url:
+        raise ConfigError(f"{source.where} needs token_url (or issuer, for discovery)")
+    return server, endpoints
+
+
+def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Profile:
+    """Validate ``model`` into a :class:`Profile` (secrets resolved from their references).
+
+    ``source``: where the settings come from (a vidauth.toml path means its ``[profiles.name]``).
+    """
+    if isinstance(source, Path):
+        source = file_source(source, name)
+    provider = get_provider(model.provider)
+    server, endpoints = _endpoints(provider, model, source)
+    if not model.client_id.strip():
+        raise ConfigError(f"{source.name('client_id')} is empty; set your client's id")
+    secret = None
+    if model.client_secret is not None:
+        secret = (
+            resolve_reference(model.client_secret, source.name("client_secret"))
+            if source.references
+            else Secret(model.client_secret.strip())
+        )
+    if (
+        source.references
+        and model.application_key is not None
+        and not is_reference(model.application_key)
+    ):
+        raise ConfigError(
+            f"{source.name('application_key')}: give env:NAME or file:PATH, never the key itself"
+        )
+    redirect_uri = model.redirect_uri or DEFAULT_REDIRECT_URI
+    check_url(redirect_uri, "redirect_uri", source, fragment=False)
+    return Profile(
+        name=name,
+        provider=provider,
+        client_id=model.client_id.strip(),
+        client_secret=secret,
+        redirect_uri=redirect_uri,
+        scope=model.scope if model.scope is not None else provider.default_scope,
+        endpoints=endpoints,
+        server=server,
+        client_auth=model.client_auth or provider.client_auth,
+        pkce=model.pkce if model.pkce is not None else provider.pkce,
+        authorize_params=dict(model.authorize_params or {}),
+        application_key=model.application_key,
+        source=source.label,
+    )
+
+
 # -- the file ------------------------------------------------------------------------------
 
 
-def profiles_path(raw: EnvSettings) -> Path | None:
-    """``./vidauth.toml`` when present, else ``$VIDAUTH_HOME/vidauth.toml`` when present."""
+def find_profiles_file(home: Path) -> Path | None:
+    """``./vidauth.toml`` when present, else ``home/vidauth.toml`` when present."""
     here = Path.cwd() / PROFILES_FILE
     if here.is_file():
         return here
-    home = Path(raw.vidauth_home).expanduser() if raw.vidauth_home else default_home()
     there = home / PROFILES_FILE
     return there if there.is_file() else None
 
 
-def read_profiles(raw: EnvSettings) -> tuple[Path | None, dict[str, ProfileModel]]:
-    """The profiles file (if any) and its validated tables."""
-    path = profiles_path(raw)
-    if path is None:
-        return None, {}
+def read_profiles_file(path: Path) -> dict[str, ProfileModel]:
+    """The validated ``[profiles.*]`` tables of ``path``."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -170,17 +350,20 @@ def read_profiles(raw: EnvSettings) -> tuple[Path | None, dict[str, ProfileModel
             f"{path}: [profiles.{DEFAULT_PROFILE}]: the name {DEFAULT_PROFILE!r} is the PANOPTO_* "
             "settings; rename this profile"
         )
-    return path, parsed.profiles
+    return parsed.profiles
 
 
 def _one_line(path: Path, exc: ValidationError) -> str:
-    first = exc.errors()[0]
+    """The first problem, unknown keys before all others: a misspelt key is also reported as
+    the missing key it was meant to be, and the misspelling is the one to name."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     loc = [str(p) for p in first["loc"]]
-    where = f"[profiles.{loc[1]}]" if len(loc) >= 2 and loc[0] == "profiles" else ""
+    in_profile = len(loc) >= 2 and loc[0] == "profiles"
+    where = f"[profiles.{loc[1]}]" if in_profile else ""
     key = ".".join(loc[2:]) if len(loc) >= 3 else ".".join(loc)
     if first["type"] == "extra_forbidden":
-        known = ", ".join(ProfileModel.model_fields) if len(loc) == 3 else "[profiles.NAME]"
-        return f"{path}: {where} unknown key {key!r}; known keys: {known}".replace(":  ", ": ")
+        return _unknown_key(path, loc, key, where)
     if first["type"] == "missing":
         return f"{path}: {where} {key} is missing; add it".replace(":  ", ": ")
     got = first.get("input")
@@ -188,149 +371,45 @@ def _one_line(path: Path, exc: ValidationError) -> str:
     return f"{path}: {where} {key}: {first['msg']}{shown}".replace(":  ", ": ")
 
 
-# -- building a Profile --------------------------------------------------------------------
-
-
-def _url(value: str, key: str, where: str, *, bare_host_ok: bool = False) -> str:
-    text = value.strip()
-    if bare_host_ok and "://" not in text:
-        text = "https://" + text
-    parts = urlsplit(text)
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ConfigError(f"{where} {key} {value!r}: invalid port") from None
-    if not parts.hostname or not is_valid_host(parts.hostname) or any(c.isspace() for c in text):
-        raise ConfigError(f"{where} {key} {value!r} is not a URL, e.g. https://login.example.com")
-    problem = check_transport(text)
-    if problem:
-        raise ConfigError(f"{where} {key} {value!r}: {problem}")
-    return text.rstrip("/") if key == "server" else text
-
-
-def build_profile(name: str, model: ProfileModel, path: Path) -> Profile:
-    """Validate one table into a :class:`Profile` (secrets resolved from their references)."""
-    where = f"{path}: [profiles.{name}]"
-    provider = get_provider(model.provider)
-    server = _url(model.server, "server", where, bare_host_ok=True) if model.server else None
-    issuer = _url(model.issuer, "issuer", where) if model.issuer else None
-    explicit = {
-        k: _url(getattr(model, k), k, where) for k in URL_KEYS if getattr(model, k) is not None
-    }
-    if provider.name == "oidc":
-        if not issuer:
-            raise ConfigError(f"{where} provider 'oidc' needs issuer, e.g. https://id.example.edu")
-        assert provider.endpoints is not None
-        endpoints = provider.endpoints(issuer)
-    elif provider.endpoints is not None:
-        if provider.needs_server and not server:
-            raise ConfigError(
-                f"{where} provider {provider.name!r} needs server, e.g. "
-                'server = "https://video.example.edu"'
-            )
-        endpoints = provider.endpoints(server or "")
+def _unknown_key(path: Path, loc: list[str], key: str, where: str) -> str:
+    if len(loc) == 3 and loc[0] == "profiles":
+        known = list(ProfileModel.model_fields)
+        place = f"in {where} of {path}"
+    elif len(loc) == 1:
+        known = list(ProfilesFile.model_fields)
+        place = f"in {path} (only [profiles.NAME] tables belong there)"
     else:
-        endpoints = Endpoints()
-    if issuer and provider.name != "oidc":
-        endpoints = replace(
-            endpoints,
-            issuer=issuer,
-            discovery_url=endpoints.discovery_url
-            or f"{issuer.rstrip('/')}/.well-known/openid-configuration",
-        )
-    endpoints = replace(endpoints, **explicit)
-    if not endpoints.token_url and not endpoints.discovery_url:
-        raise ConfigError(f"{where} needs token_url (or issuer, for discovery)")
-    if not model.client_id.strip():
-        raise ConfigError(f"{where} client_id is empty; set your client's id")
-    secret = None
-    if model.client_secret is not None:
-        secret = resolve_reference(model.client_secret, f"{where} client_secret")
-    if model.application_key is not None and not is_reference(model.application_key):
-        raise ConfigError(
-            f"{where} application_key: give env:NAME or file:PATH, never the key itself"
-        )
-    redirect_uri = validate_redirect_uri(
-        model.redirect_uri or DEFAULT_REDIRECT_URI, f"{where} redirect_uri"
-    )
-    return Profile(
-        name=name,
-        provider=provider,
-        client_id=model.client_id.strip(),
-        client_secret=secret,
-        redirect_uri=redirect_uri,
-        scope=model.scope if model.scope is not None else provider.default_scope,
-        endpoints=endpoints,
-        server=server,
-        client_auth=model.client_auth or provider.client_auth,
-        pkce=model.pkce if model.pkce is not None else provider.pkce,
-        authorize_params=dict(model.authorize_params or {}),
-        application_key=model.application_key,
-        source=str(path),
-    )
+        return f"{path}: {where} unknown key {key}".replace(":  ", ": ")
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    hint = f"did you mean {close[0]}?" if close else "known keys: " + ", ".join(known)
+    return f"unknown key {key} {place} — {hint}"
 
 
-def load_named_profile(name: str, raw: EnvSettings) -> Profile:
-    """The profile ``name`` from vidauth.toml (called by ``config.resolve_profile``)."""
-    path, profiles = read_profiles(raw)
-    if path is None:
-        raise ConfigError(
-            f"profile {name!r}: no {PROFILES_FILE} in the current directory or VIDAUTH_HOME; "
-            f"create one with a [profiles.{name}] table"
-        )
-    model = profiles.get(name)
-    if model is None:
-        known = ", ".join(sorted(profiles)) or "none"
-        raise ConfigError(f"profile {name!r} is not in {path} (profiles there: {known})")
-    return build_profile(name, model, path)
-
-
-def list_profiles(raw: EnvSettings) -> list[dict[str, Any]]:
+def list_rows(
+    default: ProfileModel | None, path: Path | None, named: dict[str, ProfileModel]
+) -> list[dict[str, Any]]:
     """Every profile, for display: no secret values, only where each secret comes from."""
     rows: list[dict[str, Any]] = []
-    if raw.panopto_server:
-        rows.append(
-            {
-                "name": DEFAULT_PROFILE,
-                "provider": "panopto",
-                "where": raw.panopto_server,
-                "client_id": raw.panopto_client_id,
-                "client_secret": "PANOPTO_CLIENT_SECRET" if raw.panopto_client_secret else "none",
-                "application_key": raw.panopto_application_key,
-                "redirect_uri": raw.panopto_redirect_uri or DEFAULT_REDIRECT_URI,
-                "scope": get_provider("panopto").default_scope,
-                "source": ".env/environment",
-            }
-        )
-    path, profiles = read_profiles(raw)
-    for name, model in sorted(profiles.items()):
+    entries: list[tuple[str, ProfileModel, str, str]] = []
+    if default is not None:
+        secret = "PANOPTO_CLIENT_SECRET" if default.client_secret else "none"
+        entries.append((DEFAULT_PROFILE, default, secret, ".env/environment"))
+    for name, model in sorted(named.items()):
+        entries.append((name, model, describe_reference(model.client_secret), str(path)))
+    for name, model, secret, source in entries:
         rows.append(
             {
                 "name": name,
                 "provider": model.provider,
                 "where": model.server or model.issuer or model.token_url or "",
                 "client_id": model.client_id,
-                "client_secret": describe_reference(model.client_secret),
+                "client_secret": secret,
                 "application_key": model.application_key,
                 "redirect_uri": model.redirect_uri or DEFAULT_REDIRECT_URI,
                 "scope": model.scope
                 if model.scope is not None
                 else get_provider(model.provider).default_scope,
-                "source": str(path),
+                "source": source,
             }
         )
     return rows
-
-
-def check_all(raw: EnvSettings) -> dict[str, str | None]:
-    """Resolve every profile; name → None when valid, else the one-line problem."""
-    result: dict[str, str | None] = {}
-    names = [DEFAULT_PROFILE] if raw.panopto_server else []
-    names += sorted(read_profiles(raw)[1])
-    for name in names:
-        try:
-            resolve_profile(raw, name)
-            result[name] = None
-        except ConfigError as exc:
-            result[name] = exc.message
-    return result

@@ -1,4 +1,11 @@
-"""Who a grant belongs to: the validated ID token's ``sub``, else userinfo's, else the JWT's."""
+"""Who a grant belongs to: only from claims vidauth can trust.
+
+In order: the ID token's claims once validated (signature, ``iss``, ``aud``, ``exp``, ``nonce``);
+else userinfo's, which the authorization server itself answers for the access token; else, for
+the providers in :data:`ACCESS_TOKEN_NAMES_THE_USER` only, the access token's own claims (see
+there why). For any other provider an access token is opaque to its client (RFC 6749 §1.4): its
+claims are never read, so a token that merely looks like a JWT cannot pick the account.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,18 @@ from vidauth.errors import VidauthError
 from vidauth.oauth.oidc import Identity, discover, display_name, userinfo, validate_id_token
 from vidauth.store.tokens import TokenSet
 
+#: Providers whose access token is documented as a JWT whose ``sub`` is the user, and which
+#: offer neither an ID token nor userinfo (Ingest). The token is not verified (no key is
+#: published to verify it with). Its claims are used because ``identify`` only ever sees a
+#: token received moments ago straight from the profile's token endpoint, over TLS (the URL rule
+#: refuses anything else), in answer to a request authenticated with the client's credentials:
+#: the grounds on which OpenID Connect (Core §3.1.3.7, item 6) lets a client accept an ID
+#: token's claims without checking its signature.
+ACCESS_TOKEN_NAMES_THE_USER = frozenset({"ingest"})
+
 
 def _jwt_claims_unverified(token: str) -> dict[str, object] | None:
-    """Claims of a JWT access token (Ingest puts ``sub`` there); used for naming only."""
+    """The payload of a JWT, not verified; only for ACCESS_TOKEN_NAMES_THE_USER."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -29,13 +45,16 @@ def _jwt_claims_unverified(token: str) -> dict[str, object] | None:
 def identify(
     profile: Profile, tokens: TokenSet, client: httpx.Client, nonce: str | None
 ) -> Identity:
-    """The identity behind ``tokens``; an ID token, when present, must validate first."""
+    """The identity behind ``tokens`` (just received from the token endpoint); an ID token,
+    when present, must validate first. ``subject="default"`` when nothing trusted names one."""
     endpoints = profile.endpoints
     if tokens.id_token:
         jwks_uri, issuer = endpoints.jwks_uri, endpoints.issuer
         if endpoints.discovery_url and not jwks_uri:
             doc = discover(client, endpoints.discovery_url)
             jwks_uri, issuer = doc.get("jwks_uri"), issuer or doc.get("issuer")
+        # Without a key set and an issuer the ID token cannot be validated: it is then ignored,
+        # never read unverified.
         if jwks_uri and issuer:
             claims = validate_id_token(
                 tokens.id_token,
@@ -53,7 +72,8 @@ def identify(
             claims = {}
         if claims.get("sub"):
             return Identity(subject=str(claims["sub"]), username=display_name(claims))
-    jwt_claims = _jwt_claims_unverified(tokens.access_token) or {}
-    if isinstance(jwt_claims.get("sub"), str):
-        return Identity(subject=str(jwt_claims["sub"]), username=display_name(jwt_claims))
+    if profile.provider.name in ACCESS_TOKEN_NAMES_THE_USER:
+        jwt_claims = _jwt_claims_unverified(tokens.access_token) or {}
+        if isinstance(jwt_claims.get("sub"), str):
+            return Identity(subject=str(jwt_claims["sub"]), username=display_name(jwt_claims))
     return Identity(subject="default", username=None)

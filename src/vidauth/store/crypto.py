@@ -7,9 +7,10 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from vidauth._defaults import KEY_FILE_NAME
 from vidauth.errors import ConfigError, StoreError
 
-KEY_FILE_NAME = "secret.key"
+__all__ = ["KEY_FILE_NAME", "TokenCipher", "create_key_file", "key_file", "read_key_file"]
 
 
 class TokenCipher:

@@ -1,10 +1,19 @@
-"""Alembic environment: runs on the connection vidauth hands over in ``config.attributes``."""
+"""Alembic environment: runs on the connection vidauth hands over in ``config.attributes``.
+
+``target_metadata`` must hold every table a migration creates, or ``alembic revision
+--autogenerate`` would propose dropping the ones it cannot see. The tables are declared in three
+modules on one ``Base``; importing them here (and nowhere else in the store) keeps the store's
+import graph free of the service. ``tests/store/test_migrations.py`` checks the list is complete.
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import create_engine
 
+# Imported for their side effect: each registers its tables on Base.metadata.
+import vidauth.service.models
+import vidauth.store.uploads  # noqa: F401
 from vidauth.store.models import Base
 
 config = context.config
