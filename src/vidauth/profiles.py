@@ -238,7 +238,7 @@ def build_profile(name: str, model: ProfileModel, path: Path) -> Profile:
             discovery_url=endpoints.discovery_url
             or f"{issuer.rstrip('/')}/.well-known/openid-configuration",
         )
-    endpoints = replace(endpoints, **explicit)
+    endpoints = replace(endpoints, **explicit, explicit=frozenset(explicit))
     if not endpoints.token_url and not endpoints.discovery_url:
         raise ConfigError(f"{where} needs token_url (or issuer, for discovery)")
     if not model.client_id.strip():

@@ -9,7 +9,8 @@ import httpx
 
 from vidauth.config import Profile
 from vidauth.errors import VidauthError
-from vidauth.oauth.oidc import Identity, discover, display_name, userinfo, validate_id_token
+from vidauth.oauth.discovery import DocumentCache, resolve_endpoints
+from vidauth.oauth.oidc import Identity, display_name, userinfo, validate_id_token
 from vidauth.store.tokens import TokenSet
 
 
@@ -27,15 +28,21 @@ def _jwt_claims_unverified(token: str) -> dict[str, object] | None:
 
 
 def identify(
-    profile: Profile, tokens: TokenSet, client: httpx.Client, nonce: str | None
+    profile: Profile,
+    tokens: TokenSet,
+    client: httpx.Client,
+    nonce: str | None,
+    cache: DocumentCache | None = None,
 ) -> Identity:
-    """The identity behind ``tokens``; an ID token, when present, must validate first."""
+    """The identity behind ``tokens``; an ID token, when present, must validate first.
+
+    ``cache`` keeps the discovery document and JWKS (the store's, else this process's).
+    """
     endpoints = profile.endpoints
     if tokens.id_token:
+        if endpoints.discovery_url and not endpoints.jwks_uri:
+            endpoints = resolve_endpoints(profile, client, cache)
         jwks_uri, issuer = endpoints.jwks_uri, endpoints.issuer
-        if endpoints.discovery_url and not jwks_uri:
-            doc = discover(client, endpoints.discovery_url)
-            jwks_uri, issuer = doc.get("jwks_uri"), issuer or doc.get("issuer")
         if jwks_uri and issuer:
             claims = validate_id_token(
                 tokens.id_token,
@@ -44,6 +51,7 @@ def identify(
                 issuer=issuer,
                 client_id=profile.client_id,
                 nonce=nonce,
+                cache=cache,
             )
             return Identity(subject=str(claims["sub"]), username=display_name(claims))
     if endpoints.userinfo_url and tokens.scope and "openid" in tokens.scope.split():
