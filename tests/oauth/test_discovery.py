@@ -413,3 +413,36 @@ def test_jwks_without_keys_is_unusable(hostile: str) -> None:
     with httpx.Client() as client, pytest.raises(DiscoveryUnavailable) as info:
         signing_keys(client, f"{hostile}/jwks", MemoryCache())
     assert "no 'keys' list" in info.value.message
+
+
+def test_racing_first_writes_on_postgresql(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    db.migrate()
+    try:
+        caches = [StoreDiscoveryCache(db) for _ in range(8)]
+        barrier = threading.Barrier(len(caches))
+        errors: list[BaseException] = []
+
+        def write(cache: StoreDiscoveryCache, n: int) -> None:
+            barrier.wait()
+            try:
+                body = json.dumps({"n": n})
+                cache.put(
+                    "https://id.example.edu/jwks", "jwks", body, fetched_at=1.0, expires_at=2.0
+                )
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(c, n)) for n, c in enumerate(caches)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        entry = caches[0].get("https://id.example.edu/jwks")
+        assert entry is not None and json.loads(entry.body or "")["n"] in range(8)
+        assert caches[0].claim_refetch("https://id.example.edu/jwks", 100.0, 60.0)
+        assert not caches[1].claim_refetch("https://id.example.edu/jwks", 130.0, 60.0)
+        assert caches[2].claim_refetch("https://id.example.edu/jwks", 161.0, 60.0)
+    finally:
+        db.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from vidauth.store.db import Database
 from vidauth.store.models import DiscoveryCacheEntry
@@ -38,15 +39,23 @@ class StoreDiscoveryCache:
         self, url: str, kind: str, body: str | None, *, fetched_at: float, expires_at: float
     ) -> None:
         """Store (or replace) the entry for ``url``; ``body`` None records a failed fetch."""
-        with self.db.write_session() as session:
-            row = session.get(DiscoveryCacheEntry, url)
-            if row is None:
-                row = DiscoveryCacheEntry(url=url, kind=kind)
-                session.add(row)
-            row.kind = kind
-            row.body = body
-            row.fetched_at = fetched_at
-            row.expires_at = expires_at
+        for attempt in (1, 2):
+            try:
+                with self.db.write_session() as session:
+                    row = session.get(DiscoveryCacheEntry, url)
+                    if row is None:
+                        row = DiscoveryCacheEntry(url=url, kind=kind)
+                        session.add(row)
+                    row.kind = kind
+                    row.body = body
+                    row.fetched_at = fetched_at
+                    row.expires_at = expires_at
+                return
+            except IntegrityError:
+                # Another process inserted the row first (PostgreSQL, no write lock up front):
+                # the second attempt finds it and updates it.
+                if attempt == 2:
+                    raise
 
     def extend(self, url: str, expires_at: float) -> None:
         """Keep the entry (a stale document after a failed refetch) until ``expires_at``."""
