@@ -318,7 +318,7 @@ def test_a_flood_of_forged_tokens_costs_at_most_one_refetch(
     assert _stat(sandbox, "jwks_requests") == 2  # the first fetch and one refetch
 
 
-def test_the_cache_is_shared_through_the_store(make_sandbox: Any, tmp_path: Path) -> None:
+def test_the_cache_is_shared_through_the_store(make_sandbox: Any) -> None:
     sandbox = make_sandbox(jwks_path=MOVED)
     with sandbox.vidauth() as va:
         sandbox.login(va)
