@@ -349,7 +349,21 @@ def logout(
         err.print(f"Deleted {count} account(s) and their tokens from the local store.")
         return
     with _vidauth() as va:
-        info = va.logout(account, revoke=revoke)
+        unrevokable = revoke and not va.profile.endpoints.revocation_url
+        info = va.logout(account, revoke=revoke and not unrevokable)
+        if unrevokable:  # the local sign-out still happens: exit 0 with a warning
+            where = (
+                f"revocation_url in [profiles.{va.profile.name}] of vidauth.toml"
+                if va.profile.source.endswith(".toml")
+                else "revocation_url in a vidauth.toml profile for this site"
+            )
+            err.print(
+                f"Signed out {info.username or info.subject}: tokens deleted here but not "
+                f"revoked — {va.profile.provider.title} advertises no revocation endpoint; to "
+                f"revoke at the server, set {where}.",
+                markup=False,
+            )
+            return
     done = "revoked and deleted" if revoke else "deleted"
     err.print(f"Signed out {info.username or info.subject}: tokens {done}.", markup=False)
 

@@ -24,6 +24,7 @@ from vidauth.oauth.identity import identify
 from vidauth.oauth.manager import Regrant, TokenManager
 from vidauth.oauth.token_endpoint import TokenEndpoint
 from vidauth.store import AccountInfo, Database, TokenSet, TokenStore
+from vidauth.store.discovery_cache import StoreDiscoveryCache
 
 
 class Vidauth:
@@ -47,15 +48,21 @@ class Vidauth:
 
     @cached_property
     def profile(self) -> Profile:
-        """The selected profile (validated; endpoints completed from discovery when needed)."""
+        """The selected profile (validated; endpoints from discovery where it has an issuer)."""
         from dataclasses import replace
 
-        from vidauth.oauth.oidc import complete_endpoints, needs_discovery
+        from vidauth.oauth.discovery import resolve_endpoints
 
         profile = self._profile or self.settings.profile()
-        if needs_discovery(profile.endpoints):
-            profile = replace(profile, endpoints=complete_endpoints(profile.endpoints, self.http))
+        if profile.endpoints.discovery_url:
+            endpoints = resolve_endpoints(profile, self.http, self.discovery_cache)
+            profile = replace(profile, endpoints=endpoints)
         return profile
+
+    @cached_property
+    def discovery_cache(self) -> StoreDiscoveryCache:
+        """Discovery documents and JWKS, kept in the store with their expiry."""
+        return StoreDiscoveryCache(self.store.db)
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:
@@ -182,7 +189,7 @@ class Vidauth:
         ``username`` replaces the name shown (the ID-provider grant keeps the login name, which
         it needs to renew the grant).
         """
-        who = identify(self.profile, tokens, self.http, nonce)
+        who = identify(self.profile, tokens, self.http, nonce, self.discovery_cache)
         return self.store.save_grant(
             profile_key=self.profile.key,
             subject=who.subject,

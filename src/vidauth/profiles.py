@@ -266,7 +266,7 @@ def _endpoints(
             discovery_url=endpoints.discovery_url
             or f"{issuer.rstrip('/')}/.well-known/openid-configuration",
         )
-    endpoints = replace(endpoints, **explicit)
+    endpoints = replace(endpoints, **explicit, explicit=frozenset(explicit))
     if not endpoints.token_url and not endpoints.discovery_url:
         raise ConfigError(f"{source.where} needs token_url (or issuer, for discovery)")
     return server, endpoints

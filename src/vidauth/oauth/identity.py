@@ -16,7 +16,8 @@ import httpx
 
 from vidauth.config import Profile
 from vidauth.errors import VidauthError
-from vidauth.oauth.oidc import Identity, discover, display_name, userinfo, validate_id_token
+from vidauth.oauth.discovery import DocumentCache, resolve_endpoints
+from vidauth.oauth.oidc import Identity, display_name, userinfo, validate_id_token
 from vidauth.store.tokens import TokenSet
 
 #: Providers whose access token is documented as a JWT whose ``sub`` is the user, and which
@@ -43,16 +44,22 @@ def _jwt_claims_unverified(token: str) -> dict[str, object] | None:
 
 
 def identify(
-    profile: Profile, tokens: TokenSet, client: httpx.Client, nonce: str | None
+    profile: Profile,
+    tokens: TokenSet,
+    client: httpx.Client,
+    nonce: str | None,
+    cache: DocumentCache | None = None,
 ) -> Identity:
     """The identity behind ``tokens`` (just received from the token endpoint); an ID token,
-    when present, must validate first. ``subject="default"`` when nothing trusted names one."""
+    when present, must validate first. ``subject="default"`` when nothing trusted names one.
+
+    ``cache`` keeps the discovery document and JWKS (the store's, else this process's).
+    """
     endpoints = profile.endpoints
     if tokens.id_token:
+        if endpoints.discovery_url and not endpoints.jwks_uri:
+            endpoints = resolve_endpoints(profile, client, cache)
         jwks_uri, issuer = endpoints.jwks_uri, endpoints.issuer
-        if endpoints.discovery_url and not jwks_uri:
-            doc = discover(client, endpoints.discovery_url)
-            jwks_uri, issuer = doc.get("jwks_uri"), issuer or doc.get("issuer")
         # Without a key set and an issuer the ID token cannot be validated: it is then ignored,
         # never read unverified.
         if jwks_uri and issuer:
@@ -63,6 +70,7 @@ def identify(
                 issuer=issuer,
                 client_id=profile.client_id,
                 nonce=nonce,
+                cache=cache,
             )
             return Identity(subject=str(claims["sub"]), username=display_name(claims))
     if endpoints.userinfo_url and tokens.scope and "openid" in tokens.scope.split():

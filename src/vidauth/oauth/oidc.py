@@ -1,4 +1,7 @@
-"""OpenID Connect: discovery, JWKS and ID-token validation.
+"""OpenID Connect: ID-token validation against the provider's (cached) JWKS, and userinfo.
+
+Endpoints and the JWKS come from :mod:`vidauth.oauth.discovery`; ``discover`` and
+``endpoints_from_discovery`` here are the plain fetch-and-merge helpers ``vidauth doctor`` uses.
 
 JOSE comes from joserfc, the Authlib project's JOSE library (``authlib.jose`` is deprecated in
 its favour and Authlib depends on it).
@@ -7,24 +10,21 @@ its favour and Authlib depends on it).
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import BadSignatureError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
-from vidauth.errors import AuthorizationDenied, ConfigError, RemoteServiceError
+from vidauth.errors import AuthorizationDenied, RemoteServiceError
 from vidauth.http import check_url, transport_failure
+from vidauth.oauth.discovery import DocumentCache, signing_keys
 from vidauth.providers import Endpoints
 
 ID_TOKEN_LEEWAY_S = 120
 ID_TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
-
-_jwks_cache: dict[str, dict[str, Any]] = {}
-_jwks_lock = threading.Lock()
 
 
 def _get_json(client: httpx.Client, url: str, what: str) -> dict[str, Any]:
@@ -65,36 +65,6 @@ def endpoints_from_discovery(doc: dict[str, Any], base: Endpoints | None = None)
     return replace(base, **{k: v for k, v in mapping.items() if v and not getattr(base, k)})
 
 
-def needs_discovery(endpoints: Endpoints) -> bool:
-    """True when endpoints a grant needs are missing but a discovery document can tell."""
-    return bool(endpoints.discovery_url) and not (endpoints.token_url and endpoints.authorize_url)
-
-
-def complete_endpoints(endpoints: Endpoints, client: httpx.Client) -> Endpoints:
-    """Fill missing endpoints from discovery; the document must name the configured issuer."""
-    if not needs_discovery(endpoints):
-        return endpoints
-    assert endpoints.discovery_url is not None
-    doc = discover(client, endpoints.discovery_url)
-    named = doc.get("issuer")
-    if endpoints.issuer and named != endpoints.issuer:
-        raise ConfigError(
-            f"the discovery document at {endpoints.discovery_url} names issuer {named!r}, not "
-            f"{endpoints.issuer!r}: set the profile's issuer to exactly the provider's issuer"
-        )
-    return endpoints_from_discovery(doc, endpoints)
-
-
-def _jwks(client: httpx.Client, jwks_uri: str, refresh: bool = False) -> dict[str, Any]:
-    with _jwks_lock:
-        if not refresh and jwks_uri in _jwks_cache:
-            return _jwks_cache[jwks_uri]
-    keys = _get_json(client, jwks_uri, "signing keys (JWKS)")
-    with _jwks_lock:
-        _jwks_cache[jwks_uri] = keys
-    return keys
-
-
 @dataclass(frozen=True)
 class Identity:
     """Who signed in: the subject (the account key) and a name to show."""
@@ -111,10 +81,14 @@ def validate_id_token(
     issuer: str,
     client_id: str,
     nonce: str | None,
+    cache: DocumentCache | None = None,
 ) -> dict[str, Any]:
     """Verify signature (JWKS), ``iss``, ``aud``, ``exp``/``iat`` with leeway, and ``nonce``.
 
-    Raises AuthorizationDenied (exit 3) naming the failed check; the token itself is not shown.
+    The JWKS comes from ``cache`` while fresh; a token signed with a key the cached set lacks
+    (an unknown ``kid``: the provider rotated its keys) makes one refetch, rate-limited across
+    every process sharing the cache. Raises AuthorizationDenied (exit 3) naming the failed
+    check; the token itself is not shown.
     """
     claims_options: dict[str, Any] = {
         "iss": {"essential": True, "value": issuer},
@@ -126,17 +100,25 @@ def validate_id_token(
     if nonce is not None:
         claims_options["nonce"] = {"essential": True, "value": nonce}
     registry = jwt.JWTClaimsRegistry(leeway=ID_TOKEN_LEEWAY_S, **claims_options)
+    keys = signing_keys(client, jwks_uri, cache)
     last_error: Exception | None = None
-    for refresh in (False, True):  # the key may have rotated: refetch the JWKS once
+    for attempt in (1, 2):
         try:
-            key_set = KeySet.import_key_set(_jwks(client, jwks_uri, refresh=refresh))  # type: ignore[arg-type]
+            key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]
             token = jwt.decode(id_token, key_set, algorithms=ID_TOKEN_ALGORITHMS)
             registry.validate(token.claims)
             return dict(token.claims)
+        except (InvalidKeyIdError, BadSignatureError) as exc:
+            last_error = exc
+            if attempt == 2:
+                break
+            fresh = signing_keys(client, jwks_uri, cache, refetch=True)
+            if fresh is None:  # refetched a moment ago: the key is not the provider's
+                break
+            keys = fresh
         except (JoseError, ValueError) as exc:
             last_error = exc
-            if "key" not in str(exc).lower() and "signature" not in str(exc).lower():
-                break
+            break
     reason = (
         getattr(last_error, "description", None)
         or getattr(last_error, "error", None)

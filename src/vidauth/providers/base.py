@@ -18,6 +18,8 @@ class Endpoints:
     issuer: str | None = None
     discovery_url: str | None = None
     jwks_uri: str | None = None
+    #: The fields the profile set itself: they win over discovery and are never replaced.
+    explicit: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,9 @@ class Provider:
     """A platform preset: endpoints derived from a server or issuer, defaults and quirks.
 
     ``endpoints`` builds the endpoints from the profile's server/base URL (``None`` when the
-    provider takes them from discovery or from the profile itself).
+    provider takes them from discovery or from the profile itself). Where the provider has an
+    issuer, these paths are only the fallback: the discovery document says where each
+    endpoint is (:mod:`vidauth.oauth.discovery`).
     """
 
     name: str
@@ -40,6 +44,9 @@ class Provider:
     needs_server: bool = False
     requires_state: bool = True
     notes: str = ""
+    #: ``Endpoints`` fields the platform serves but leaves out of its discovery document: for
+    #: these the preset's path is kept even when discovery works.
+    not_in_discovery: frozenset[str] = frozenset()
 
     def join_scope(self, scopes: list[str]) -> str:
         """Join scopes with this platform's separator (Ingest wants commas)."""

@@ -1,4 +1,8 @@
-"""Django OAuth Toolkit: ``{server}/o/…``, PKCE required, refresh tokens rotated."""
+"""Django OAuth Toolkit: ``{server}/o/…``, PKCE required, refresh tokens rotated.
+
+Its discovery document (``/o/.well-known/openid-configuration``) lists no revocation endpoint,
+so the preset's ``/o/revoke_token/`` is kept; every other endpoint comes from discovery.
+"""
 
 from __future__ import annotations
 
@@ -28,4 +32,6 @@ DOT = Provider(
     revocation_client_auth="client_secret_basic",
     pkce=True,
     needs_server=True,
+    # DOT serves /o/revoke_token/ but its discovery document does not list it.
+    not_in_discovery=frozenset({"revocation_url"}),
 )

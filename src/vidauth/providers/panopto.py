@@ -1,4 +1,8 @@
-"""Panopto: an IdentityServer under ``/Panopto/oauth2`` (see shared/notes/panopto.md)."""
+"""Panopto: an IdentityServer under ``/Panopto/oauth2`` (see shared/notes/panopto.md).
+
+The issuer is ``https://{server}/Panopto/oauth2``; its discovery document says where every
+endpoint and the JWKS are. The paths below are the fallback when discovery is unreachable.
+"""
 
 from __future__ import annotations
 

@@ -75,6 +75,10 @@ def fault_response(status: int) -> Response:
     return HTMLResponse(body, status_code=status, headers=headers)
 
 
+def _max_age(seconds: int | None) -> dict[str, str]:
+    return {} if seconds is None else {"Cache-Control": f"public, max-age={seconds}"}
+
+
 def _bearer_error(status: int, error: str | None, description: str) -> JSONResponse:
     challenge = (
         "Bearer" if error is None else f'Bearer error="{error}", error_description="{description}"'
@@ -95,14 +99,18 @@ def create_app(config: SandboxConfig | None = None, state: SandboxState | None =
     app.include_router(build_router(state, server))
 
     @app.get(DISCOVERY_PATH)
-    def discovery(request: Request) -> JSONResponse:
+    def discovery(request: Request) -> Response:
+        state.stats.count("discovery_requests")
+        knobs = state.config
+        if knobs.discovery_status is not None:
+            return fault_response(knobs.discovery_status)
         issuer = issuer_for(request, state)
         base = issuer.removesuffix(OAUTH_PREFIX)
-        return JSONResponse(discovery_document(base, issuer))
-
-    @app.get(JWKS_PATH)
-    def jwks() -> JSONResponse:
-        return JSONResponse(state.public_jwks())
+        doc = discovery_document(base, issuer)
+        doc["jwks_uri"] = f"{base}{knobs.jwks_path}"
+        for name in knobs.discovery_omit:
+            doc.pop(name, None)
+        return JSONResponse(doc, headers=_max_age(knobs.discovery_max_age))
 
     @app.post(TOKEN_PATH)
     async def token(request: Request) -> Response:
@@ -160,5 +168,14 @@ def create_app(config: SandboxConfig | None = None, state: SandboxState | None =
         except (ValueError, TypeError, AttributeError) as exc:
             return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, 400)
         return JSONResponse({"queued": {"token": statuses}})
+
+    @app.get(OAUTH_PREFIX + "/{path:path}")
+    def jwks(path: str) -> Response:
+        # Registered after every other /Panopto/oauth2 GET route: it answers only the JWKS
+        # path the configuration names (moveable, see SandboxConfig.jwks_path), else 404.
+        if f"{OAUTH_PREFIX}/{path}" != state.config.jwks_path:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        state.stats.count("jwks_requests")
+        return JSONResponse(state.public_jwks(), headers=_max_age(state.config.jwks_max_age))
 
     return app

@@ -78,3 +78,14 @@ class SandboxConfig:
     reject_pkce_with_secret: bool = True
     #: Application key of the sandbox's Panopto ID provider (for ``Provider\\user`` passwords).
     id_provider_application_key: str = field(default=DEFAULT_APPLICATION_KEY, repr=False)
+    # Discovery knobs (read on every request, so a test may change them while the server runs).
+    #: Where the JWKS is served, a path under ``/Panopto/oauth2``; discovery's ``jwks_uri``
+    #: points there and every other path (the preset's ``…/openid-configuration/jwks``) is 404.
+    jwks_path: str = JWKS_PATH
+    #: Discovery answers this HTTP status (an HTML page, no JSON) instead of the document.
+    discovery_status: int | None = None
+    #: ``Cache-Control: max-age`` sent with the discovery document / the JWKS (None: no header).
+    discovery_max_age: int | None = None
+    jwks_max_age: int | None = None
+    #: Metadata names left out of the discovery document, e.g. ``{"revocation_endpoint"}``.
+    discovery_omit: set[str] = field(default_factory=set)

@@ -199,6 +199,12 @@ class SandboxStats:
             return data
 
 
+def _new_signing_key() -> RSAKey:
+    return RSAKey.generate_key(
+        2048, parameters={"kid": f"sandbox-{secrets.token_hex(6)}", "use": "sig", "alg": "RS256"}
+    )
+
+
 class SandboxState:
     """The in-memory authorization server: everything the HTTP layer reads and changes."""
 
@@ -208,10 +214,8 @@ class SandboxState:
         self.stats = SandboxStats()
         #: Fixed issuer (set by SandboxServer once its URL is known); None: derived per request.
         self.issuer: str | None = None
-        self.signing_key = RSAKey.generate_key(
-            2048,
-            parameters={"kid": f"sandbox-{secrets.token_hex(6)}", "use": "sig", "alg": "RS256"},
-        )
+        self.signing_key = _new_signing_key()
+        self.previous_keys: list[RSAKey] = []
         self.csrf_secret = secrets.token_bytes(32)
         self._lock = threading.RLock()
         self._codes: dict[str, AuthorizationCode] = {}
@@ -447,5 +451,14 @@ class SandboxState:
         return self.stats.snapshot()
 
     def public_jwks(self) -> dict[str, Any]:
-        """The JWKS document with the public signing key."""
-        return {"keys": [self.signing_key.as_dict(private=False)]}
+        """The JWKS document with the public signing key (and a kept previous one)."""
+        keys = [self.signing_key, *self.previous_keys]
+        return {"keys": [k.as_dict(private=False) for k in keys]}
+
+    def rotate_signing_key(self, *, keep_previous: bool = False) -> str:
+        """Sign with a new key from now on (a new ``kid``); the JWKS lists the old one only with
+        ``keep_previous``. Returns the new ``kid``."""
+        old = self.signing_key
+        self.signing_key = _new_signing_key()
+        self.previous_keys = [old] if keep_previous else []
+        return self.signing_key.kid or ""

@@ -76,3 +76,21 @@ class AuditEvent(Base):
     event: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DiscoveryCacheEntry(Base):
+    """A cached discovery document or JWKS (public data), keyed by its URL.
+
+    ``body`` is the JSON text, or None after a failed fetch (then ``expires_at`` says when to
+    try again). ``refetched_at`` is when an unknown key id last forced a JWKS refetch (a rate
+    limit shared by every process using the store).
+    """
+
+    __tablename__ = "discovery_cache"
+
+    url: Mapped[str] = mapped_column(String(2048), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    refetched_at: Mapped[float | None] = mapped_column(Float)
