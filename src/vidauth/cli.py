@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from vidauth.errors import VidauthError
 
@@ -294,25 +293,41 @@ def status(
         ]
         if as_json:
             out.print_json(json.dumps({"profile": va.profile.name, "accounts": rows}))
-            return
-        if not rows:
-            err.print(
-                f"Not signed in to {va.profile.server or va.profile.name}: run `vidauth login`."
+        elif rows:
+            from vidauth.cli_tables import Column, print_listing
+
+            print_listing(
+                out,
+                f"vidauth — profile {va.profile.name}",
+                [
+                    Column("account", heading=True),
+                    Column("server"),
+                    Column("status"),
+                    Column("scopes", whole=False),
+                    Column("expires_at"),
+                    Column("refreshable"),
+                ],
+                [
+                    [
+                        row["account"],
+                        row["server"] or "",
+                        row["status"],
+                        " ".join(row["scopes"]),
+                        row["expires_at"] or "-",
+                        "yes" if row["refreshable"] else "no",
+                    ]
+                    for row in rows
+                ],
             )
+        if not rows:  # the same exit code with --json: the format never changes the answer
+            if not as_json:
+                err.print(
+                    f"Not signed in to {va.profile.server or va.profile.name}: "
+                    "run `vidauth login`.",
+                    markup=False,
+                    highlight=False,
+                )
             raise typer.Exit(3)
-        table = Table(title=f"vidauth — profile {va.profile.name}")
-        for column in ("account", "server", "status", "scopes", "expires_at", "refreshable"):
-            table.add_column(column)
-        for row in rows:
-            table.add_row(
-                row["account"],
-                row["server"] or "",
-                row["status"],
-                " ".join(row["scopes"]),
-                row["expires_at"] or "-",
-                "yes" if row["refreshable"] else "no",
-            )
-        out.print(table)
 
 
 @app.command()

@@ -102,6 +102,21 @@ def _result_page(driver: Any) -> Any:
     return _wait("the callback page", lambda: driver.find_elements(By.ID, "connect-result"))[0]
 
 
+def _row(driver: Any, element_id: str) -> dict[str, Any]:
+    """The row's state and title, read in one script: the page may reload itself between two
+    WebDriver calls, and an element found before a reload is stale after it."""
+    found = driver.execute_script(
+        "const row = document.getElementById(arguments[0]);"
+        "if (!row) { return null; }"
+        "const title = row.querySelector('.title');"
+        "return {state: row.getAttribute('data-state'),"
+        " title: title ? title.textContent.trim() : null};",
+        element_id,
+    )
+    assert found, f"no #{element_id} on the page"
+    return dict(found)
+
+
 def test_click_through_connects_the_account(
     service: ServiceSetup, browser: Any, tmp_path: Path
 ) -> None:
@@ -155,17 +170,22 @@ def test_uploads_page_refreshes_itself_until_complete(
     page = service.api.post("/v1/accounts/student-9/uploads-page").json()["url"]
 
     browser.get(page)
-    row = browser.find_element(By.ID, f"upload-{upload_id}")
-    first_state = row.get_attribute("data-state")
-    assert first_state in ("queued", "uploading", "processing")
-    assert row.find_element(By.CSS_SELECTOR, ".title").text == "Lab <3> & more"
+    first = _row(browser, f"upload-{upload_id}")
+    assert first["state"] in ("queued", "uploading", "processing")
+    assert first["title"] == "Lab <3> & more"
     browser.save_screenshot(str(tmp_path / "uploads-busy.png"))
     # a marker that only survives as long as the page is not reloaded
     browser.execute_script("window.__vidauthMarker = 1;")
 
     def complete() -> bool:
-        rows = browser.find_elements(By.ID, f"upload-{upload_id}")
-        return bool(rows) and rows[0].get_attribute("data-state") == "complete"
+        # The page reloads itself: an element found before a reload is stale after it. Find the
+        # row and read its state in one script, inside the page as it is at that moment.
+        state = browser.execute_script(
+            "const row = document.getElementById(arguments[0]);"
+            "return row ? row.getAttribute('data-state') : null;",
+            f"upload-{upload_id}",
+        )
+        return bool(state == "complete")
 
     _wait("the page to show complete", complete, timeout=40)
     assert browser.execute_script("return window.__vidauthMarker === undefined;")  # it reloaded
