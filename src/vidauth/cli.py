@@ -434,8 +434,10 @@ def _register_optional_commands() -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (errors become one line on stderr)."""
+    from vidauth.cli_help import tidy_help
+
     _register_optional_commands()
-    command = typer.main.get_command(app)
+    command = tidy_help(typer.main.get_command(app))
     try:
         result = command.main(args=argv, prog_name="vidauth", standalone_mode=False)
     except typer.Exit as exc:

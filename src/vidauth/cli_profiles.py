@@ -42,33 +42,32 @@ def profiles(
             "or add [profiles.NAME] tables to vidauth.toml."
         )
         raise typer.Exit(2)
-    print_listing(
-        out,
-        "vidauth profiles",
+    columns = [
+        Column("", heading=True),
+        Column("name", heading=True),
+        Column("provider"),
+        Column("server / issuer"),
+        Column("client id"),
+        Column("secret"),
+        Column("scope", whole=False),
+    ]
+    table: list[list[str | Text]] = [
         [
-            Column("", heading=True),
-            Column("name", heading=True),
-            Column("provider"),
-            Column("server / issuer"),
-            Column("client id"),
-            Column("secret"),
-            Column("scope", whole=False),
-            Column("problem", whole=False),
-        ],
-        [
-            [
-                "*" if row["selected"] else "",
-                row["name"],
-                row["provider"],
-                row["where"] or "",
-                row["client_id"] or "",
-                row["client_secret"],
-                row["scope"] or "",
-                Text("invalid: see below", style="red") if row["problem"] else "",
-            ]
-            for row in rows
-        ],
-    )
+            "*" if row["selected"] else "",
+            row["name"],
+            row["provider"],
+            row["where"] or "",
+            row["client_id"] or "",
+            row["client_secret"],
+            row["scope"] or "",
+        ]
+        for row in rows
+    ]
+    if any(row["problem"] for row in rows):
+        columns.append(Column("problem", whole=False))
+        for cells, row in zip(table, rows, strict=True):
+            cells.append(Text("invalid: see below", style="red") if row["problem"] else "")
+    print_listing(out, "vidauth profiles", columns, table)
     for row in rows:
         if row["problem"]:
             err.print(f"{row['name']}: {row['problem']}", markup=False, highlight=False)

@@ -59,18 +59,13 @@ def _widths(columns: Sequence[Column], rows: Sequence[Sequence[Text]], room: int
     if spare < 0:
         return []
     widths = list(minimum)
-    # the prose columns share what is left, each up to what it would like
-    while spare > 0:
-        growing = [i for i, c in enumerate(columns) if not c.whole and widths[i] < wanted[i]]
-        if not growing:
-            break
-        share = max(1, spare // len(growing))
-        for i in growing:
-            step = min(share, wanted[i] - widths[i], spare)
-            widths[i] += step
-            spare -= step
-            if spare == 0:
-                break
+    # the prose columns share what is left, in proportion to how much more each would like
+    more = {i: wanted[i] - minimum[i] for i, c in enumerate(columns) if not c.whole}
+    total = sum(more.values())
+    if total:
+        for i, extra in more.items():
+            widths[i] += min(extra, spare * extra // total)
+    return widths
     return widths
 
 
