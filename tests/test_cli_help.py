@@ -73,7 +73,5 @@ def test_command_summaries_break_only_where_the_line_is_full() -> None:
             continue  # the next line is the next command
         next_word = following.strip("│ ").split()[0]
         used = len(line.rstrip("│ ").rstrip())
-        assert used + 1 + len(next_word) > WIDTH - 2, (
-            f"a summary broke early:\n{line}\n{following}"
-        )
+        assert used + 1 + len(next_word) > WIDTH - 2, f"a summary broke early:\n{line}\n{following}"
     assert any(row.startswith("doctor") for row in rows)

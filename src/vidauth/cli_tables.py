@@ -24,11 +24,13 @@ Cell = str | Text
 @dataclass(frozen=True)
 class Column:
     """One column: its header, whether its values must stay whole, and whether it names the
-    record (the heading line of the narrow layout)."""
+    record (the heading line of the narrow layout); a long one may go below the table."""
 
     header: str
     whole: bool = True
     heading: bool = False
+    #: When the table is too narrow with it, list this (long) value below the table instead.
+    below: bool = False
 
 
 def _text(cell: Cell) -> Text:
@@ -69,6 +71,45 @@ def _widths(columns: Sequence[Column], rows: Sequence[Sequence[Text]], room: int
     return widths
 
 
+def _print_table(
+    console: Console, title: str, columns: Sequence[Column], cells: Sequence[Sequence[Text]]
+) -> bool:
+    """Print the table if it fits with every whole value intact; whether it did."""
+    overhead = 3 * len(columns) + 1  # a space either side of each cell, and the rules
+    widths = _widths(columns, cells, console.width - overhead)
+    if not widths:
+        return False
+    table = Table(title=title)
+    for column, width in zip(columns, widths, strict=True):
+        table.add_column(
+            column.header,
+            width=width,
+            no_wrap=column.whole,
+            overflow="fold",  # never an ellipsis; at these widths nothing needs folding
+        )
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+    return True
+
+
+def _print_below(
+    console: Console, columns: Sequence[Column], cells: Sequence[Sequence[Text]]
+) -> None:
+    """The ``below`` columns as ``heading  value`` lines, one per record and column."""
+    for index, column in enumerate(columns):
+        if not column.below or not any(row[index].plain for row in cells):
+            continue
+        console.print(Text(f"{column.header}:", style="dim"))
+        for row in cells:
+            if row[index].plain:
+                heading = Text(" ").join(
+                    cell for cell, c in zip(row, columns, strict=True) if c.heading and cell
+                )
+                line = Text.assemble("  ", heading, "  ", row[index])
+                console.print(line, soft_wrap=True, crop=False)
+
+
 def print_listing(
     console: Console,
     title: str,
@@ -76,23 +117,20 @@ def print_listing(
     rows: Sequence[Sequence[Cell]],
 ) -> None:
     """Print ``rows`` under ``title``: a table when it fits ``console``'s width with every
-    whole value intact, else one block per record."""
+    whole value intact (if need be with the ``below`` columns listed under it), else one block
+    per record."""
     cells = [[_text(cell) for cell in row] for row in rows]
-    overhead = 3 * len(columns) + 1  # a space either side of each cell, and the rules
-    widths = _widths(columns, cells, console.width - overhead)
-    if widths:
-        table = Table(title=title)
-        for column, width in zip(columns, widths, strict=True):
-            table.add_column(
-                column.header,
-                width=width,
-                no_wrap=column.whole,
-                overflow="fold",  # never an ellipsis; at these widths nothing needs folding
-            )
-        for row in cells:
-            table.add_row(*row)
-        console.print(table)
+    used = [i for i, c in enumerate(columns) if c.heading or any(r[i].plain for r in cells)]
+    columns = [columns[i] for i in used]  # a column with nothing in it is left out
+    cells = [[row[i] for i in used] for row in cells]
+    if _print_table(console, title, columns, cells):
         return
+    if any(c.below for c in columns):
+        kept = [i for i, c in enumerate(columns) if not c.below]
+        short = [[row[i] for i in kept] for row in cells]
+        if _print_table(console, title, [columns[i] for i in kept], short):
+            _print_below(console, columns, cells)
+            return
     console.print(Text(title, style="italic"), soft_wrap=True)
     label_width = max(
         (cell_len(c.header) for c in columns if not c.heading and c.header), default=0

@@ -268,7 +268,7 @@ def uploads_list(
             Column("progress"),
             Column("upload id"),
             Column("session"),
-            Column("viewer"),
+            Column("viewer", below=True),
             Column("message", whole=False),
         ],
         [
@@ -374,6 +374,11 @@ def sessions(
     print_listing(
         cli.out,
         f"Sessions in {target.name} ({len(rows)})",
-        [Column("name", heading=True), Column("start"), Column("id"), Column("viewer")],
+        [
+            Column("name", heading=True),
+            Column("start"),
+            Column("id"),
+            Column("viewer", below=True),
+        ],
         [[s.name, s.start_time or "", s.id, s.viewer_url or ""] for s in found],
     )
