@@ -364,6 +364,13 @@ def logout(
         err.print(f"Deleted {count} account(s) and their tokens from the local store.")
         return
     with _vidauth() as va:
+        if account is None and not va.store.list_accounts(va.profile.key):
+            err.print(
+                f"Not signed in to {va.profile.server or va.profile.name}: nothing to sign out.",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(3)  # as `status`: "not signed in" is 3, whatever the command
         info = va.logout(account, revoke=revoke)
     done = "revoked and deleted" if revoke else "deleted"
     err.print(f"Signed out {info.username or info.subject}: tokens {done}.", markup=False)

@@ -35,13 +35,17 @@ def profiles(
         row["problem"] = problems.get(row["name"])
     if as_json:
         out.print_json(json.dumps({"selected": settings.profile_name, "profiles": rows}))
-        return
-    if not rows:
+    elif not rows:
         err.print(
             "No profiles: set PANOPTO_SERVER/PANOPTO_CLIENT_ID/PANOPTO_CLIENT_SECRET in .env, "
-            "or add [profiles.NAME] tables to vidauth.toml."
+            "or add [profiles.NAME] tables to vidauth.toml.",
+            markup=False,
+            highlight=False,
         )
+    if not rows:  # nothing configured is a configuration problem, with or without --json
         raise typer.Exit(2)
+    if as_json:
+        return
     columns = [
         Column("", heading=True),
         Column("name", heading=True),

@@ -156,3 +156,11 @@ def test_listings_keep_values_whole_at_80_columns(
                 assert any(value in line for line in text.splitlines()), (value, text)
             else:
                 assert value in tokens, f"{value!r} is not whole in {args}:\n{text}"
+
+
+def test_an_empty_answer_exits_0(panopto: PanoptoSetup) -> None:
+    """Signed in, a search that matches nothing is an answer, not an error (and --json agrees)."""
+    code, out = _on_pipe(panopto, "folders", "--search", "no-such-folder-anywhere")
+    assert code == 0 and out == ""
+    assert _json(panopto, "folders", "--search", "no-such-folder-anywhere") == {"folders": []}
+    assert _json(panopto, "uploads") == {"uploads": []}
