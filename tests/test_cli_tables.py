@@ -49,3 +49,13 @@ def test_layouts_by_width() -> None:
     assert "┃ upload id" in below and "┃ viewer" not in below and "viewer:" in below
     narrow = _render(80)  # blocks of name/value lines
     assert "┃" not in narrow and re.search(r"^    upload id\s+" + GUID, narrow, re.M)
+
+
+def test_values_are_never_read_as_markup() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=80, color_system=None)
+    print_listing(
+        console, "in [b]x[/b]", [Column("name"), Column("id")], [["[bold]SIT[/] Labs", "[x]"]]
+    )
+    assert "in [b]x[/b]" in buffer.getvalue()
+    assert "[bold]SIT[/] Labs" in buffer.getvalue() and "[x]" in buffer.getvalue()

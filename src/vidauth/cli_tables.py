@@ -79,7 +79,7 @@ def _print_table(
     widths = _widths(columns, cells, console.width - overhead)
     if not widths:
         return False
-    table = Table(title=title)
+    table = Table(title=Text(title, style="italic"))
     for column, width in zip(columns, widths, strict=True):
         table.add_column(
             column.header,
