@@ -261,4 +261,7 @@ def test_retry_warnings_show_only_with_verbose(tmp_path: Path) -> None:
     assert quiet.returncode == loud.returncode == 2
     assert quiet.stderr == "", quiet.stderr
     assert "discovery" in quiet.stdout and "503" in quiet.stdout
+    # at 80 columns the fix is whole, its path included (it used to end in "openid-c…")
+    assert "…" not in quiet.stdout
+    assert "/.well-known/openid-configuration" in quiet.stdout.split(), quiet.stdout
     assert "WARNING vidauth.http" in loud.stderr and "retrying" in loud.stderr
