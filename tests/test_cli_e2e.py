@@ -207,3 +207,65 @@ def test_python_dash_m_and_console_script_agree() -> None:
         env=dict(os.environ),
     )
     assert r.returncode == 0 and "login" in r.stdout
+
+
+# -- "nothing there": one rule for every command (the README's exit-code table) -------------
+# 3 when the answer is "not signed in" (whatever the command, with or without --json); 0 when
+# an empty list is the answer; 2 when nothing is configured.
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "stdout_json", "says"),
+    [
+        (["status"], 3, None, "Not signed in"),
+        (["status", "--json"], 3, {"accounts": []}, ""),
+        (["logout"], 3, None, "nothing to sign out"),
+        (["logout", "--revoke"], 3, None, "nothing to sign out"),
+        (["token"], 3, None, "vidauth login"),
+        (["folders"], 3, None, "vidauth login"),
+        (["folders", "--json"], 3, None, "vidauth login"),
+        (["sessions", "--folder", "x"], 3, None, "vidauth login"),
+        (["uploads"], 0, None, "No uploads recorded."),
+        (["uploads", "--json"], 0, {"uploads": []}, ""),
+    ],
+)
+def test_nothing_there_exit_codes(
+    sandbox: SandboxSetup,
+    args: list[str],
+    code: int,
+    stdout_json: dict[str, list[str]] | None,
+    says: str,
+) -> None:
+    r = vidauth(*args, env=sandbox.env())
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    if stdout_json is not None:
+        data = json.loads(r.stdout)
+        for key, value in stdout_json.items():
+            assert data[key] == value
+        assert r.stderr == ""  # --json: the answer is the document, and the exit code
+    else:
+        assert r.stdout == ""
+        assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_no_profile_at_all_exit_2(tmp_path: Path, as_json: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PANOPTO_", "VIDAUTH_"))}
+    env.update(VIDAUTH_HOME=str(tmp_path / "home"), PYTHONPATH=str(ROOT))
+    r = vidauth("profiles", *(["--json"] if as_json else []), env=env, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    if as_json:
+        assert json.loads(r.stdout)["profiles"] == []
+    else:
+        assert "[profiles.NAME]" in r.stderr  # the hint's table name, not eaten as markup
+
+
+def test_status_json_after_sign_in_exits_0(sandbox: SandboxSetup, tmp_path: Path) -> None:
+    env = robot_env(sandbox, tmp_path)
+    assert vidauth("login", "--timeout", "30", env=env).returncode == 0
+    r = vidauth("status", "--json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["accounts"][0]["account"] == "alice"
+    assert vidauth("logout", env=env).returncode == 0
+    r = vidauth("logout", env=env)  # the second time there is nothing to sign out
+    assert r.returncode == 3 and "nothing to sign out" in r.stderr

@@ -18,7 +18,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from vidauth.errors import VidauthError
 
@@ -294,25 +293,41 @@ def status(
         ]
         if as_json:
             out.print_json(json.dumps({"profile": va.profile.name, "accounts": rows}))
-            return
-        if not rows:
-            err.print(
-                f"Not signed in to {va.profile.server or va.profile.name}: run `vidauth login`."
+        elif rows:
+            from vidauth.cli_tables import Column, print_listing
+
+            print_listing(
+                out,
+                f"vidauth — profile {va.profile.name}",
+                [
+                    Column("account", heading=True),
+                    Column("server"),
+                    Column("status"),
+                    Column("scopes", whole=False),
+                    Column("expires_at"),
+                    Column("refreshable"),
+                ],
+                [
+                    [
+                        row["account"],
+                        row["server"] or "",
+                        row["status"],
+                        " ".join(row["scopes"]),
+                        row["expires_at"] or "-",
+                        "yes" if row["refreshable"] else "no",
+                    ]
+                    for row in rows
+                ],
             )
+        if not rows:  # the same exit code with --json: the format never changes the answer
+            if not as_json:
+                err.print(
+                    f"Not signed in to {va.profile.server or va.profile.name}: "
+                    "run `vidauth login`.",
+                    markup=False,
+                    highlight=False,
+                )
             raise typer.Exit(3)
-        table = Table(title=f"vidauth — profile {va.profile.name}")
-        for column in ("account", "server", "status", "scopes", "expires_at", "refreshable"):
-            table.add_column(column)
-        for row in rows:
-            table.add_row(
-                row["account"],
-                row["server"] or "",
-                row["status"],
-                " ".join(row["scopes"]),
-                row["expires_at"] or "-",
-                "yes" if row["refreshable"] else "no",
-            )
-        out.print(table)
 
 
 @app.command()
@@ -349,6 +364,13 @@ def logout(
         err.print(f"Deleted {count} account(s) and their tokens from the local store.")
         return
     with _vidauth() as va:
+        if account is None and not va.store.list_accounts(va.profile.key):
+            err.print(
+                f"Not signed in to {va.profile.server or va.profile.name}: nothing to sign out.",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(3)  # as `status`: "not signed in" is 3, whatever the command
         unrevokable = revoke and not va.profile.endpoints.revocation_url
         info = va.logout(account, revoke=revoke and not unrevokable)
         if unrevokable:  # the local sign-out still happens: exit 0 with a warning
@@ -433,8 +455,10 @@ def _register_optional_commands() -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (errors become one line on stderr)."""
+    from vidauth.cli_help import tidy_help
+
     _register_optional_commands()
-    command = typer.main.get_command(app)
+    command = tidy_help(typer.main.get_command(app))
     try:
         result = command.main(args=argv, prog_name="vidauth", standalone_mode=False)
     except typer.Exit as exc:

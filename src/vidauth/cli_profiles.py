@@ -6,9 +6,17 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
-_MARK = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]", "info": "[blue]i[/]"}
+from vidauth.cli_tables import Column, print_listing
+
+_MARK = {
+    "ok": Text("✓", style="green"),
+    "warn": Text("!", style="yellow"),
+    "fail": Text("✗", style="red"),
+    "info": Text("i", style="blue"),
+    "skipped": Text("-", style="dim"),
+}
 
 
 def profiles(
@@ -26,27 +34,43 @@ def profiles(
         row["problem"] = problems.get(row["name"])
     if as_json:
         out.print_json(json.dumps({"selected": settings.profile_name, "profiles": rows}))
-        return
-    if not rows:
+    elif not rows:
         err.print(
             "No profiles: set PANOPTO_SERVER/PANOPTO_CLIENT_ID/PANOPTO_CLIENT_SECRET in .env, "
-            "or add [profiles.NAME] tables to vidauth.toml."
+            "or add [profiles.NAME] tables to vidauth.toml.",
+            markup=False,
+            highlight=False,
         )
+    if not rows:  # nothing configured is a configuration problem, with or without --json
         raise typer.Exit(2)
-    table = Table(title="vidauth profiles")
-    for column in ("", "name", "provider", "server / issuer", "client id", "secret", "scope"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
+    if as_json:
+        return
+    columns = [
+        Column("", heading=True),
+        Column("name", heading=True),
+        Column("provider"),
+        Column("server / issuer"),
+        Column("client id"),
+        Column("secret"),
+        Column("scope", whole=False),
+    ]
+    table: list[list[str | Text]] = [
+        [
             "*" if row["selected"] else "",
-            row["name"] + (" [red](invalid)[/]" if row["problem"] else ""),
+            row["name"],
             row["provider"],
             row["where"] or "",
             row["client_id"] or "",
             row["client_secret"],
             row["scope"] or "",
-        )
-    out.print(table)
+        ]
+        for row in rows
+    ]
+    if any(row["problem"] for row in rows):
+        columns.append(Column("problem", whole=False))
+        for cells, row in zip(table, rows, strict=True):
+            cells.append(Text("invalid: see below", style="red") if row["problem"] else "")
+    print_listing(out, "vidauth profiles", columns, table)
     for row in rows:
         if row["problem"]:
             err.print(f"{row['name']}: {row['problem']}", markup=False, highlight=False)
@@ -58,8 +82,12 @@ def doctor(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Check a profile end to end: configuration, server and TLS, discovery, client, clock,
-    redirect URI, store. Exits 2 when anything fails."""
+    """Check a profile end to end: configuration, servers, sign-in port, store.
+
+    One row per check: configuration, each server's reachability and TLS, discovery, clock,
+    whether the server accepts the client, the redirect URI and its port, the token store.
+    Exits 2 when anything fails.
+    """
     from vidauth.cli import _options, out
     from vidauth.config import load_settings
     from vidauth.doctor import failed, run_doctor
@@ -80,12 +108,17 @@ def doctor(
             )
         )
     else:
-        table = Table(title=f"vidauth doctor — profile {settings.profile_name}")
-        for column in ("", "check", "result", "fix"):
-            table.add_column(column)
-        for c in checks:
-            table.add_row(_MARK.get(c.status, c.status), c.name, c.detail, c.fix or "")
-        out.print(table)
+        print_listing(
+            out,
+            f"vidauth doctor — profile {settings.profile_name}",
+            [
+                Column("", heading=True),
+                Column("check", heading=True),
+                Column("result", whole=False),
+                Column("fix", whole=False),
+            ],
+            [[_MARK.get(c.status, c.status), c.name, c.detail, c.fix or ""] for c in checks],
+        )
     if failed(checks):
         raise typer.Exit(2)
 

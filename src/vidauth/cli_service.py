@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -79,6 +80,9 @@ def serve(
     except UsageError as exc:
         ctx.close()
         raise _fail(exc) from None
+    _announce(
+        sock, host, ctx, worker="off (--no-worker)" if no_worker else "on", processes=processes
+    )
     options: dict[str, Any] = {
         "log_level": log_level,
         "access_log": False,
@@ -109,6 +113,39 @@ def serve(
     if not started:
         sys.stderr.write("vidauth: the service did not start (the error is above)\n")
         raise typer.Exit(1)
+
+
+def masked_database_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _announce(sock: socket.socket, host: str, ctx: Any, *, worker: str, processes: int) -> None:
+    """Where the service is, before uvicorn's own lines: its address, its API docs, the
+    database it uses (never a password) and the callback to register at Panopto."""
+    port = sock.getsockname()[1]
+    try:
+        everywhere = ipaddress.ip_address(host).is_unspecified  # 0.0.0.0 or ::
+    except ValueError:
+        everywhere = False
+    shown = f"[{host}]" if ":" in host else host
+    local = ("[::1]" if ":" in host else "127.0.0.1") if everywhere else shown
+    lines = [
+        f"vidauth serve: listening on http://{shown}:{port}"
+        + (" (every address of this machine)" if everywhere else ""),
+        f"  API docs:  http://{local}:{port}/docs  (ReDoc at /redoc, OpenAPI at /openapi.json)",
+        f"  database:  {masked_database_url(ctx.settings.database_url)}",
+        f"  callback:  {ctx.service.callback_url}  (the API client's Redirect URL)",
+        f"  worker:    {worker}" + (f"; {processes} HTTP processes" if processes > 1 else ""),
+    ]
+    sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
 
 
 def _run_uvicorn(config: Any, sock: socket.socket) -> bool:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from vidauth.cli_tables import Column, print_listing
 from vidauth.errors import UsageError
 
 _REGISTERED = "_vidauth_upload_registered"
@@ -255,22 +255,36 @@ def uploads_list(
     if as_json:
         cli.out.print_json(json.dumps({"uploads": rows}))
         return
-    if not rows:
+    if not rows:  # a listing of the local store: empty is an answer (exit 0)
         cli.err.print("No uploads recorded.")
         return
-    table = Table(title="vidauth uploads")
-    for column in ("id", "file", "state", "progress", "upload id", "session"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            Path(row["file"]).name,
-            row["state"],
-            f"{100 * row['progress']:.0f}%",
-            row["upload_id"] or "-",
-            row["viewer_url"] or row["session_id"] or (row["message"] or ""),
-        )
-    cli.out.print(table)
+    print_listing(
+        cli.out,
+        "vidauth uploads",
+        [
+            Column("id", heading=True),
+            Column("file", heading=True),
+            Column("state"),
+            Column("progress"),
+            Column("upload id"),
+            Column("session"),
+            Column("viewer", below=True),
+            Column("message", whole=False),
+        ],
+        [
+            [
+                str(row["id"]),
+                Path(row["file"]).name,
+                row["state"],
+                f"{100 * row['progress']:.0f}%",
+                row["upload_id"] or "-",
+                row["session_id"] or "",
+                row["viewer_url"] or "",
+                row["message"] or "",
+            ]
+            for row in rows
+        ],
+    )
 
 
 def uploads_cancel(
@@ -317,12 +331,15 @@ def folders(
     if as_json:
         cli.out.print_json(json.dumps({"folders": rows}))
         return
-    table = Table(title=f"Panopto folders ({len(rows)})")
-    for column in ("name", "id", "parent"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["name"], row["id"], row["parent"] or "")
-    cli.out.print(table)
+    if not rows:  # an empty answer, not an error (exit 0)
+        cli.err.print("No folders found.")
+        return
+    print_listing(
+        cli.out,
+        f"Panopto folders ({len(rows)})",
+        [Column("name", heading=True), Column("id"), Column("parent")],
+        [[row["name"] or "", row["id"] or "", row["parent"] or ""] for row in rows],
+    )
 
 
 def sessions(
@@ -351,9 +368,17 @@ def sessions(
     if as_json:
         cli.out.print_json(json.dumps({"folder": target.id, "sessions": rows}))
         return
-    table = Table(title=f"Sessions in {target.name} ({len(rows)})")
-    for column in ("name", "start", "id", "viewer"):
-        table.add_column(column)
-    for s in found:
-        table.add_row(s.name, s.start_time or "", s.id, s.viewer_url or "")
-    cli.out.print(table)
+    if not rows:  # an empty folder is an answer (exit 0)
+        cli.err.print(f"No sessions in {target.name}.", markup=False, highlight=False)
+        return
+    print_listing(
+        cli.out,
+        f"Sessions in {target.name} ({len(rows)})",
+        [
+            Column("name", heading=True),
+            Column("start"),
+            Column("id"),
+            Column("viewer", below=True),
+        ],
+        [[s.name, s.start_time or "", s.id, s.viewer_url or ""] for s in found],
+    )

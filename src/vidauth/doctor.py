@@ -1,21 +1,26 @@
 """``vidauth doctor``: is this profile ready to sign in? One check per thing that can be wrong.
 
-Checks, in order: the configuration; the discovery document (where the provider has one); each
-server's reachability and TLS certificate (a real handshake with verification; plain http only on
-loopback, said as such); the clock against the server's ``Date``; whether the token endpoint
-accepts the client (a harmless ``authorization_code`` request with a bogus code: ``invalid_grant``
-means the client authenticated, ``invalid_client`` means it did not — never a real grant); the
-redirect URI and its port; and the token store and its key. Nothing here prints a secret.
+Checks, in order: the configuration; each server's reachability and TLS certificate (a real
+handshake with verification; plain http only on loopback, said as such), each server checked once,
+before anything is asked of it; the discovery document (where the provider has one); the clock
+against the server's ``Date``; whether the token endpoint accepts the client (a harmless
+``authorization_code`` request with a bogus code: ``invalid_grant`` means the client
+authenticated, ``invalid_client`` means it did not — never a real grant); the redirect URI and its
+port (judged by binding it exactly as the sign-in's loopback listener will); and the token store
+and its key. A server that cannot be reached is reported once, with its fix: the checks that need
+it say "skipped" instead of repeating the failure. Nothing here prints a secret.
 """
 
 from __future__ import annotations
 
 import email.utils
+import errno
 import os
 import socket
 import ssl
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,10 +28,11 @@ import httpx
 
 from vidauth._urls import is_loopback_host
 from vidauth.config import Profile, Settings
-from vidauth.errors import OAuthError, VidauthError
+from vidauth.errors import ConfigError, OAuthError, VidauthError
 from vidauth.http import RetryPolicy, build_client
+from vidauth.logs import quiet_unless_verbose
 
-OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
+OK, WARN, FAIL, INFO, SKIPPED = "ok", "warn", "fail", "info", "skipped"
 CLOCK_SKEW_WARN_S = 60.0
 PROBE_CODE = "vidauth-doctor-probe-not-a-real-code"
 TLS_TIMEOUT_S = 10.0
@@ -76,18 +82,61 @@ def run_doctor(settings: Settings, *, probe_client: bool = True) -> list[Check]:
             f"client {profile.client_id}, from {profile.source}",
         )
     )
+    servers = _Servers(checks)
     policy = RetryPolicy(attempts=2, max_total=15.0)
-    with build_client(policy, timeout=15.0) as client:
-        profile, discovery_check = _discovery(profile, client)
-        if discovery_check:
-            checks.append(discovery_check)
-        checks.extend(_reachability(profile))
-        checks.append(_clock(profile, client))
+    with quiet_unless_verbose(), build_client(policy, timeout=15.0) as client:
+        discovery_url = profile.endpoints.discovery_url
+        if discovery_url:
+            blocked = servers.blocked(discovery_url)
+            if blocked:
+                checks.append(_skipped("discovery", blocked))
+            else:
+                profile, discovery_check = _discovery(profile, client)
+                if discovery_check:
+                    checks.append(discovery_check)
+        origins = _origins(profile)
+        for origin in origins:
+            servers.blocked(origin)
+        if not origins and not discovery_url:
+            checks.append(
+                Check("server", FAIL, "no endpoint to check", "set token_url / authorize_url")
+            )
+        clock_url = discovery_url or profile.endpoints.token_url
+        if clock_url:
+            blocked = servers.blocked(clock_url)
+            checks.append(_skipped("clock", blocked) if blocked else _clock(profile, client))
         if probe_client:
-            checks.append(_client_probe(profile, client))
+            token_url = profile.endpoints.token_url
+            blocked = servers.blocked(token_url) if token_url else None
+            checks.append(
+                _skipped("client", blocked) if blocked else _client_probe(profile, client)
+            )
     checks.append(_redirect(profile))
     checks.append(_store(settings, profile))
     return checks
+
+
+class _Servers:
+    """Each server (origin) is checked once, its row added when first needed; remembers why
+    the checks that need a failed one are skipped."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        self._checks = checks
+        self._blocked: dict[str, str | None] = {}
+
+    def blocked(self, url: str) -> str | None:
+        """Why ``url``'s server cannot be asked anything (None when it can)."""
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._blocked:
+            check, reason = _connect(origin)
+            self._checks.append(check)
+            self._blocked[origin] = reason
+        return self._blocked[origin]
+
+
+def _skipped(name: str, reason: str) -> Check:
+    return Check(name, SKIPPED, f"skipped: {reason}")
 
 
 # -- the checks ----------------------------------------------------------------------------
@@ -136,15 +185,24 @@ def _origins(profile: Profile) -> list[str]:
     return seen
 
 
-def _reachability(profile: Profile) -> list[Check]:
-    origins = _origins(profile)
-    if not origins:
-        return [Check("server", FAIL, "no endpoint to check", "set token_url / authorize_url")]
-    return [tls_check(origin) for origin in origins]
-
-
 def tls_check(origin: str) -> Check:
     """Connect to ``origin``: for https a verified TLS handshake, for loopback http a TCP one."""
+    return _connect(origin)[0]
+
+
+def _connect(origin: str) -> tuple[Check, str | None]:
+    """:func:`tls_check`'s row, and why nothing more can be asked of the server (or None)."""
+    check = _connect_check(origin)
+    if check.status != FAIL:
+        return check, None
+    if check.detail.startswith("cannot connect"):
+        return check, "server unreachable"
+    if check.detail.startswith("reachable; plain http"):
+        return check, "plain http is refused for this server"
+    return check, "the server's TLS failed"
+
+
+def _connect_check(origin: str) -> Check:
     parts = urlsplit(origin)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -161,7 +219,11 @@ def tls_check(origin: str) -> Check:
     with sock:
         if parts.scheme != "https":
             note = "plain http on loopback (no TLS)" if is_loopback_host(host) else "plain http"
-            return Check(name, OK if is_loopback_host(host) else FAIL, f"reachable; {note}")
+            if is_loopback_host(host):
+                return Check(name, OK, f"reachable; {note}")
+            return Check(
+                name, FAIL, f"reachable; {note}", "use https: plain http only reaches loopback"
+            )
         context = httpx.create_ssl_context()
         try:
             with context.wrap_socket(sock, server_hostname=host) as tls:
@@ -275,24 +337,67 @@ def _redirect(profile: Profile) -> Check:
             "and paste the final address",
         )
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+    from vidauth.oauth.loopback import LoopbackListener
+
+    # Bind exactly as `vidauth login` will (SO_REUSEADDR over the TIME_WAIT connections a
+    # sign-in leaves behind, every loopback address of the host): free means it could bind.
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.bind((bind_host, port))
-    except OSError:
+        LoopbackListener(profile.redirect_uri, "vidauth-doctor-probe").start().stop()
+    except ConfigError as exc:
+        cause = exc.__context__
+        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+            holder = listener_of(port)
+            return Check(
+                "redirect URI",
+                FAIL,
+                f"{profile.redirect_uri}: port {port} is in use"
+                + (f" by {holder}" if holder else " by another program"),
+                f"stop the program listening on port {port}, or use another port in "
+                "redirect_uri (and register it at the provider)",
+            )
         return Check(
             "redirect URI",
             FAIL,
-            f"{profile.redirect_uri}: port {port} is in use",
-            f"stop the program listening on port {port}, or use another port in redirect_uri "
-            "(and register it at the provider)",
+            exc.message,
+            "use a loopback redirect URI this machine can listen on, e.g. "
+            "http://localhost:9127/redirect",
         )
     return Check(
         "redirect URI",
         OK,
         f"{profile.redirect_uri} (register exactly this at the provider); port {port} is free",
     )
+
+
+def listener_of(port: int) -> str | None:
+    """``"name (pid N)"`` of a process listening on TCP ``port``, where this machine tells
+    (Linux's /proc, for processes this user may see); else None."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            listening = len(fields) > 9 and fields[3] == "0A"  # 0A: LISTEN
+            if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    try:
+        processes = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+    except OSError:
+        return None
+    for process in processes:
+        try:
+            for fd in (process / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    name = (process / "comm").read_text().strip()
+                    return f"{name} (pid {process.name})"
+        except OSError:
+            continue
+    return None
 
 
 def _store(settings: Settings, profile: Profile) -> Check:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections.abc import Iterator
 
 _secrets: set[str] = set()
 _guard = threading.Lock()
@@ -49,3 +51,25 @@ def configure_logging(level: int = logging.WARNING) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def quiet_unless_verbose() -> Iterator[None]:
+    """Within the block, vidauth's log lines reach stderr only when ``-v`` asked for them.
+
+    For commands that report everything themselves (``vidauth doctor``'s table): the retry
+    warnings of :mod:`vidauth.http` still happen, but are shown only at INFO level or below.
+    """
+    root = logging.getLogger("vidauth")
+    if root.getEffectiveLevel() <= logging.INFO:
+        yield
+        return
+    handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+    saved = [h.level for h in handlers]
+    for handler in handlers:
+        handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for handler, level in zip(handlers, saved, strict=True):
+            handler.setLevel(level)

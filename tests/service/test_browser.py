@@ -2,11 +2,13 @@
 
 The full click-through a backend's user makes: the backend asks for a link, the browser opens
 it, the user signs in at the sandbox and clicks Allow (or Deny), and the service's callback page
-says how it went. Then the uploads page, which must refresh itself until the upload completes.
+says how it went. Then the uploads page, which must refresh itself until the upload completes,
+and the API docs (/docs, /redoc), which must render with no network beyond loopback.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -61,8 +64,11 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         "--disable-dev-shm-usage",
         f"--user-data-dir={profile}",
         "--window-size=1100,800",
+        # no name resolves but loopback's: a page that needs a CDN breaks, as it would offline
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request made
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     try:
@@ -100,6 +106,21 @@ def _result_page(driver: Any) -> Any:
     from selenium.webdriver.common.by import By
 
     return _wait("the callback page", lambda: driver.find_elements(By.ID, "connect-result"))[0]
+
+
+def _row(driver: Any, element_id: str) -> dict[str, Any]:
+    """The row's state and title, read in one script: the page may reload itself between two
+    WebDriver calls, and an element found before a reload is stale after it."""
+    found = driver.execute_script(
+        "const row = document.getElementById(arguments[0]);"
+        "if (!row) { return null; }"
+        "const title = row.querySelector('.title');"
+        "return {state: row.getAttribute('data-state'),"
+        " title: title ? title.textContent.trim() : null};",
+        element_id,
+    )
+    assert found, f"no #{element_id} on the page"
+    return dict(found)
 
 
 def test_click_through_connects_the_account(
@@ -155,17 +176,22 @@ def test_uploads_page_refreshes_itself_until_complete(
     page = service.api.post("/v1/accounts/student-9/uploads-page").json()["url"]
 
     browser.get(page)
-    row = browser.find_element(By.ID, f"upload-{upload_id}")
-    first_state = row.get_attribute("data-state")
-    assert first_state in ("queued", "uploading", "processing")
-    assert row.find_element(By.CSS_SELECTOR, ".title").text == "Lab <3> & more"
+    first = _row(browser, f"upload-{upload_id}")
+    assert first["state"] in ("queued", "uploading", "processing")
+    assert first["title"] == "Lab <3> & more"
     browser.save_screenshot(str(tmp_path / "uploads-busy.png"))
     # a marker that only survives as long as the page is not reloaded
     browser.execute_script("window.__vidauthMarker = 1;")
 
     def complete() -> bool:
-        rows = browser.find_elements(By.ID, f"upload-{upload_id}")
-        return bool(rows) and rows[0].get_attribute("data-state") == "complete"
+        # The page reloads itself: an element found before a reload is stale after it. Find the
+        # row and read its state in one script, inside the page as it is at that moment.
+        state = browser.execute_script(
+            "const row = document.getElementById(arguments[0]);"
+            "return row ? row.getAttribute('data-state') : null;",
+            f"upload-{upload_id}",
+        )
+        return bool(state == "complete")
 
     _wait("the page to show complete", complete, timeout=40)
     assert browser.execute_script("return window.__vidauthMarker === undefined;")  # it reloaded
@@ -186,3 +212,48 @@ def test_uploads_page_link_is_signed(service: ServiceSetup, browser: Any) -> Non
     assert "Link expired" in browser.find_element(By.TAG_NAME, "body").text
     browser.get(page)
     assert browser.find_element(By.ID, "no-uploads").text == "No uploads yet."
+
+
+def _requests(driver: Any) -> tuple[list[str], set[str]]:
+    """Every http(s) URL the browser asked for since the last call (its performance log), and
+    those among them it refused to send (blocked by the page's Content-Security-Policy)."""
+    urls: dict[str, str] = {}
+    blocked: set[str] = set()
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if message.get("method") == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            if url.startswith(("http://", "https://")):
+                urls[params["requestId"]] = url
+        elif message.get("method") == "Network.loadingFailed" and params.get("blockedReason"):
+            blocked.add(params["requestId"])
+    return list(urls.values()), {urls[i] for i in blocked if i in urls}
+
+
+@pytest.mark.parametrize(
+    ("path", "rendered", "asset"),
+    [
+        ("/docs", ".opblock .opblock-summary-path", "/docs/assets/swagger-ui-bundle.js"),
+        ("/redoc", "[data-section-id^='operation/']", "/docs/assets/redoc.standalone.js"),
+    ],
+)
+def test_api_docs_render_offline(
+    service: ServiceSetup, browser: Any, tmp_path: Path, path: str, rendered: str, asset: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(service.url + path)
+    found = _wait(
+        f"{path} to show the operations",
+        lambda: browser.find_elements(By.CSS_SELECTOR, rendered),
+        timeout=30,
+    )
+    assert len(found) >= 5, f"{path} shows only {len(found)} operations"
+    assert "/v1/uploads" in browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(tmp_path / f"{path.strip('/')}.png"))
+    urls, blocked = _requests(browser)
+    assert any(urlsplit(u).path == asset for u in urls), urls
+    away = {u for u in urls if urlsplit(u).hostname not in ("127.0.0.1", "localhost", "::1")}
+    # (ReDoc's bundle asks for its logo from a CDN: the page's policy stops it in the browser)
+    assert away <= blocked, f"{path} sent requests beyond loopback: {away - blocked}"

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -188,3 +189,112 @@ def test_unwritable_upload_dir_is_one_line_and_exit_2(
     assert done.returncode == 2, done.stderr
     line = _one_line(done.stderr)
     assert "VIDAUTH_UPLOAD_DIR" in line and "writable directory" in line
+
+
+# -- the README's recipe: the service against `vidauth sandbox`, as a developer runs it ------
+
+
+def _read_until(stream: Any, marker: str, proc: subprocess.Popen[str], seconds: float = 40) -> str:
+    """Lines of ``stream`` up to and including the first containing ``marker``."""
+    lines: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            assert proc.poll() is None, "".join(lines)
+            continue
+        lines.append(line)
+        if marker in line:
+            return "".join(lines)
+    raise AssertionError(f"no {marker!r} in:\n{''.join(lines)}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    try:
+        _out, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate()
+    return err or ""
+
+
+def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url: str) -> None:
+    """`vidauth sandbox --redirect-uri {service}/oauth/callback`, `vidauth serve` with
+    VIDAUTH_PUBLIC_URL, a connect link clicked through: connected. serve says where it
+    listens, where /docs is and which database it uses, without the database's password."""
+    from vidauth.sandbox.browser import BrowserLoginError, complete_browser_login
+
+    sandbox_port, service_port = free_port(), free_port()
+    service = f"http://127.0.0.1:{service_port}"
+    callback = f"{service}/oauth/callback"
+    password = "not-shown-db-password"  # PostgreSQL trusts loopback here: any password works
+    database = postgres_url.replace("postgres@", f"postgres:{password}@", 1)
+    assert password in database
+    base = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "vidauth", "sandbox", "--port", str(sandbox_port),
+         "--redirect-uri", callback, "--redirect-uri", "http://localhost:9127/redirect"],
+        env=base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    env = dict(
+        base,
+        PANOPTO_SERVER=f"http://127.0.0.1:{sandbox_port}",
+        PANOPTO_CLIENT_ID="vidauth-sandbox",
+        PANOPTO_CLIENT_SECRET="vidauth-sandbox-secret",
+        VIDAUTH_PUBLIC_URL=service,
+        VIDAUTH_HOME=str(tmp_path / "home"),
+        VIDAUTH_DATABASE_URL=database,
+    )
+    serve = None
+    try:
+        listing = _read_until(sandbox.stdout, "Press Ctrl-C", sandbox)
+        assert listing.count("http://localhost:9127/redirect") == 1, listing  # once, not twice
+        key = subprocess.run(
+            [sys.executable, "-m", "vidauth", "apikey", "create", "dev"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert key.returncode == 0, key.stderr
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "vidauth", "serve", "--port", str(service_port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        started = _read_until(serve.stderr, "worker:", serve)
+        assert f"listening on {service}" in started
+        assert f"API docs:  {service}/docs" in started
+        assert "database:  postgresql+psycopg://postgres:***@127.0.0.1:5432/test" in started
+        assert f"callback:  {callback}" in started
+        assert password not in started
+        _wait_healthy(service, serve)
+
+        api = ApiClient(service, key.stdout.strip())
+        try:
+            link = api.post("/v1/accounts/dev-user/connect").json()["authorize_url"]
+            page = complete_browser_login(link)
+            assert page.status_code == 200 and "connected" in page.text.lower()
+            assert api.get("/v1/accounts/dev-user").json()["status"] == "connected"
+        finally:
+            api.close()
+        # a redirect URI the sandbox does not know: each registered one named once
+        wrong = link.replace("oauth%2Fcallback", "oauth%2Fwrong")
+        assert wrong != link
+        with pytest.raises(BrowserLoginError) as refused:
+            complete_browser_login(wrong)
+        message = str(refused.value)
+        assert "redirect_uri mismatch" in message
+        assert message.count(callback) == 1 and message.count("localhost:9127/redirect") == 1
+    finally:
+        if serve is not None:
+            err = _stop(serve)
+            assert password not in err
+        _stop(sandbox)
+
+
+def test_masked_database_url() -> None:
+    from vidauth.cli_service import masked_database_url
+
+    assert (
+        masked_database_url("postgresql+psycopg://vidauth:pa%40ss@db.example.edu:5432/vidauth")
+        == "postgresql+psycopg://vidauth:***@db.example.edu:5432/vidauth"
+    )
+    assert masked_database_url("sqlite:////var/lib/vidauth/vidauth.db").endswith("vidauth.db")

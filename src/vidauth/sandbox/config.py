@@ -48,6 +48,11 @@ class SandboxClient:
         default_factory=lambda: ["client_secret_post", "client_secret_basic"]
     )
 
+    def __post_init__(self) -> None:
+        # Registering the same URI twice (the default plus `--redirect-uri` of the same one)
+        # means it once: the mismatch error lists each registered URI once.
+        self.redirect_uris = list(dict.fromkeys(self.redirect_uris))
+
     @property
     def is_public(self) -> bool:
         """True for a client without a secret."""

@@ -44,6 +44,7 @@ from vidauth.service.api_models import (
 )
 from vidauth.service.auth import Caller, KeyChecker
 from vidauth.service.context import ServiceContext
+from vidauth.service.docs import add_docs
 from vidauth.service.ingest import IngestError, receive_form
 from vidauth.service.jobs import JobQueue, JobView, new_job_id
 from vidauth.service.metrics import Metrics
@@ -213,9 +214,10 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         version="1",
         summary="Connect users' Panopto accounts and upload videos on their behalf.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served offline by add_docs, below
         redoc_url=None,
     )
+    add_docs(app)
     app.state.ctx = ctx
 
     # -- errors -------------------------------------------------------------------------------
