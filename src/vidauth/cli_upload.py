@@ -185,7 +185,7 @@ def upload(
     """Upload videos to a Panopto folder (parallel, resumable: rerun to resume).
 
     A file already uploaded to the folder under the same title is not sent again: the
-    existing session is printed instead (``--again`` uploads it anew).
+    existing session is printed instead (--again uploads it anew).
     """
     from vidauth.panopto.api import build_engine
     from vidauth.panopto.engine import UploadJob, UploadOptions

@@ -196,3 +196,9 @@ def test_not_waited_for_upload_is_finished_not_duplicated(
     code, out, _ = _upload(run_cli, str(video))
     assert code == 0 and "already uploaded" in out
     assert _session_uploads(panopto) == 1
+
+
+def test_help_names_the_flag(run_cli: RunCli) -> None:
+    code, out, _ = run_cli("upload", "--help")
+    assert code == 0
+    assert "--again" in out
