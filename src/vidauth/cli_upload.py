@@ -173,8 +173,20 @@ def upload(
     force: Annotated[bool, typer.Option(help="Upload files without a video extension.")] = False,
     signature: Annotated[str, typer.Option(help="S3 signature: s3, s3v4 or unsigned.")] = "s3",
     account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="Upload even a file that already went to this folder under this title "
+            "(makes a second session).",
+        ),
+    ] = False,
 ) -> None:
-    """Upload videos to a Panopto folder (parallel, resumable: rerun to resume)."""
+    """Upload videos to a Panopto folder (parallel, resumable: rerun to resume).
+
+    A file already uploaded to the folder under the same title is not sent again: the
+    existing session is printed instead (--again uploads it anew).
+    """
     from vidauth.panopto.api import build_engine
     from vidauth.panopto.engine import UploadJob, UploadOptions
     from vidauth.panopto.files import check_media_file
@@ -206,19 +218,35 @@ def upload(
     with cli._vidauth() as va, build_engine(va, options, subject=account) as engine:
         target = engine.rest.resolve_folder(folder)
         jobs = [UploadJob(path, target.id, title, description) for path in checked]
+        earlier = {} if again else completed_before(engine, jobs)
+        todo = [job for job in jobs if job not in earlier]
         try:
-            results = engine.upload_many(jobs, reporter)
+            for job, record in earlier.items():
+                _announce_earlier(reporter, as_json, job, record)
+            sent = iter(engine.upload_many(todo, reporter) if todo else [])
+            results = [
+                _earlier_result(job, earlier[job]) if job in earlier else next(sent) for job in jobs
+            ]
         except KeyboardInterrupt:
             engine.cancel_event.set()
             raise
         finally:
             reporter.close()
+    skipped = {str(job.path) for job in earlier}
     for result in results:
         if as_json:
-            reporter.line({"result": result.as_dict()})
+            extra = {"already_uploaded": True} if result.path in skipped else {}
+            reporter.line({"result": {**result.as_dict(), **extra}})
             continue
         name = Path(result.path).name
-        if result.ok and result.session_id:
+        if result.path in skipped:
+            cli.out.print(
+                f"{name}: already uploaded (upload {result.upload_id}); session "
+                f"{result.session_id} {result.viewer_url or ''}".rstrip(),
+                markup=False,
+                highlight=False,
+            )
+        elif result.ok and result.session_id:
             cli.out.print(
                 f"{name}: upload {result.upload_id} complete; session {result.session_id} "
                 f"{result.viewer_url or ''}".rstrip(),
@@ -237,6 +265,67 @@ def upload(
     codes = [r.exit_code for r in results if r.exit_code]
     if codes:
         raise typer.Exit(codes[0])
+
+
+def completed_before(engine: Any, jobs: list[Any]) -> dict[Any, Any]:
+    """The jobs whose file (size, mtime, fingerprint) already completed in the same folder
+    under the same title for the engine's account: job → its upload record. Decided per file;
+    nothing is sent to Panopto."""
+    from vidauth.panopto.files import fingerprint
+
+    found: dict[Any, Any] = {}
+    for job in jobs:
+        stat = job.path.stat()
+        record = engine.store.find_completed(
+            account_id=engine.account_id,
+            server=engine.server,
+            folder_id=job.folder_id,
+            title=job.title or job.path.stem,  # the title the engine would give it
+            file_size=stat.st_size,
+            file_mtime=stat.st_mtime,
+            fingerprint=fingerprint(job.path, stat.st_size),
+        )
+        if record is not None:
+            found[job] = record
+    return found
+
+
+def _earlier_result(job: Any, record: Any) -> Any:
+    from vidauth.panopto.engine import UploadResult
+
+    return UploadResult(
+        path=str(job.path),
+        state=record.state,
+        record_id=record.id,
+        upload_id=record.session_upload_id,
+        session_id=record.session_id,
+        viewer_url=record.viewer_url,
+        message=f"already uploaded on {record.updated_at:%Y-%m-%d %H:%M} UTC; nothing sent",
+    )
+
+
+def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> None:
+    """Say that ``job``'s file is not sent again, and how to send it anyway."""
+    if as_json:
+        reporter.line(
+            {
+                "event": "already_uploaded",
+                "path": str(job.path),
+                "record_id": record.id,
+                "upload_id": record.session_upload_id,
+                "session_id": record.session_id,
+                "viewer_url": record.viewer_url,
+                "completed_at": record.updated_at.isoformat(timespec="seconds"),
+            }
+        )
+        return
+    reporter.console.print(
+        f"{job.path.name}: uploaded to this folder as {record.title!r} on "
+        f"{record.updated_at:%Y-%m-%d %H:%M} UTC (upload {record.id}); not sent again — "
+        "pass --again to make a second session",
+        markup=False,
+        highlight=False,
+    )
 
 
 def uploads_list(

@@ -31,7 +31,7 @@ from starlette.routing import Match
 from vidauth._urls import check_transport
 from vidauth.errors import UsageError, VidauthError
 from vidauth.panopto.files import check_media_file
-from vidauth.service import connect, pages
+from vidauth.service import connect, idempotency, pages
 from vidauth.service.api_models import (
     USER_ID_SCHEMA,
     AccountStatus,
@@ -253,6 +253,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         return _error(503, "database_unavailable", "the database did not answer; try again")
 
     app.add_middleware(RequestLimit, max_bytes=service.max_request_bytes)
+    idempotency_keys = idempotency.install(app, ctx.db)
 
     # -- auth -----------------------------------------------------------------------------------
 
@@ -367,12 +368,16 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         "/v1/uploads",
         status_code=202,
         tags=["uploads"],
-        openapi_extra=_UPLOAD_FORM,
+        openapi_extra={**_UPLOAD_FORM, **idempotency.OPENAPI_EXTRA},
         response_model=UploadAccepted,
-        responses=error_responses(400, 401, 409, 413, 415, 503, 507),
+        responses={
+            **error_responses(400, 401, 409, 413, 415, 503, 507),
+            **idempotency.RESPONSES,
+        },
     )
-    async def create_upload(request: Request, who: Auth) -> JSONResponse:
+    async def create_upload(request: Request, who: Auth) -> Response:
         """Queue an upload: the video in field ``file`` (streamed to disk) or ``path``."""
+        key = idempotency.request_key(request)  # a bad key is refused before the body is read
         job_id = new_job_id()
         job_dir = service.upload_dir / job_id
         try:
@@ -382,20 +387,31 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         keep = False
         try:
             try:
-                form = await receive_form(request, job_dir, service.max_upload_bytes, UPLOAD_FIELDS)
+                form = await receive_form(
+                    request,
+                    job_dir,
+                    service.max_upload_bytes,
+                    UPLOAD_FIELDS,
+                    hash_file=key is not None,
+                )
             except IngestError as exc:
                 raise ApiError(exc.status, exc.error, exc.detail) from None
             except ClientDisconnect:
                 raise ApiError(400, "invalid_request", "the client went away mid-upload") from None
             except OSError as exc:
                 raise _storage_error(exc) from None
-            job = await run_sync(_submit, ctx, queue, who, job_id, form)
-            keep = job.owns_file
-            return JSONResponse(
-                {"upload_id": job.id, "state": job.state},
-                202,
-                headers={"Location": f"/v1/uploads/{job.id}"},
-            )
+
+            async def accept() -> Response:
+                nonlocal keep
+                job = await run_sync(_submit, ctx, queue, who, job_id, form)
+                keep = job.owns_file
+                return JSONResponse(
+                    {"upload_id": job.id, "state": job.state},
+                    202,
+                    headers={"Location": f"/v1/uploads/{job.id}"},
+                )
+
+            return await idempotency_keys.once(key, who.tenant, job_id, form, accept)
         finally:
             if not keep:
                 await run_sync(lambda: shutil.rmtree(job_dir, ignore_errors=True))

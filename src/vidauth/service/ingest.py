@@ -11,6 +11,7 @@ as the limit is crossed.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import tempfile
@@ -72,14 +73,21 @@ class Received:
     file_path: Path | None = None
     file_size: int = 0
     filename: str | None = None
+    sha256: str | None = None
+    """The file's SHA-256 (hex), when asked for (``hash_file``)."""
 
 
 class _Sink:
     """python-multipart callbacks: text fields in memory (bounded), the file to ``dest_dir``."""
 
     def __init__(
-        self, dest_dir: Path, max_file_bytes: int, fields: Collection[str] | None = None
+        self,
+        dest_dir: Path,
+        max_file_bytes: int,
+        fields: Collection[str] | None = None,
+        hash_file: bool = False,
     ) -> None:
+        self.digest = hashlib.sha256() if hash_file else None
         self.dest_dir = dest_dir
         self.max_file_bytes = max_file_bytes
         self.known_fields = fields
@@ -168,6 +176,9 @@ class _Sink:
         """Write the file data gathered since the last flush."""
         views = [view for view in self._pending if view]
         self._pending = []
+        if self.digest is not None:
+            for view in views:
+                self.digest.update(view)
         while views and self._fd is not None:
             written = os.writev(self._fd, views[:IOV_MAX])
             if written <= 0:  # never for a regular file with room; do not spin
@@ -183,6 +194,8 @@ class _Sink:
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
+            if self.digest is not None:
+                self.received.sha256 = self.digest.hexdigest()
         elif self._value is not None and self._name is not None:
             self.received.fields[self._name] = self._value.decode("utf-8", "replace")
             self._value = None
@@ -214,10 +227,13 @@ async def receive_form(
     dest_dir: Path,
     max_file_bytes: int,
     fields: Collection[str] | None = None,
+    *,
+    hash_file: bool = False,
 ) -> Received:
     """Parse the request's multipart body, writing the ``file`` part into ``dest_dir``.
 
     ``fields``: the field names accepted (``file`` among them); any other is a 400.
+    ``hash_file``: also compute the file's SHA-256 as it is written (``Received.sha256``).
     """
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
@@ -233,7 +249,7 @@ async def receive_form(
                 )
         except ValueError:
             raise IngestError(400, "invalid_request", "Content-Length is not a number") from None
-    sink = _Sink(dest_dir, max_file_bytes, fields)
+    sink = _Sink(dest_dir, max_file_bytes, fields, hash_file)
     callbacks = {
         name: getattr(sink, name)
         for name in (

@@ -1,4 +1,5 @@
-"""The service's tables (migration 0003): API keys, connections, pending sign-ins, jobs, webhooks.
+"""The service's tables (migration 0003): API keys, connections, pending sign-ins, jobs, webhooks;
+idempotency keys (0008).
 
 Times a lease or an expiry is compared against are epoch seconds (``Float``), written and read
 by vidauth's processes; keep the machines' clocks in sync (NTP) — a lease tolerates seconds of
@@ -137,3 +138,21 @@ class Webhook(Base):
     failed: Mapped[bool] = mapped_column(Boolean, default=False)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """An ``Idempotency-Key`` of ``POST /v1/uploads`` (migration 0008): the request it was
+    first used with (a hash), the upload it made, and the answer once there is one."""
+
+    __tablename__ = "service_idempotency_keys"
+    __table_args__ = (UniqueConstraint("tenant", "key", name="uq_service_idempotency_keys_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(255))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    upload_id: Mapped[str] = mapped_column(String(40))
+    status_code: Mapped[int | None] = mapped_column(Integer)  # None while in progress
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    claimed_at: Mapped[float] = mapped_column(Float)

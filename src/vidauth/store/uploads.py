@@ -200,6 +200,37 @@ class UploadStore:
             ).first()
             return None if row is None else _record(row, self._done(session, row.id))
 
+    def find_completed(
+        self,
+        *,
+        account_id: int | None,
+        server: str | None,
+        folder_id: str,
+        title: str,
+        file_size: int,
+        file_mtime: float,
+        fingerprint: str,
+    ) -> UploadRecord | None:
+        """The newest completed upload of this very file (size, mtime, fingerprint) to this
+        folder under this title, by this account on this server: rerunning it would make a
+        second session with the same video."""
+        with self.db.session() as session:
+            row = session.scalars(
+                select(Upload)
+                .where(
+                    Upload.account_id == account_id,
+                    Upload.server == server,
+                    Upload.folder_id == folder_id,
+                    Upload.title == title,
+                    Upload.file_size == file_size,
+                    Upload.file_mtime == file_mtime,
+                    Upload.fingerprint == fingerprint,
+                    Upload.state == UploadState.COMPLETE,
+                )
+                .order_by(Upload.id.desc())
+            ).first()
+            return None if row is None else _record(row, self._done(session, row.id))
+
     def list_uploads(self, account_id: int | None = None, limit: int = 200) -> list[UploadRecord]:
         """Uploads, newest first, with progress."""
         with self.db.session() as session:
