@@ -39,10 +39,26 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class ConnectLink(BaseModel):
-    """A link the user opens to connect their Panopto account (works once)."""
+class ConnectRequest(BaseModel):
+    """Optional: who the user must sign in to Panopto as."""
 
-    authorize_url: str
+    expected_username: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="The Panopto user name the backend expects (compared case-insensitively); "
+        "a sign-in as anyone else connects nothing.",
+    )
+
+
+class ConnectLink(BaseModel):
+    """A link the user opens, in their own browser, to connect their Panopto account (once)."""
+
+    connect_url: str = Field(
+        description="vidauth's start page: it binds the sign-in to the browser that opens it, "
+        "then goes on to Panopto. Send the user's browser here."
+    )
+    authorize_url: str = Field(description="The same URL as connect_url (kept for old clients).")
     expires_at: Timestamp
 
 

@@ -14,7 +14,7 @@ import errno
 import os
 import re
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,9 +78,14 @@ class _Sink:
     """python-multipart callbacks: text fields in memory (bounded), the file to ``dest_dir``."""
 
     def __init__(
-        self, dest_dir: Path, max_file_bytes: int, fields: Collection[str] | None = None
+        self,
+        dest_dir: Path,
+        max_file_bytes: int,
+        fields: Collection[str] | None = None,
+        check_field: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.dest_dir = dest_dir
+        self.check_field = check_field
         self.max_file_bytes = max_file_bytes
         self.known_fields = fields
         self.received = Received()
@@ -184,7 +189,11 @@ class _Sink:
             os.close(self._fd)
             self._fd = None
         elif self._value is not None and self._name is not None:
-            self.received.fields[self._name] = self._value.decode("utf-8", "replace")
+            value = self._value.decode("utf-8", "replace")
+            problem = self.check_field(self._name, value) if self.check_field else None
+            if problem:  # as soon as the field ends: before the file streams if it came first
+                raise IngestError(400, "invalid_request", problem)
+            self.received.fields[self._name] = value
             self._value = None
 
     def close(self) -> None:
@@ -214,10 +223,12 @@ async def receive_form(
     dest_dir: Path,
     max_file_bytes: int,
     fields: Collection[str] | None = None,
+    check_field: Callable[[str, str], str | None] | None = None,
 ) -> Received:
     """Parse the request's multipart body, writing the ``file`` part into ``dest_dir``.
 
     ``fields``: the field names accepted (``file`` among them); any other is a 400.
+    ``check_field(name, value)``: a reason to refuse a text field (400) as soon as it ends.
     """
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
@@ -233,7 +244,7 @@ async def receive_form(
                 )
         except ValueError:
             raise IngestError(400, "invalid_request", "Content-Length is not a number") from None
-    sink = _Sink(dest_dir, max_file_bytes, fields)
+    sink = _Sink(dest_dir, max_file_bytes, fields, check_field)
     callbacks = {
         name: getattr(sink, name)
         for name in (
@@ -265,7 +276,9 @@ async def receive_form(
                 )
             batch.append(chunk)
             pending += len(chunk)
-            if pending >= BATCH_BYTES:
+            # Until the file part begins, parse as the bytes come, so that a bad text field
+            # is refused before the client sends the file.
+            if pending >= BATCH_BYTES or sink.received.file_path is None:
                 # Hand the chunks over as they are: joining them would copy every byte once
                 # more on the event loop's thread.
                 chunks, batch = batch, []
