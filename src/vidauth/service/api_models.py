@@ -32,6 +32,10 @@ USER_ID_SCHEMA: dict[str, Any] = {
 }
 
 
+#: Printable: no control characters, and something besides spaces.
+USERNAME_PATTERN = r"^[^\u0000-\u001f\u007f]*[^\u0000-\u0020\u007f][^\u0000-\u001f\u007f]*$"
+
+
 class ErrorBody(BaseModel):
     """Every error: a code, and one line naming the cause and the fix."""
 
@@ -48,6 +52,8 @@ class ConnectRequest(BaseModel):
         max_length=255,
         description="The Panopto user name the backend expects (compared case-insensitively); "
         "a sign-in as anyone else connects nothing.",
+        # Documented here, checked by the route (400 with a clear line).
+        json_schema_extra={"pattern": USERNAME_PATTERN},
     )
 
 

@@ -279,7 +279,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         minutes, once). With ``expected_username``, only that Panopto user can connect."""
         expected = body.expected_username if body is not None else None
         if expected is not None:
-            expected = expected.strip()
+            expected = expected.strip(" ")
             if not expected or any(ord(c) < 32 or ord(c) == 127 for c in expected):
                 raise ApiError(
                     400,

@@ -21,6 +21,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
 
@@ -127,14 +128,13 @@ def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
 
 
 def _query_state(url: str) -> str:
-    from urllib.parse import parse_qs, urlsplit
-
     return parse_qs(urlsplit(url).query).get("state", [""])[0]
 
 
 @dataclass(frozen=True)
 class ConnectOutcome:
-    """What the callback page shows: ``status`` is connected, denied or error."""
+    """What the callback page shows: ``status`` is connected, denied, error, wrong_browser or
+    wrong_account."""
 
     status: str
     message: str
