@@ -435,7 +435,7 @@ def test_dns_rebinding_after_submit_is_refused_at_send_time(
     assert r.status_code == 202, r.text
     rebind("hooks.localhost", "127.0.0.2")
     done = _run_worker_until(service, r.json()["upload_id"])
-    assert done["state"] == "complete"
+    assert done["state"] == "complete", done
     from vidauth.service.webhooks import WebhookSender
 
     sender = WebhookSender(service.ctx)
