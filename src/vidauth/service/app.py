@@ -1,7 +1,8 @@
 """The FastAPI application of ``vidauth serve``.
 
 Routes under ``/v1`` need ``Authorization: Bearer <API key>`` and act only on the key's tenant;
-the OAuth callback, the pages and the health endpoints do not. Errors are JSON
+the connect start page, the OAuth callback, the pages and the health endpoints do not;
+``/metrics`` needs ``VIDAUTH_METRICS_TOKEN``. Errors are JSON
 ``{"error": <code>, "detail": <one line>}``.
 """
 
@@ -15,7 +16,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import anyio.to_thread
 from fastapi import Body, Depends, FastAPI, Query, Request
@@ -50,6 +51,7 @@ from vidauth.service.ingest import IngestError, receive_form
 from vidauth.service.jobs import JobQueue, JobView, new_job_id
 from vidauth.service.metrics import Metrics
 from vidauth.service.models import JobState
+from vidauth.service.settings import ServiceSettings
 from vidauth.service.text_fields import control_character_problem
 from vidauth.service.webhook_secrets import key_secret
 from vidauth.service.webhook_targets import TargetRefused, check_target
@@ -329,6 +331,8 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     # -- the OAuth callback and pages -----------------------------------------------------------
 
     secure_cookie = service.public_url.startswith("https://")
+    # The path the browser sees (VIDAUTH_PUBLIC_URL may carry a prefix a proxy strips).
+    cookie_path = urlsplit(service.callback_url).path
 
     @app.get(connect.START_PATH, include_in_schema=False)
     async def connect_start(s: str = "") -> Response:
@@ -345,7 +349,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
             started.cookie_name,
             started.cookie_value,
             max_age=started.max_age,
-            path=service.callback_path,
+            path=cookie_path,
             secure=secure_cookie,
             httponly=True,
             samesite="lax",
@@ -364,33 +368,12 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         if state:
             response.delete_cookie(
                 connect.cookie_name(state),
-                path=service.callback_path,
+                path=cookie_path,
                 secure=secure_cookie,
                 httponly=True,
                 samesite="lax",
             )
         return response
-
-    def _callback_answer(service: Any, outcome: connect.ConnectOutcome) -> Response:
-        if service.connect_return_url:
-            query = {"status": outcome.status}
-            if outcome.external_user_id:
-                query["external_user_id"] = outcome.external_user_id
-            sep = "&" if "?" in service.connect_return_url else "?"
-            return RedirectResponse(
-                f"{service.connect_return_url}{sep}{urlencode(query)}",
-                status_code=303,
-                headers={"Cache-Control": "no-store"},
-            )
-        html = pages.render(
-            "connect_result.html",
-            status=outcome.status,
-            message=outcome.message,
-            username=outcome.username,
-            return_url=None,
-        )
-        status = 200 if outcome.status == "connected" else 400
-        return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
 
     @app.get("/pages/uploads", include_in_schema=False)
     async def uploads_page(t: str = "") -> HTMLResponse:
@@ -550,6 +533,29 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _callback_answer(service: ServiceSettings, outcome: connect.ConnectOutcome) -> Response:
+    """The callback's answer: a redirect to VIDAUTH_CONNECT_RETURN_URL, or vidauth's page."""
+    if service.connect_return_url:
+        query = {"status": outcome.status}
+        if outcome.external_user_id:
+            query["external_user_id"] = outcome.external_user_id
+        sep = "&" if "?" in service.connect_return_url else "?"
+        return RedirectResponse(
+            f"{service.connect_return_url}{sep}{urlencode(query)}",
+            status_code=303,
+            headers={"Cache-Control": "no-store"},
+        )
+    html = pages.render(
+        "connect_result.html",
+        status=outcome.status,
+        message=outcome.message,
+        username=outcome.username,
+        return_url=None,
+    )
+    status = 200 if outcome.status == "connected" else 400
+    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
 
 
 def _storage_error(exc: OSError) -> ApiError:

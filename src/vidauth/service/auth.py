@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -17,11 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from vidauth.service.models import ApiKey
 from vidauth.store.crypto import TokenCipher
 from vidauth.store.db import Database
 from vidauth.store.models import utcnow
+
+log = logging.getLogger("vidauth.service")
 
 KEY_PREFIX = "vda_"
 LAST_USED_EVERY = 60.0
@@ -161,5 +165,10 @@ class KeyChecker:
                 last_used = last_used.replace(tzinfo=stamp.tzinfo)
             if stamp - last_used < timedelta(seconds=LAST_USED_EVERY):
                 return
-        with self.db.session() as session:
-            session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=stamp))
+        try:
+            with self.db.session() as session:
+                session.execute(
+                    update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=stamp)
+                )
+        except SQLAlchemyError as exc:  # bookkeeping only: never fail the request for it
+            log.info("recording when API key %d was used failed (%s)", key_id, type(exc).__name__)
