@@ -658,3 +658,24 @@ def test_migrated_schema_equals_the_models(tmp_path: Path) -> None:
         db.dispose()
         service_diff = [d for d in diff if "service_" in repr(d)]
         assert service_diff == [], (url.split("@")[-1], service_diff)
+
+
+def test_address_rules() -> None:
+    from vidauth.service.webhook_targets import address_allowed, parse_networks
+
+    def allowed(address: str, allow: str = "") -> bool:
+        return address_allowed(ipaddress.ip_address(address), parse_networks(allow))
+
+    for public in ("8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"):
+        assert allowed(public), public
+    for private in (
+        "127.0.0.1", "10.1.2.3", "172.31.0.1", "192.168.0.1", "169.254.169.254", "100.64.0.1",
+        "0.0.0.0",  # noqa: S104 - an address to refuse, not one to bind
+        "255.255.255.255", "224.0.0.251", "239.1.1.1", "240.0.0.1", "192.0.2.1",
+        "::1", "::", "fe80::1", "fc00::1", "ff02::1", "::ffff:10.0.0.1", "2001:db8::1",
+    ):  # fmt: skip
+        assert not allowed(private), private
+    assert allowed("10.1.2.3", "10.0.0.0/8") and not allowed("10.1.2.3", "10.2.0.0/16")
+    assert allowed("::ffff:10.1.2.3", "10.0.0.0/8")  # the mapped form of an allowed address
+    with pytest.raises(ValueError, match="not a network"):
+        parse_networks("10.0.0.0/8,nonsense")
