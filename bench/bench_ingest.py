@@ -173,7 +173,10 @@ class Service:
 
         link = httpx.post(f"{self.url}/v1/accounts/bench/connect", headers=self.headers)
         link.raise_for_status()
-        complete_browser_login(link.json()["authorize_url"]).raise_for_status()
+        with httpx.Client(timeout=30) as browser:  # keeps the start page's cookie
+            start = browser.get(link.json()["connect_url"])  # 303 to the sandbox's login
+            authorize = start.headers["location"]
+            complete_browser_login(authorize, client=browser).raise_for_status()
 
     def upload(self, source: Path, index: int) -> str:
         """POST one upload of ``source``; the upload id."""

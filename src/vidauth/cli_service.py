@@ -1,4 +1,4 @@
-"""``vidauth serve``, ``vidauth worker`` and ``vidauth apikey create``: the HTTP service."""
+"""``vidauth serve``, ``vidauth worker`` and ``vidauth apikey create|list|revoke``: the service."""
 
 from __future__ import annotations
 
@@ -198,32 +198,147 @@ def worker(
     ctx.close()
 
 
+def _key_db() -> Any:
+    """The store's database, migrated (no service settings needed for key management)."""
+    from vidauth.cli import _options
+    from vidauth.config import load_settings
+    from vidauth.store import Database
+
+    settings = load_settings(**_options.flags())
+    db = Database(settings.database_url)
+    db.migrate()
+    return settings, db
+
+
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Argument(help="What the key is for, e.g. ontrack-production.")],
     tenant: Annotated[
         str, typer.Option(help="The tenant whose users and uploads the key may act on.")
     ] = "default",
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-secret",
+            help="Where the secret signing this key's webhooks is: env:NAME or file:PATH "
+            "(stored encrypted; without it, VIDAUTH_WEBHOOK_SECRET signs, if set).",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it (alone, once): only its hash is kept."""
-    from vidauth.cli import _options
-    from vidauth.config import load_settings
+    from vidauth.profiles import resolve_reference
     from vidauth.service.auth import create_api_key
-    from vidauth.store import Database
+    from vidauth.store import TokenStore
 
     if not name.strip() or not tenant.strip():
         sys.stderr.write("vidauth: the key's name and tenant must not be empty\n")
         raise typer.Exit(2)
     try:
-        settings = load_settings(**_options.flags())
-        db = Database(settings.database_url)
-        db.migrate()
-        key = create_api_key(db, name.strip(), tenant.strip())
+        secret = (
+            resolve_reference(webhook_secret, "--webhook-secret", allow_literal=False).value
+            if webhook_secret is not None
+            else None
+        )
+        if secret is not None and len(secret) < 16:
+            sys.stderr.write(
+                "vidauth: --webhook-secret: the secret is shorter than 16 characters; "
+                "use a long random value\n"
+            )
+            raise typer.Exit(2)
+        settings, db = _key_db()
+        cipher = (
+            TokenStore.open(db, settings.home, settings.secret_keys).cipher
+            if secret is not None
+            else None
+        )
+        key = create_api_key(db, name.strip(), tenant.strip(), webhook_secret=secret, cipher=cipher)
         db.dispose()
     except VidauthError as exc:
         raise _fail(exc) from None
     sys.stdout.write(key + "\n")
     sys.stdout.flush()
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "never"
+
+
+@apikey_app.command("list")
+def apikey_list(
+    revoked: Annotated[bool, typer.Option("--revoked", help="Also list revoked keys.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key.")] = False,
+) -> None:
+    """List the API keys: id, name, tenant, created, last used — never a key or its hash."""
+    from vidauth.service.auth import list_api_keys
+
+    try:
+        _settings, db = _key_db()
+        keys = list_api_keys(db, include_revoked=revoked)
+        db.dispose()
+    except VidauthError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        for k in keys:
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "id": k.id,
+                        "name": k.name,
+                        "tenant": k.tenant,
+                        "created_at": k.created_at.isoformat(timespec="seconds"),
+                        "last_used_at": (
+                            k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else None
+                        ),
+                        "revoked_at": (
+                            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None
+                        ),
+                        "webhook_secret": k.has_webhook_secret,
+                    }
+                )
+                + "\n"
+            )
+        return
+    if not keys:
+        sys.stderr.write("no API keys: create one with `vidauth apikey create NAME`\n")
+        return
+    rows = [("ID", "NAME", "TENANT", "CREATED", "LAST USED", "WEBHOOK SECRET", "REVOKED")]
+    rows += [
+        (
+            str(k.id),
+            k.name,
+            k.tenant,
+            _when(k.created_at),
+            _when(k.last_used_at),
+            "own" if k.has_webhook_secret else "-",
+            _when(k.revoked_at) if k.revoked_at else "-",
+        )
+        for k in keys
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        sys.stdout.write("\n")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The key's id (vidauth apikey list).")
+    ],
+) -> None:
+    """Revoke an API key: every instance refuses it from the next request on."""
+    from vidauth.service.auth import revoke_api_key
+
+    try:
+        _settings, db = _key_db()
+        info = revoke_api_key(db, key_id)
+        db.dispose()
+    except VidauthError as exc:
+        raise _fail(exc) from None
+    if info is None:
+        sys.stderr.write(f"vidauth: no API key {key_id}; list them with `vidauth apikey list`\n")
+        raise typer.Exit(2)
+    sys.stderr.write(f"revoked API key {info.id} ({info.name}, tenant {info.tenant})\n")
 
 
 def register(app: typer.Typer) -> None:

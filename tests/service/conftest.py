@@ -27,6 +27,9 @@ from tests.conftest import free_port
 
 MiB = 1024 * 1024
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
+METRICS_TOKEN = "test-metrics-token-0123456789abcdef"
+#: The test receivers listen on loopback, which webhooks may reach only when allowed.
+LOOPBACK_NETWORKS = "127.0.0.1/32,::1/128"
 FINAL_STATES = ("complete", "failed", "cancelled")
 
 
@@ -105,6 +108,26 @@ class ApiClient:
         self.http.close()
 
 
+def open_connect_link(
+    connect_url: str, client: httpx.Client | None = None, **login: Any
+) -> httpx.Response:
+    """Open a connect link like a browser: vidauth's start page (which sets the cookie that
+    binds the sign-in to this browser), then the sandbox's login and consent, then the
+    callback. Returns the callback's response. ``client`` keeps the cookies (one per call
+    when not given)."""
+    from vidauth.sandbox.browser import complete_browser_login
+
+    own = client is None
+    browser = client or httpx.Client(timeout=30.0)
+    try:
+        start = browser.get(connect_url, follow_redirects=False)
+        assert start.status_code == 303, start.text
+        return complete_browser_login(start.headers["location"], client=browser, **login)
+    finally:
+        if own:
+            browser.close()
+
+
 @dataclass
 class ServiceSetup:
     """A full sandbox plus the service app served on loopback, with one API key."""
@@ -133,11 +156,21 @@ class ServiceSetup:
         self.clients.append(c)
         return c
 
-    def new_key(self, tenant: str = "default", name: str = "test") -> str:
+    def new_key(
+        self, tenant: str = "default", name: str = "test", webhook_secret: str | None = None
+    ) -> str:
         """Create an API key for ``tenant`` directly in the database."""
         from vidauth.service.auth import create_api_key
 
-        return str(create_api_key(self.ctx.db, name, tenant))
+        return str(
+            create_api_key(
+                self.ctx.db,
+                name,
+                tenant,
+                webhook_secret=webhook_secret,
+                cipher=self.ctx.store.cipher,
+            )
+        )
 
     def connect(
         self, external_user_id: str, api: ApiClient | None = None, **browser: Any
@@ -146,11 +179,20 @@ class ServiceSetup:
 
         Returns the response of the service's callback page.
         """
-        from vidauth.sandbox.browser import complete_browser_login
-
         r = (api or self.api).post(f"/v1/accounts/{external_user_id}/connect")
         assert r.status_code == 200, r.text
-        return complete_browser_login(r.json()["authorize_url"], **browser)
+        return open_connect_link(r.json()["connect_url"], **browser)
+
+    @property
+    def tenant_dir(self) -> Path:
+        """The default tenant's directory under VIDAUTH_SHARED_DIR."""
+        return self.shared_dir / "default"
+
+    def metrics(self) -> httpx.Response:
+        """GET /metrics with the metrics token."""
+        return httpx.get(
+            f"{self.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
 
     def revoke_grants(self) -> int:
         """Revoke every grant at the sandbox (as if the user withdrew consent); their count."""
@@ -213,12 +255,13 @@ def start_service(
     )
     home = tmp_path / "svc-home"
     shared = tmp_path / "shared"
-    shared.mkdir(exist_ok=True)
+    (shared / "default").mkdir(parents=True, exist_ok=True)
     variables = {
         "VIDAUTH_PUBLIC_URL": public_url,
         "VIDAUTH_SHARED_DIR": str(shared),
         "VIDAUTH_UPLOAD_DIR": str(tmp_path / "ingest"),
-        "VIDAUTH_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "VIDAUTH_WEBHOOK_ALLOW_NETWORKS": LOOPBACK_NETWORKS,
+        "VIDAUTH_METRICS_TOKEN": METRICS_TOKEN,
         "VIDAUTH_POLL_SECONDS": "0.1",
         "VIDAUTH_HEARTBEAT_SECONDS": "1",
         "VIDAUTH_LEASE_SECONDS": "5",
@@ -239,7 +282,10 @@ def start_service(
     settings = load_settings(**flags)
     ctx = ServiceContext(settings, load_service_settings(settings, env_file=tmp_path / "no.env"))
     ctx.store  # noqa: B018 - migrate before serving
-    key = create_api_key(ctx.db, "test", "default")
+    # The default key signs its webhooks with a secret of its own (not VIDAUTH_WEBHOOK_SECRET).
+    key = create_api_key(
+        ctx.db, "test", "default", webhook_secret=WEBHOOK_SECRET, cipher=ctx.store.cipher
+    )
     server = BackgroundServer(create_app(ctx, run_worker=run_worker), port=port).start()
     return ServiceSetup(sandbox, ctx, server, public_url, key, home, shared, flags)
 

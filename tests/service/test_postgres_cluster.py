@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import SETTING_NAMES, free_port
-from tests.service.conftest import video_bytes
+from tests.service.conftest import open_connect_link, video_bytes
 
 pytestmark = pytest.mark.postgres
 
@@ -77,14 +77,10 @@ class Cluster:
         )
 
     def connect(self, user: str, via: int) -> None:
-        from vidauth.sandbox.browser import complete_browser_login
-
         with self.api(via) as api:
             link = api.post(f"/v1/accounts/{user}/connect")
             assert link.status_code == 200, link.text
-        page = complete_browser_login(
-            link.json()["authorize_url"], username=user, password=PASSWORD
-        )
+        page = open_connect_link(link.json()["connect_url"], username=user, password=PASSWORD)
         assert page.status_code == 200 and "connected" in page.text, page.text
 
     def upload(self, user: str, content: bytes, title: str, via: int) -> str:

@@ -186,6 +186,10 @@ def _no_such_upload(exc: BaseException) -> bool:
     return status == 404 or code in ("NoSuchUpload", "NoSuchSessionUpload")
 
 
+def _open_for_reading(path: Path) -> int:
+    return os.open(path, os.O_RDONLY)
+
+
 class UploadEngine:
     """Uploads files to Panopto; usable from the CLI, the demo or a worker process.
 
@@ -205,6 +209,7 @@ class UploadEngine:
         server: str | None = None,
         retry_policy: RetryPolicy | None = None,
         cancel: threading.Event | None = None,
+        open_file: Callable[[Path], int] | None = None,
     ) -> None:
         self.rest = api if isinstance(api, PanoptoRest) else PanoptoRest(api)
         self.token_source = token_source
@@ -218,6 +223,9 @@ class UploadEngine:
             attempts=self.options.part_attempts, base_delay=0.5, max_delay=10.0, max_total=600.0
         )
         self.cancel_event = cancel or threading.Event()
+        # How the bytes that are sent are read: the service passes an opener that refuses a
+        # file swapped since it was checked (vidauth.service.shared_files).
+        self.open_file = open_file or _open_for_reading
         self.s3 = S3Clients(self.options.signature, self.options.parallel + 2)
         self._pool = cf.ThreadPoolExecutor(self.options.parallel, thread_name_prefix="vidauth-part")
         # Small calls that overlap the transfer (boto3's warm-up, the manifest), off the part pool.
@@ -533,7 +541,7 @@ class UploadEngine:
         """Send the missing parts, then CompleteMultipartUpload."""
         target = run.target
         missing = [n for n in range(1, count + 1) if n not in run.parts]
-        fd = os.open(path, os.O_RDONLY)
+        fd = self.open_file(path)
         try:
             self._send_parts(run, fd, missing, emit)
         finally:

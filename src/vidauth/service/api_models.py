@@ -32,6 +32,10 @@ USER_ID_SCHEMA: dict[str, Any] = {
 }
 
 
+#: Printable: no control characters, and something besides spaces.
+USERNAME_PATTERN = r"^[^\u0000-\u001f\u007f]*[^\u0000-\u0020\u007f][^\u0000-\u001f\u007f]*$"
+
+
 class ErrorBody(BaseModel):
     """Every error: a code, and one line naming the cause and the fix."""
 
@@ -39,10 +43,28 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-class ConnectLink(BaseModel):
-    """A link the user opens to connect their Panopto account (works once)."""
+class ConnectRequest(BaseModel):
+    """Optional: who the user must sign in to Panopto as."""
 
-    authorize_url: str
+    expected_username: str | None = Field(
+        None,
+        min_length=1,
+        max_length=255,
+        description="The Panopto user name the backend expects (compared case-insensitively); "
+        "a sign-in as anyone else connects nothing.",
+        # Documented here, checked by the route (400 with a clear line).
+        json_schema_extra={"pattern": USERNAME_PATTERN},
+    )
+
+
+class ConnectLink(BaseModel):
+    """A link the user opens, in their own browser, to connect their Panopto account (once)."""
+
+    connect_url: str = Field(
+        description="vidauth's start page: it binds the sign-in to the browser that opens it, "
+        "then goes on to Panopto. Send the user's browser here."
+    )
+    authorize_url: str = Field(description="The same URL as connect_url (kept for old clients).")
     expires_at: Timestamp
 
 

@@ -1,7 +1,8 @@
 """The FastAPI application of ``vidauth serve``.
 
 Routes under ``/v1`` need ``Authorization: Bearer <API key>`` and act only on the key's tenant;
-the OAuth callback, the pages and the health endpoints do not. Errors are JSON
+the connect start page, the OAuth callback, the pages and the health endpoints do not;
+``/metrics`` needs ``VIDAUTH_METRICS_TOKEN``. Errors are JSON
 ``{"error": <code>, "detail": <one line>}``.
 """
 
@@ -9,15 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hmac
 import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -31,11 +33,12 @@ from starlette.routing import Match
 from vidauth._urls import check_transport
 from vidauth.errors import UsageError, VidauthError
 from vidauth.panopto.files import check_media_file
-from vidauth.service import connect, idempotency, pages
+from vidauth.service import connect, idempotency, pages, shared_files
 from vidauth.service.api_models import (
     USER_ID_SCHEMA,
     AccountStatus,
     ConnectLink,
+    ConnectRequest,
     PageLink,
     Upload,
     UploadAccepted,
@@ -49,6 +52,10 @@ from vidauth.service.ingest import IngestError, receive_form
 from vidauth.service.jobs import JobQueue, JobView, new_job_id
 from vidauth.service.metrics import Metrics
 from vidauth.service.models import JobState
+from vidauth.service.settings import ServiceSettings
+from vidauth.service.text_fields import control_character_problem
+from vidauth.service.webhook_secrets import key_secret
+from vidauth.service.webhook_targets import TargetRefused, check_target
 from vidauth.service.worker import Worker, remove_owned_file
 
 log = logging.getLogger("vidauth.service")
@@ -270,10 +277,22 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         response_model=ConnectLink,
         responses=error_responses(400, 401, 413, 422, 503),
     )
-    async def connect_account(user: UserId, who: Auth) -> dict[str, Any]:
-        """A link the user opens to connect their Panopto account (valid 10 minutes, once)."""
-        url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user)
-        return {"authorize_url": url, "expires_at": expires_at}
+    async def connect_account(
+        user: UserId, who: Auth, body: Annotated[ConnectRequest | None, Body()] = None
+    ) -> dict[str, Any]:
+        """A link the user opens in their browser to connect their Panopto account (valid 10
+        minutes, once). With ``expected_username``, only that Panopto user can connect."""
+        expected = body.expected_username if body is not None else None
+        if expected is not None:
+            expected = expected.strip(" ")
+            if not expected or any(ord(c) < 32 or ord(c) == 127 for c in expected):
+                raise ApiError(
+                    400,
+                    "invalid_request",
+                    "expected_username must be 1 to 255 printable characters",
+                )
+        url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user, expected)
+        return {"connect_url": url, "authorize_url": url, "expires_at": expires_at}
 
     @app.get(
         "/v1/accounts/{external_user_id}",
@@ -314,29 +333,50 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
 
     # -- the OAuth callback and pages -----------------------------------------------------------
 
+    secure_cookie = service.public_url.startswith("https://")
+    # The path the browser sees (VIDAUTH_PUBLIC_URL may carry a prefix a proxy strips).
+    cookie_path = urlsplit(service.callback_url).path
+
+    @app.get(connect.START_PATH, include_in_schema=False)
+    async def connect_start(s: str = "") -> Response:
+        started = await run_sync(connect.open_start_link, ctx, s)
+        if isinstance(started, str):
+            html = pages.render(
+                "connect_result.html", status="error", message=started, username=None
+            )
+            return HTMLResponse(html, 400, headers={"Cache-Control": "no-store"})
+        response = RedirectResponse(
+            started.authorize_url, status_code=303, headers={"Cache-Control": "no-store"}
+        )
+        response.set_cookie(
+            started.cookie_name,
+            started.cookie_value,
+            max_age=started.max_age,
+            path=cookie_path,
+            secure=secure_cookie,
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
     @app.get(service.callback_path, include_in_schema=False)
     async def oauth_callback(request: Request) -> Response:
         params = {k: v for k, v in request.query_params.items() if len(v) <= 4096}
-        outcome: connect.ConnectOutcome = await run_sync(connect.finish_connect, ctx, params)
-        if service.connect_return_url:
-            query = {"status": outcome.status}
-            if outcome.external_user_id:
-                query["external_user_id"] = outcome.external_user_id
-            sep = "&" if "?" in service.connect_return_url else "?"
-            return RedirectResponse(
-                f"{service.connect_return_url}{sep}{urlencode(query)}",
-                status_code=303,
-                headers={"Cache-Control": "no-store"},
-            )
-        html = pages.render(
-            "connect_result.html",
-            status=outcome.status,
-            message=outcome.message,
-            username=outcome.username,
-            return_url=None,
+        cookies = {k: v for k, v in request.cookies.items() if k.startswith(connect.COOKIE_PREFIX)}
+        outcome: connect.ConnectOutcome = await run_sync(
+            connect.finish_connect, ctx, params, cookies
         )
-        status = 200 if outcome.status == "connected" else 400
-        return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+        response = _callback_answer(service, outcome)
+        state = params.get("state")
+        if state:
+            response.delete_cookie(
+                connect.cookie_name(state),
+                path=cookie_path,
+                secure=secure_cookie,
+                httponly=True,
+                samesite="lax",
+            )
+        return response
 
     @app.get("/pages/uploads", include_in_schema=False)
     async def uploads_page(t: str = "") -> HTMLResponse:
@@ -392,6 +432,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                     job_dir,
                     service.max_upload_bytes,
                     UPLOAD_FIELDS,
+                    control_character_problem,
                     hash_file=key is not None,
                 )
             except IngestError as exc:
@@ -487,11 +528,47 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
+    async def prometheus(
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Response:
+        expected = service.metrics_token
+        if not expected:
+            raise ApiError(
+                403,
+                "metrics_disabled",
+                "metrics are off: set VIDAUTH_METRICS_TOKEN and scrape with "
+                "Authorization: Bearer <token>",
+            )
+        given = bearer.credentials.strip() if bearer is not None else ""
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise ApiError(401, "unauthorized", "send the metrics token: Authorization: Bearer")
         body = await run_sync(metrics.render)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _callback_answer(service: ServiceSettings, outcome: connect.ConnectOutcome) -> Response:
+    """The callback's answer: a redirect to VIDAUTH_CONNECT_RETURN_URL, or vidauth's page."""
+    if service.connect_return_url:
+        query = {"status": outcome.status}
+        if outcome.external_user_id:
+            query["external_user_id"] = outcome.external_user_id
+        sep = "&" if "?" in service.connect_return_url else "?"
+        return RedirectResponse(
+            f"{service.connect_return_url}{sep}{urlencode(query)}",
+            status_code=303,
+            headers={"Cache-Control": "no-store"},
+        )
+    html = pages.render(
+        "connect_result.html",
+        status=outcome.status,
+        message=outcome.message,
+        username=outcome.username,
+        return_url=None,
+    )
+    status = 200 if outcome.status == "connected" else 400
+    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
 
 
 def _storage_error(exc: OSError) -> ApiError:
@@ -535,39 +612,40 @@ def _submit(ctx: ServiceContext, queue: JobQueue, who: Caller, job_id: str, form
     folder = fields.get("folder", "").strip()
     if not folder:
         raise ApiError(400, "invalid_request", "folder is required: a folder id or exact name")
+    for name in ("title", "description"):
+        problem = control_character_problem(name, fields.get(name, ""))
+        if problem:
+            raise ApiError(400, "invalid_request", problem)
     callback_url = fields.get("callback_url", "").strip() or None
     if callback_url:
-        problem = check_transport(callback_url)
-        if problem:
-            raise ApiError(400, "invalid_request", f"callback_url: {problem}")
-        if not service.webhook_secret:
-            raise ApiError(
-                400,
-                "invalid_request",
-                "callback_url needs VIDAUTH_WEBHOOK_SECRET to be set on the service",
-            )
+        _check_callback_url(ctx, who, callback_url)
     shared = fields.get("path", "").strip()
     if form.file_path is not None and shared:
         raise ApiError(400, "invalid_request", "send either file or path, not both")
+    identity: str | None = None
     if form.file_path is not None:
         path: Path = form.file_path
         owns = True
         name = form.filename or path.name
+        try:
+            path = check_media_file(path)
+        except UsageError as exc:
+            detail = (
+                str(exc)
+                .replace(str(path), Path(name).name)
+                .replace("; pass --force to upload it anyway", "")
+            )
+            raise ApiError(
+                415 if "not a video" in detail else 400, "invalid_file", detail
+            ) from None
+        size = path.stat().st_size
     elif shared:
-        path = _shared_path(service.shared_dir, shared)
+        checked = _shared_file(service.shared_dir, who.tenant, shared)
+        path, identity, size = checked.path, checked.identity, checked.size
         owns = False
         name = path.name
     else:
         raise ApiError(400, "invalid_request", "send the video in field file, or give path")
-    try:
-        path = check_media_file(path)
-    except UsageError as exc:
-        detail = (
-            str(exc)
-            .replace(str(path), Path(name).name)
-            .replace("; pass --force to upload it anyway", "")
-        )
-        raise ApiError(415 if "not a video" in detail else 400, "invalid_file", detail) from None
     status = connect.account_status(ctx, who.tenant, user)["status"]
     if status == connect.NOT_CONNECTED:
         raise ApiError(
@@ -587,22 +665,37 @@ def _submit(ctx: ServiceContext, queue: JobQueue, who: Caller, job_id: str, form
         description=fields.get("description") or None,
         callback_url=callback_url,
         state=(JobState.QUEUED if status == connect.CONNECTED else JobState.WAITING_FOR_CONSENT),
-        bytes_total=path.stat().st_size,
+        bytes_total=size,
+        api_key_id=who.key_id,
+        file_identity=identity,
     )
 
 
-def _shared_path(shared_dir: Path | None, given: str) -> Path:
+def _check_callback_url(ctx: ServiceContext, who: Caller, url: str) -> None:
+    """400 unless notifications can be signed for this key and sent to ``url``'s address."""
+    problem = check_transport(url)
+    if problem:
+        raise ApiError(400, "invalid_request", f"callback_url: {problem}")
+    if not key_secret(ctx, who.key_id):
+        raise ApiError(
+            400,
+            "invalid_request",
+            "callback_url needs a webhook secret for this API key: create the key with "
+            "--webhook-secret (or set VIDAUTH_WEBHOOK_SECRET on the service)",
+        )
+    try:
+        check_target(url, ctx.service.webhook_allow_networks)
+    except TargetRefused as exc:
+        raise ApiError(400, "invalid_request", f"callback_url: {exc}") from None
+
+
+def _shared_file(shared_dir: Path | None, tenant: str, given: str) -> shared_files.SharedFile:
+    """The checked file under the tenant's shared directory; one answer for every refusal."""
     if shared_dir is None:
         raise ApiError(
             400, "invalid_request", "path uploads need VIDAUTH_SHARED_DIR on the service"
         )
-    candidate = Path(given)
-    if not candidate.is_absolute():
-        candidate = shared_dir / candidate
     try:
-        resolved = candidate.resolve(strict=True)
-    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL byte in the name
-        raise ApiError(400, "invalid_file", "path: no such file in the shared directory") from None
-    if not resolved.is_relative_to(shared_dir) or not resolved.is_file():
-        raise ApiError(400, "invalid_file", "path must name a file inside the shared directory")
-    return resolved
+        return shared_files.check(shared_dir, tenant, given)
+    except shared_files.SharedFileError as exc:
+        raise ApiError(400, "invalid_file", str(exc)) from None

@@ -1,24 +1,34 @@
 """API keys: ``vda_<random>`` handed out once, stored as SHA-256, checked in constant time.
 
-Every key belongs to a tenant; everything a request does is scoped to that tenant.
+Every key belongs to a tenant; everything a request does is scoped to that tenant. Each request
+looks its key up by the (unique, indexed) hash, so a revoked key stops working at once on every
+instance — there is no cache to wait out. When it was last used is written at most once a
+minute per key and instance.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from vidauth.service.models import ApiKey
+from vidauth.store.crypto import TokenCipher
 from vidauth.store.db import Database
+from vidauth.store.models import utcnow
+
+log = logging.getLogger("vidauth.service")
 
 KEY_PREFIX = "vda_"
-_CACHE_SECONDS = 30.0
+LAST_USED_EVERY = 60.0
 
 
 @dataclass(frozen=True)
@@ -30,48 +40,135 @@ class Caller:
     tenant: str
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """What ``vidauth apikey list`` shows of a key: never the key, its hash or secrets."""
+
+    id: int
+    name: str
+    tenant: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    has_webhook_secret: bool
+
+
 def hash_key(key: str) -> str:
     """The stored form of a key (hex SHA-256; keys carry 256 random bits, so no salt needed)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_api_key(db: Database, name: str, tenant: str) -> str:
-    """Create a key for ``tenant`` and return it (the only time it is ever visible)."""
+def create_api_key(
+    db: Database,
+    name: str,
+    tenant: str,
+    *,
+    webhook_secret: str | None = None,
+    cipher: TokenCipher | None = None,
+) -> str:
+    """Create a key for ``tenant`` and return it (the only time it is ever visible).
+
+    ``webhook_secret`` (encrypted with ``cipher``) signs the notifications of its uploads.
+    """
+    if webhook_secret is not None and cipher is None:
+        raise ValueError("a webhook secret is stored encrypted: pass the store's cipher")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
+    sealed = cipher.encrypt(webhook_secret) if cipher is not None and webhook_secret else None
     with db.session() as session:
-        session.add(ApiKey(name=name, tenant=tenant, key_hash=hash_key(key), prefix=key[:10]))
+        session.add(
+            ApiKey(
+                name=name,
+                tenant=tenant,
+                key_hash=hash_key(key),
+                prefix=key[:10],
+                webhook_secret=sealed,
+            )
+        )
     return key
 
 
+def list_api_keys(db: Database, include_revoked: bool = False) -> list[KeyInfo]:
+    """Every key (oldest first), without anything secret."""
+    with db.session() as session:
+        query = select(ApiKey).order_by(ApiKey.id)
+        if not include_revoked:
+            query = query.where(ApiKey.revoked_at.is_(None))
+        return [
+            KeyInfo(
+                row.id,
+                row.name,
+                row.tenant,
+                row.created_at,
+                row.last_used_at,
+                row.revoked_at,
+                row.webhook_secret is not None,
+            )
+            for row in session.scalars(query)
+        ]
+
+
+def revoke_api_key(db: Database, key_id: int) -> KeyInfo | None:
+    """Revoke a key (it stops working with the next request); None when there is no such key.
+    Revoking a revoked key changes nothing."""
+    with db.session() as session:
+        row = session.get(ApiKey, key_id)
+        if row is None:
+            return None
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+        return KeyInfo(
+            row.id,
+            row.name,
+            row.tenant,
+            row.created_at,
+            row.last_used_at,
+            row.revoked_at,
+            row.webhook_secret is not None,
+        )
+
+
 class KeyChecker:
-    """Looks keys up by hash (cached briefly) and compares the hashes in constant time."""
+    """Looks a presented key up by hash on every request and compares in constant time."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache: dict[str, tuple[float, Caller | None]] = {}
+        self._noted: dict[int, float] = {}
         self._lock = threading.Lock()
 
     def check(self, presented: str) -> Caller | None:
-        """The caller for a presented key, or None."""
+        """The caller for a presented key, or None (unknown or revoked)."""
         if not presented or len(presented) > 200:
             return None
         digest = hash_key(presented)
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        caller: Caller | None = None
         with self.db.session() as session:
             row = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).first()
             if (
-                row is not None
-                and row.revoked_at is None
-                and hmac.compare_digest(row.key_hash, digest)
+                row is None
+                or row.revoked_at is not None
+                or not hmac.compare_digest(row.key_hash, digest)
             ):
-                caller = Caller(row.id, row.name, row.tenant)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[digest] = (now + _CACHE_SECONDS, caller)
+                return None
+            caller = Caller(row.id, row.name, row.tenant)
+            last_used = row.last_used_at
+        self._note_use(caller.key_id, last_used)
         return caller
+
+    def _note_use(self, key_id: int, last_used: datetime | None) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._noted.get(key_id, -LAST_USED_EVERY) < LAST_USED_EVERY:
+                return
+            self._noted[key_id] = now
+        stamp = utcnow()
+        if last_used is not None:
+            if last_used.tzinfo is None:  # SQLite hands naive datetimes back
+                last_used = last_used.replace(tzinfo=stamp.tzinfo)
+            if stamp - last_used < timedelta(seconds=LAST_USED_EVERY):
+                return
+        try:
+            with self.db.session() as session:
+                session.execute(
+                    update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=stamp)
+                )
+        except SQLAlchemyError as exc:  # bookkeeping only: never fail the request for it
+            log.info("recording when API key %d was used failed (%s)", key_id, type(exc).__name__)

@@ -3,15 +3,25 @@
 ``state``, ``nonce`` and any PKCE verifier stay in the database (the row is found by the SHA-256
 of ``state``; nonce and verifier are encrypted with the token store's key). A link lives
 ``VIDAUTH_CONNECT_SECONDS`` (10 minutes) and works once.
+
+The link handed to the backend is vidauth's own start page (``/connect/start?s=…``), not
+Panopto's: opening it (once) sets a cookie bound to this sign-in and redirects to Panopto. The
+callback is accepted only from a browser presenting that cookie, so a Panopto link forwarded
+to someone else (Mallory's link, opened and allowed by Bob) connects nothing. When the backend
+says which Panopto user it expects (``expected_username``), a sign-in as anyone else is
+refused too, and the tokens it produced are revoked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
 
@@ -33,9 +43,27 @@ def _state_hash(state: str) -> str:
     return hashlib.sha256(state.encode("utf-8")).hexdigest()
 
 
-def start_connect(ctx: ServiceContext, tenant: str, external_user_id: str) -> tuple[str, float]:
-    """A new authorize link for the user, and when it expires (epoch seconds)."""
+COOKIE_PREFIX = "vidauth_connect_"
+START_PATH = "/connect/start"
+WRONG_BROWSER = "wrong_browser"
+WRONG_ACCOUNT = "wrong_account"
+
+
+def cookie_name(state: str) -> str:
+    """The cookie binding the sign-in with ``state`` to a browser (one per sign-in, so that
+    two tabs connecting at once do not overwrite each other's)."""
+    return COOKIE_PREFIX + _state_hash(state)[:16]
+
+
+def start_connect(
+    ctx: ServiceContext,
+    tenant: str,
+    external_user_id: str,
+    expected_username: str | None = None,
+) -> tuple[str, float]:
+    """A new connect link (vidauth's start page) for the user, and when it expires."""
     request = AuthorizationRequest.create(ctx.profile)
+    start = secrets.token_urlsafe(32)
     now = time.time()
     expires_at = now + ctx.service.connect_seconds
     cipher = ctx.store.cipher
@@ -52,14 +80,61 @@ def start_connect(ctx: ServiceContext, tenant: str, external_user_id: str) -> tu
                 ),
                 redirect_uri=request.redirect_uri,
                 expires_at=expires_at,
+                start_hash=_state_hash(start),
+                authorize_url=cipher.encrypt(request.url),
+                expected_username=expected_username,
             )
         )
-    return request.url, expires_at
+    return f"{ctx.service.public_url}{START_PATH}?s={start}", expires_at
+
+
+@dataclass(frozen=True)
+class StartedSignin:
+    """What the start page does: set ``cookie_name=cookie_value``, redirect to Panopto."""
+
+    authorize_url: str
+    cookie_name: str
+    cookie_value: str
+    max_age: int
+
+
+def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
+    """The start page: bind the sign-in to this browser, once; a reason string when the link
+    cannot be used (unknown, opened already, expired)."""
+    if not start or len(start) > 200:
+        return "this sign-in link is unknown; start again from your application"
+    now = time.time()
+    browser = secrets.token_urlsafe(32)
+    with ctx.db.write_session() as session:
+        query = select(PendingSignin).where(PendingSignin.start_hash == _state_hash(start))
+        if not ctx.db.is_sqlite:
+            query = query.with_for_update()
+        row = session.scalars(query).first()
+        if row is None or row.authorize_url is None:
+            return "this sign-in link is unknown; start again from your application"
+        if row.started_at is not None or row.used_at is not None:
+            return (
+                "this sign-in link was already opened; ask your application for a new one "
+                "and open it in the browser you sign in with"
+            )
+        if row.expires_at < now:
+            return "this sign-in link has expired; start again from your application"
+        row.started_at = now
+        row.browser_hash = _state_hash(browser)
+        url = ctx.store.cipher.decrypt(row.authorize_url)
+        max_age = max(1, int(row.expires_at - now))
+    state = _query_state(url)
+    return StartedSignin(url, cookie_name(state), browser, max_age)
+
+
+def _query_state(url: str) -> str:
+    return parse_qs(urlsplit(url).query).get("state", [""])[0]
 
 
 @dataclass(frozen=True)
 class ConnectOutcome:
-    """What the callback page shows: ``status`` is connected, denied or error."""
+    """What the callback page shows: ``status`` is connected, denied, error, wrong_browser or
+    wrong_account."""
 
     status: str
     message: str
@@ -75,9 +150,26 @@ class _Pending:
     nonce: str
     code_verifier: str | None
     redirect_uri: str
+    expected_username: str | None
 
 
-def _consume(ctx: ServiceContext, state: str) -> _Pending | str:
+@dataclass(frozen=True)
+class _Refused:
+    """A pending sign-in that was found but may not finish: the outcome to show."""
+
+    status: str
+    message: str
+    tenant: str
+    external_user_id: str
+
+
+def _same_browser(browser_hash: str | None, cookie: str | None) -> bool:
+    if not browser_hash or not cookie:
+        return False
+    return hmac.compare_digest(browser_hash, _state_hash(cookie))
+
+
+def _consume(ctx: ServiceContext, state: str, cookie: str | None) -> _Pending | _Refused | str:
     """Use the pending sign-in once; a reason string when it cannot be used."""
     now = time.time()
     with ctx.db.write_session() as session:
@@ -92,6 +184,15 @@ def _consume(ctx: ServiceContext, state: str) -> _Pending | str:
         if row.expires_at < now:
             return "this sign-in link has expired; start again from your application"
         row.used_at = now
+        if not _same_browser(row.browser_hash, cookie):
+            # Burnt either way: the code that came with it is never exchanged.
+            return _Refused(
+                WRONG_BROWSER,
+                "this sign-in was started in another browser, so it was not accepted: open "
+                "the link from your application in this browser and sign in again",
+                row.tenant,
+                row.external_user_id,
+            )
         cipher = ctx.store.cipher
         return _Pending(
             tenant=row.tenant,
@@ -99,17 +200,35 @@ def _consume(ctx: ServiceContext, state: str) -> _Pending | str:
             nonce=cipher.decrypt(row.nonce),
             code_verifier=cipher.decrypt(row.code_verifier) if row.code_verifier else None,
             redirect_uri=row.redirect_uri,
+            expected_username=row.expected_username,
         )
 
 
-def finish_connect(ctx: ServiceContext, params: dict[str, str]) -> ConnectOutcome:
-    """Handle the OAuth callback's query: exchange the code once and store the user's grant."""
+def finish_connect(
+    ctx: ServiceContext, params: dict[str, str], cookies: dict[str, str] | None = None
+) -> ConnectOutcome:
+    """Handle the OAuth callback's query: exchange the code once and store the user's grant.
+
+    ``cookies``: the request's cookies; the one the start page set must be among them.
+    """
     state = params.get("state") or ""
     if not state:
         return ConnectOutcome("error", "the sign-in answer has no state; start again")
-    pending = _consume(ctx, state)
+    pending = _consume(ctx, state, (cookies or {}).get(cookie_name(state)))
     if isinstance(pending, str):
         return ConnectOutcome("error", pending)
+    if isinstance(pending, _Refused):
+        log.warning(
+            "connect for a user of tenant %s refused: the callback came from another browser",
+            pending.tenant,
+        )
+        ctx.store.audit(None, "connect_refused", f"{WRONG_BROWSER} tenant={pending.tenant}")
+        return ConnectOutcome(
+            pending.status,
+            pending.message,
+            tenant=pending.tenant,
+            external_user_id=pending.external_user_id,
+        )
     who = {"tenant": pending.tenant, "external_user_id": pending.external_user_id}
     error = params.get("error")
     if error:
@@ -124,6 +243,8 @@ def finish_connect(ctx: ServiceContext, params: dict[str, str]) -> ConnectOutcom
     try:
         tokens = ctx.token_endpoint.exchange_code(code, pending.redirect_uri, pending.code_verifier)
         identity = identify(ctx.profile, tokens, ctx.http, pending.nonce)
+        if not _expected(pending.expected_username, identity.username):
+            return _wrong_account(ctx, pending, tokens)
         info = ctx.store.save_grant(
             profile_key=ctx.profile_key(pending.tenant, pending.external_user_id),
             subject=identity.subject,
@@ -141,6 +262,39 @@ def finish_connect(ctx: ServiceContext, params: dict[str, str]) -> ConnectOutcom
 
     JobQueue(ctx).resume_waiting(pending.tenant, pending.external_user_id)
     return ConnectOutcome("connected", "Panopto is connected", username=info.username, **who)
+
+
+def _expected(expected: str | None, username: str | None) -> bool:
+    """True when no username was expected, or the signed-in one is it (case-insensitively:
+    Panopto user names are not case-sensitive)."""
+    if expected is None:
+        return True
+    return username is not None and hmac.compare_digest(
+        username.casefold().encode(), expected.casefold().encode()
+    )
+
+
+def _wrong_account(ctx: ServiceContext, pending: _Pending, tokens: Any) -> ConnectOutcome:
+    """Someone else signed in than the backend expected: keep nothing, revoke what we got."""
+    for value, kind in ((tokens.refresh_token, "refresh_token"), (tokens.access_token, None)):
+        if value:
+            try:
+                ctx.token_endpoint.revoke(value, kind or "access_token")
+            except VidauthError:
+                log.info("revoking the tokens of a refused sign-in failed")
+    log.warning(
+        "connect for a user of tenant %s refused: signed in as another Panopto user than expected",
+        pending.tenant,
+    )
+    ctx.store.audit(None, "connect_refused", f"{WRONG_ACCOUNT} tenant={pending.tenant}")
+    return ConnectOutcome(
+        WRONG_ACCOUNT,
+        "you signed in to Panopto as a different user than your application expects, so "
+        "nothing was connected: sign out of Panopto, open the link again and sign in with "
+        "your own account",
+        tenant=pending.tenant,
+        external_user_id=pending.external_user_id,
+    )
 
 
 def _link(ctx: ServiceContext, tenant: str, external_user_id: str, account_id: int) -> None:

@@ -15,7 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,10 +85,12 @@ class _Sink:
         dest_dir: Path,
         max_file_bytes: int,
         fields: Collection[str] | None = None,
+        check_field: Callable[[str, str], str | None] | None = None,
         hash_file: bool = False,
     ) -> None:
         self.digest = hashlib.sha256() if hash_file else None
         self.dest_dir = dest_dir
+        self.check_field = check_field
         self.max_file_bytes = max_file_bytes
         self.known_fields = fields
         self.received = Received()
@@ -197,7 +199,11 @@ class _Sink:
             if self.digest is not None:
                 self.received.sha256 = self.digest.hexdigest()
         elif self._value is not None and self._name is not None:
-            self.received.fields[self._name] = self._value.decode("utf-8", "replace")
+            value = self._value.decode("utf-8", "replace")
+            problem = self.check_field(self._name, value) if self.check_field else None
+            if problem:  # as soon as the field ends: before the file streams if it came first
+                raise IngestError(400, "invalid_request", problem)
+            self.received.fields[self._name] = value
             self._value = None
 
     def close(self) -> None:
@@ -227,6 +233,7 @@ async def receive_form(
     dest_dir: Path,
     max_file_bytes: int,
     fields: Collection[str] | None = None,
+    check_field: Callable[[str, str], str | None] | None = None,
     *,
     hash_file: bool = False,
 ) -> Received:
@@ -234,6 +241,7 @@ async def receive_form(
 
     ``fields``: the field names accepted (``file`` among them); any other is a 400.
     ``hash_file``: also compute the file's SHA-256 as it is written (``Received.sha256``).
+    ``check_field(name, value)``: a reason to refuse a text field (400) as soon as it ends.
     """
     boundary = _boundary(request)
     declared = request.headers.get("content-length")
@@ -249,7 +257,7 @@ async def receive_form(
                 )
         except ValueError:
             raise IngestError(400, "invalid_request", "Content-Length is not a number") from None
-    sink = _Sink(dest_dir, max_file_bytes, fields, hash_file)
+    sink = _Sink(dest_dir, max_file_bytes, fields, check_field, hash_file)
     callbacks = {
         name: getattr(sink, name)
         for name in (
@@ -281,7 +289,9 @@ async def receive_form(
                 )
             batch.append(chunk)
             pending += len(chunk)
-            if pending >= BATCH_BYTES:
+            # Until the file part begins, parse as the bytes come, so that a bad text field
+            # is refused before the client sends the file.
+            if pending >= BATCH_BYTES or sink.received.file_path is None:
                 # Hand the chunks over as they are: joining them would copy every byte once
                 # more on the event loop's thread.
                 chunks, batch = batch, []

@@ -57,6 +57,8 @@ class JobView:
     lease_owner: str | None
     created_at: Any
     updated_at: Any
+    api_key_id: int | None = None
+    file_identity: str | None = None
 
     def as_api(self) -> dict[str, Any]:
         """The API's answer about an upload (no paths, no lease details)."""

@@ -1,5 +1,5 @@
-"""The service's tables (migration 0003): API keys, connections, pending sign-ins, jobs, webhooks;
-idempotency keys (0008).
+"""The service's tables (migrations 0003 and 0005): API keys, connections, pending sign-ins,
+jobs, webhooks; idempotency keys (0008).
 
 Times a lease or an expiry is compared against are epoch seconds (``Float``), written and read
 by vidauth's processes; keep the machines' clocks in sync (NTP) — a lease tolerates seconds of
@@ -55,6 +55,9 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The key's own webhook signing secret, encrypted with the token store's key.
+    webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Connection(Base):
@@ -88,6 +91,14 @@ class PendingSignin(Base):
     redirect_uri: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     used_at: Mapped[float | None] = mapped_column(Float)
+    #: SHA-256 of the token in the start link (``/connect/start?s=…``), which works once.
+    start_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    #: The Panopto authorize URL the start page redirects to (it carries ``state``): encrypted.
+    authorize_url: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: SHA-256 of the cookie the start page set: the callback must come from that browser.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[float | None] = mapped_column(Float)
+    expected_username: Mapped[str | None] = mapped_column(String(255))
 
 
 class Job(Base):
@@ -121,6 +132,10 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The API key that submitted the job: its webhook secret signs the notifications.
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
+    #: ``"<st_dev>:<st_ino>:<size>:<mtime_ns>"`` of a shared file as checked at submit time.
+    file_identity: Mapped[str | None] = mapped_column(String(128))
 
 
 class Webhook(Base):
@@ -130,6 +145,7 @@ class Webhook(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
     url: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from vidauth._urls import check_transport
 from vidauth.config import Settings, read_env
 from vidauth.errors import ConfigError
+from vidauth.service.webhook_targets import Network, parse_networks
 
 GiB = 1024**3
 DEFAULT_TENANT = "default"
@@ -35,6 +36,8 @@ class ServiceEnv(BaseSettings):
     vidauth_max_upload_bytes: int = 20 * GiB
     vidauth_max_request_bytes: int = 1024 * 1024
     vidauth_webhook_secret: SecretStr | None = None
+    vidauth_webhook_allow_networks: str = ""
+    vidauth_metrics_token: SecretStr | None = None
     vidauth_lease_seconds: float = 30.0
     vidauth_heartbeat_seconds: float = 10.0
     vidauth_poll_seconds: float = 1.0
@@ -61,6 +64,8 @@ class ServiceSettings:
     max_upload_bytes: int
     max_request_bytes: int
     webhook_secret: str | None
+    webhook_allow_networks: tuple[Network, ...]
+    metrics_token: str | None
     lease_seconds: float
     heartbeat_seconds: float
     poll_seconds: float
@@ -148,6 +153,18 @@ def load_service_settings(
             "(e.g. 10 and 30)"
         )
     secret = raw.vidauth_webhook_secret.get_secret_value() if raw.vidauth_webhook_secret else ""
+    try:
+        allow = parse_networks(raw.vidauth_webhook_allow_networks)
+    except ValueError as exc:
+        raise ConfigError(f"VIDAUTH_WEBHOOK_ALLOW_NETWORKS: {exc}") from None
+    metrics_token = (
+        raw.vidauth_metrics_token.get_secret_value().strip() if raw.vidauth_metrics_token else ""
+    )
+    if metrics_token and len(metrics_token) < 16:
+        raise ConfigError(
+            "VIDAUTH_METRICS_TOKEN is shorter than 16 characters: use a long random value, "
+            "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
     return ServiceSettings(
         public_url=public_url,
         callback_path=path,
@@ -157,6 +174,8 @@ def load_service_settings(
         max_upload_bytes=raw.vidauth_max_upload_bytes,
         max_request_bytes=raw.vidauth_max_request_bytes,
         webhook_secret=secret.strip() or None,
+        webhook_allow_networks=allow,
+        metrics_token=metrics_token or None,
         lease_seconds=raw.vidauth_lease_seconds,
         heartbeat_seconds=raw.vidauth_heartbeat_seconds,
         poll_seconds=raw.vidauth_poll_seconds,

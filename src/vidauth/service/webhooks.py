@@ -1,10 +1,12 @@
 """Signed notifications to the backend's ``callback_url``, kept in an outbox table.
 
 Each POST carries ``X-Vidauth-Timestamp: <unix seconds>`` and
-``X-Vidauth-Signature: sha256=<hex>``, the HMAC-SHA256 under ``VIDAUTH_WEBHOOK_SECRET`` of
-``"<timestamp>.<raw body>"``. Receivers recompute it, compare in constant time and reject
-timestamps older than a few minutes. Failed deliveries are retried with exponential backoff
-(up to ``VIDAUTH_WEBHOOK_ATTEMPTS``); any worker may deliver any row.
+``X-Vidauth-Signature: sha256=<hex>``, the HMAC-SHA256 of ``"<timestamp>.<raw body>"`` under
+the submitting API key's webhook secret (:mod:`vidauth.service.webhook_secrets`); the body names
+the ``tenant``. The address is checked at each delivery (:mod:`vidauth.service.webhook_targets`).
+Receivers recompute it, compare in constant time and reject timestamps older than a few
+minutes. Failed deliveries are retried with exponential backoff (up to
+``VIDAUTH_WEBHOOK_ATTEMPTS``); any worker may deliver any row.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from sqlalchemy.orm import Session
 from vidauth._urls import check_transport
 from vidauth.service.context import ServiceContext
 from vidauth.service.models import Job, Webhook
+from vidauth.service.webhook_secrets import row_secret
+from vidauth.service.webhook_targets import TargetRefused, post_pinned
 
 log = logging.getLogger("vidauth.service.webhooks")
 
@@ -54,6 +58,7 @@ def job_payload(job: Job, event: str) -> dict[str, Any]:
     """The JSON a notification carries about a job."""
     return {
         "event": f"upload.{event}",
+        "tenant": job.tenant,
         "upload_id": job.id,
         "external_user_id": job.external_user_id,
         "state": job.state,
@@ -71,7 +76,15 @@ def enqueue(session: Session, job: Job, event: str) -> None:
     if not job.callback_url:
         return
     body = json.dumps(job_payload(job, event), separators=(",", ":"), sort_keys=True)
-    session.add(Webhook(job_id=job.id, url=job.callback_url, body=body, next_attempt_at=0.0))
+    session.add(
+        Webhook(
+            job_id=job.id,
+            api_key_id=job.api_key_id,
+            url=job.callback_url,
+            body=body,
+            next_attempt_at=0.0,
+        )
+    )
 
 
 class WebhookSender:
@@ -104,11 +117,12 @@ class WebhookSender:
 
     def deliver_due(self, limit: int = 20) -> int:
         """Send what is due; answers how many were delivered."""
-        secret = self.ctx.service.webhook_secret
-        if not secret:
-            return 0
         delivered = 0
         for row_id, url, body, attempts in self._claim(limit):
+            secret = row_secret(self.ctx, row_id)
+            if not secret:
+                self._record(row_id, attempts + 1, False, "no webhook secret for its API key")
+                continue
             ok, error = self._post(secret, url, body.encode())
             self._record(row_id, attempts + 1, ok, error)
             delivered += ok
@@ -128,7 +142,10 @@ class WebhookSender:
             "User-Agent": "vidauth-webhooks/0.1",
         }
         try:
-            response = self.client.post(url, content=body, headers=headers)
+            allow = self.ctx.service.webhook_allow_networks
+            response = post_pinned(self.client, url, allow, body, headers)
+        except TargetRefused as exc:
+            return False, f"refused: {exc}"
         except httpx.HTTPError as exc:
             return False, type(exc).__name__
         if response.is_success:

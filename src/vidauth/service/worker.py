@@ -36,6 +36,7 @@ from vidauth.service.connect import connection_account
 from vidauth.service.context import ServiceContext
 from vidauth.service.jobs import JobQueue, JobView
 from vidauth.service.models import JobState
+from vidauth.service.shared_files import opener_for
 from vidauth.service.webhooks import WebhookSender
 from vidauth.store.uploads import UploadState, UploadStore
 
@@ -216,6 +217,12 @@ class Worker:
             return
         if record is not None and record.state == UploadState.FAILED:
             raise _Permanent(record.message or "Panopto could not process the upload")
+        try:  # a file given by path: still the very file checked at submit time
+            open_file = opener_for(
+                self.ctx.service.shared_dir, job.tenant, job.file_path, job.file_identity
+            )
+        except UsageError as exc:
+            raise _Permanent(str(exc)) from None
         manager = self.ctx.token_manager(account_id)
         with self.ctx.api_client(manager) as api:
             folder_id = job.folder_id or self._resolve_folder(job, api)
@@ -236,6 +243,7 @@ class Worker:
                 account_id=account_id,
                 server=self.ctx.profile.server,
                 cancel=active.cancel,
+                open_file=open_file,
             )
             progress = _Progress(self, job, active)
             try:
