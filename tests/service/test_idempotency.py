@@ -143,7 +143,7 @@ def test_same_key_with_another_request_is_422_naming_the_key(
 
 def test_path_upload_with_a_key(service: ServiceSetup) -> None:
     service.connect("u1")
-    (service.shared_dir / "talk.mp4").write_bytes(video_bytes(40_000, seed=8))
+    (service.tenant_dir / "talk.mp4").write_bytes(video_bytes(40_000, seed=8))
     first = _post(service.api, "p-1", path="talk.mp4")
     assert first.status_code == 202, first.text
     assert _post(service.api, "p-1", path="talk.mp4").content == first.content
@@ -213,7 +213,7 @@ def test_two_key_headers_are_400(service: ServiceSetup) -> None:
 
 def _path_request(service: ServiceSetup, name: str = "held.mp4") -> str:
     """A shared-dir file and the hash of the form _post sends for it."""
-    (service.shared_dir / name).write_bytes(video_bytes(20_000, seed=11))
+    (service.tenant_dir / name).write_bytes(video_bytes(20_000, seed=11))
     fields = {"external_user_id": "u1", "folder": FOLDER, "title": "Lecture 1", "path": name}
     return request_hash(Received(fields=fields))
 
