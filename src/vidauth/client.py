@@ -67,9 +67,7 @@ class Vidauth:
     @cached_property
     def retry_policy(self) -> RetryPolicy:
         """The retry bounds from the settings."""
-        return RetryPolicy(
-            attempts=self.settings.retry.attempts, max_total=self.settings.retry.max_seconds
-        )
+        return RetryPolicy.from_settings(self.settings.retry)
 
     @cached_property
     def http(self) -> httpx.Client:
