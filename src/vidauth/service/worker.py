@@ -6,8 +6,9 @@ leases every ``VIDAUTH_HEARTBEAT_SECONDS``, and delivers due webhooks. Failures 
 
 - the user must connect again (``invalid_grant``): the job waits (``waiting_for_consent``);
 - permanent (no such folder, Panopto could not process the file): ``failed``;
-- transient (network, the database restarting, Panopto 5xx): retried with backoff, resuming
-  from the parts already acknowledged, up to ``VIDAUTH_JOB_ATTEMPTS`` claims.
+- transient (network, the database restarting, Panopto 5xx): rescheduled with the one retry
+  policy's backoff (capped at ``MAX_RETRY_DELAY``), resuming from the parts already
+  acknowledged, up to ``VIDAUTH_JOB_ATTEMPTS`` claims.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ class Worker:
             if job.attempts >= self.ctx.service.job_attempts:
                 self._end(job, active, JobState.FAILED, error=f"gave up: {_brief(exc)}")
                 return
-            delay = min(MAX_RETRY_DELAY, 2.0**job.attempts)
+            delay = self.ctx.va.retry_policy.backoff(job.attempts, max_delay=MAX_RETRY_DELAY)
             log.warning("job %s: %s; retrying in %.0fs", job.id, _brief(exc), delay)
             with contextlib.suppress(Exception):
                 self.queue.release(job.id, self.name, delay, f"retrying: {_brief(exc)}")
@@ -242,6 +243,7 @@ class Worker:
                 options,
                 account_id=account_id,
                 server=self.ctx.profile.server,
+                retry_policy=self.ctx.va.retry_policy,
                 cancel=active.cancel,
                 open_file=open_file,
             )
