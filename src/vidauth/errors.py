@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     USAGE = "usage"
     FILE_UNUSABLE = "file_unusable"
     FOLDER_NOT_FOUND = "folder_not_found"
+    ACCOUNT_NOT_FOUND = "account_not_found"
     UPLOAD_NOT_FOUND = "upload_not_found"
     UPLOAD_ALREADY_PROCESSED = "upload_already_processed"
     NOT_SIGNED_IN = "not_signed_in"

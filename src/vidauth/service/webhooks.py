@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from vidauth._urls import check_transport
 from vidauth.retry import parse_retry_after
 from vidauth.service.context import ServiceContext
+from vidauth.service.errors import split_job_error
 from vidauth.service.models import Job, Webhook
 from vidauth.service.webhook_secrets import row_secret
 from vidauth.service.webhook_targets import TargetRefused, post_pinned
@@ -56,7 +57,8 @@ def verify(
 
 
 def job_payload(job: Job, event: str) -> dict[str, Any]:
-    """The JSON a notification carries about a job."""
+    """The JSON a notification carries about a job (``error_code``: the stable code)."""
+    error_code, error = split_job_error(job.error)
     return {
         "event": f"upload.{event}",
         "tenant": job.tenant,
@@ -67,7 +69,8 @@ def job_payload(job: Job, event: str) -> dict[str, Any]:
         "bytes_sent": job.bytes_sent,
         "session_id": job.session_id,
         "viewer_url": job.viewer_url,
-        "error": job.error,
+        "error": error,
+        "error_code": error_code,
         "sent_at": time.time(),
     }
 
