@@ -33,10 +33,54 @@ def _folder(facts: Facts) -> str:
     return "check the id with `vidauth folders`"
 
 
+#: an OAuth error's registered code → the command that fixes it
+OAUTH_COMMANDS: dict[str, str] = {
+    "access_denied": "run `vidauth login`",
+    "invalid_grant": "run `vidauth login`",
+    "invalid_token": "run `vidauth login`",
+    "insufficient_scope": "run `vidauth login`",
+    "interaction_required": "run `vidauth login`",
+    "login_required": "run `vidauth login`",
+    "account_selection_required": "run `vidauth login`",
+    "consent_required": "run `vidauth login`",
+    "expired_token": "run `vidauth login --device`",
+    "unsupported_token_type": "`vidauth logout` deletes it locally",
+    "invalid_request": "`vidauth doctor` checks the profile",
+}
+
+
+def _oauth(facts: Facts) -> str:
+    return OAUTH_COMMANDS.get(str(facts.get("oauth_error")), "")
+
+
+def _denied(facts: Facts) -> str:
+    if not facts.get("refused"):  # refused by the server's checks, not by the person
+        return ""
+    device = " --device" if facts.get("device") else ""
+    return f"run `vidauth login{device}` again and choose Allow"
+
+
+def _timeout(facts: Facts) -> str:
+    if facts.get("device"):
+        return "run `vidauth login --device` again and approve sooner"
+    return "run `vidauth login` again (or raise --timeout) and finish the sign-in in the browser"
+
+
+def _store(facts: Facts) -> str:
+    if facts.get("reason") == "no_key":
+        return "or run `vidauth logout --all` to start over"
+    if facts.get("reason") == "wrong_key":
+        return "or run `vidauth logout` and sign in again"
+    return ""
+
+
 #: code → (separator, advice from the error's facts)
 ADVICE: dict[ErrorCode, tuple[str, Callable[[Facts], str]]] = {
     ErrorCode.NOT_SIGNED_IN: (": ", lambda f: "run `vidauth login`"),
     ErrorCode.SIGN_IN_EXPIRED: (": ", lambda f: "run `vidauth login` again"),
+    ErrorCode.SIGN_IN_TIMEOUT: (": ", _timeout),
+    ErrorCode.AUTHORIZATION_DENIED: ("; ", _denied),
+    ErrorCode.STORE_UNREADABLE: (", ", _store),
     ErrorCode.PERMISSION_DENIED: (
         ": ",
         lambda f: "check you have access, or run `vidauth login` again",
@@ -56,6 +100,7 @@ ADVICE: dict[ErrorCode, tuple[str, Callable[[Facts], str]]] = {
     ),
     ErrorCode.PROCESSING_FAILED: ("; ", lambda f: "fix the file and upload it again"),
     ErrorCode.PROCESSING_TIMEOUT: ("; ", lambda f: "check it later with `vidauth uploads`"),
+    ErrorCode.OAUTH_ERROR: ("; ", _oauth),
     ErrorCode.UPLOAD_INTERRUPTED: (
         ": ",
         lambda f: RESUME if "record_id" in f or "upload_id" in f else "",
@@ -74,6 +119,7 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.STORE_UNREADABLE: 2,
     ErrorCode.NOT_SIGNED_IN: 3,
     ErrorCode.SIGN_IN_EXPIRED: 3,
+    ErrorCode.SIGN_IN_TIMEOUT: 3,
     ErrorCode.AUTHORIZATION_DENIED: 3,
     ErrorCode.PERMISSION_DENIED: 3,
     ErrorCode.OAUTH_ERROR: 3,

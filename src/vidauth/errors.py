@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     UPLOAD_ALREADY_PROCESSED = "upload_already_processed"
     NOT_SIGNED_IN = "not_signed_in"
     SIGN_IN_EXPIRED = "sign_in_expired"
+    SIGN_IN_TIMEOUT = "sign_in_timeout"
     AUTHORIZATION_DENIED = "authorization_denied"
     PERMISSION_DENIED = "permission_denied"
     OAUTH_ERROR = "oauth_error"
