@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -257,7 +258,9 @@ class UploadEngine:
         manifest_sent = self._side.submit(self.finisher.send_manifest, plan, stop)
         try:
             if not plan.assembled:
-                result.bytes_sent = self.transfer.send(plan, path, stop, emit)
+                self.transfer.send(
+                    plan, path, stop, emit, sent=partial(setattr, result, "bytes_sent")
+                )
         finally:
             if not manifest_sent.cancel():
                 cf.wait([manifest_sent])

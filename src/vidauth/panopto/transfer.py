@@ -48,14 +48,26 @@ class PartTransfer:
         self.token_min_validity = token_min_validity
         self.open_file = open_file or open_for_reading
 
-    def send(self, plan: TransferPlan, path: Path, stop: Stop, emit: Progress) -> int:
-        """Send the missing parts and CompleteMultipartUpload; answers the bytes sent now."""
+    def send(
+        self,
+        plan: TransferPlan,
+        path: Path,
+        stop: Stop,
+        emit: Progress,
+        sent: Callable[[int], None] | None = None,
+    ) -> int:
+        """Send the missing parts and CompleteMultipartUpload; answers the bytes sent now.
+
+        ``sent`` hears the bytes sent by this call even when it fails.
+        """
         progress = _Progress(plan)
         fd = self.open_file(path)
         try:
             self._send_parts(plan, fd, plan.missing, stop, emit, progress)
         finally:
             os.close(fd)
+            if sent is not None:
+                sent(progress.bytes_sent)
         record = plan.record
         ordered = [
             {"PartNumber": n, "ETag": plan.parts[n][0]}
