@@ -109,3 +109,42 @@ def test_plain_http_refused_except_loopback() -> None:
     with pytest.raises(ConfigError, match="only to loopback"):
         client.get("http://example.com/")
     assert client.get("http://127.0.0.1:1/").status_code == 200
+
+
+def test_one_policy_from_the_retry_settings(tmp_path: object) -> None:
+    from vidauth.config import load_settings
+    from vidauth.retry import RetryPolicy as Policy
+
+    settings = load_settings(
+        env_file=False, vidauth_retry_attempts=3, vidauth_retry_max_seconds=7.5
+    )
+    policy = Policy.from_settings(settings.retry)
+    assert (policy.attempts, policy.max_total) == (3, 7.5)
+
+
+def test_a_budget_ends_at_the_attempts_or_the_time_bound() -> None:
+    from vidauth.retry import RetryPolicy as Policy
+
+    budget = Policy(attempts=3, base_delay=0.01, max_delay=0.01).start()
+    delays = []
+    while True:
+        budget.begin()
+        delay = budget.next_delay()
+        if delay is None:
+            break
+        delays.append(delay)
+    assert len(delays) == 2 and budget.attempt == 3
+    slow = Policy(attempts=10, max_total=5.0).start()
+    slow.begin()
+    assert slow.next_delay(retry_after=6.0) is None  # waiting would end past the bound
+    assert slow.next_delay(retry_after=1.0) == 1.0
+
+
+def test_durable_retries_use_the_same_backoff_with_their_own_ceiling() -> None:
+    from vidauth.retry import RetryPolicy as Policy
+
+    policy = Policy(base_delay=1.0, max_delay=2.0)
+    assert 16 <= policy.backoff(6, max_delay=60.0) <= 32
+    assert 30 <= policy.backoff(20, max_delay=60.0) <= 60
+    assert policy.backoff(20) <= 2.0
+    assert policy.backoff(3, retry_after=9.0, max_delay=60.0) == 9.0

@@ -474,8 +474,10 @@ def run(argv: list[str] | None = None) -> int:
             err.print(f"vidauth: {exc}", markup=False)
         return int(getattr(exc, "exit_code", 2))
     except VidauthError as exc:
-        err.print(f"vidauth: {exc}", markup=False, highlight=False)
-        return exc.exit_code
+        from vidauth.cli_errors import exit_code, sentence
+
+        err.print(f"vidauth: {sentence(exc)}", markup=False, highlight=False)
+        return exit_code(exc)
     except KeyboardInterrupt:
         err.print("vidauth: interrupted")
         return 130

@@ -7,12 +7,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from vidauth.cli_errors import exit_code, sentence
 from vidauth.cli_tables import Column, print_listing
 from vidauth.errors import UsageError
+
+if TYPE_CHECKING:
+    from vidauth.panopto.upload_types import UploadResult
 
 _REGISTERED = "_vidauth_upload_registered"
 
@@ -261,8 +265,9 @@ def upload(
                 highlight=False,
             )
         else:
-            cli.err.print(f"vidauth: {result.message}", markup=False, highlight=False)
-    codes = [r.exit_code for r in results if r.exit_code]
+            line = sentence(result.error) if result.error else result.message
+            cli.err.print(f"vidauth: {line}", markup=False, highlight=False)
+    codes = [_exit_code(r) for r in results if not r.ok]
     if codes:
         raise typer.Exit(codes[0])
 
@@ -328,6 +333,10 @@ def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> No
     )
 
 
+def _exit_code(result: UploadResult) -> int:
+    return exit_code(result.error) if result.error else result.exit_code
+
+
 def uploads_list(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -382,12 +391,13 @@ def uploads_cancel(
 ) -> None:
     """Cancel an upload: abort the S3 multipart upload and DELETE the sessionUpload."""
     from vidauth.panopto.api import build_engine
+    from vidauth.panopto.plan import not_found
     from vidauth.store.uploads import UploadStore
 
     cli = _cli()
     with cli._vidauth() as va:
         if UploadStore(va.store.db).find(upload_id) is None:  # say so before any sign-in check
-            raise UsageError(f"no upload {upload_id}: list uploads with `vidauth uploads`")
+            raise not_found(upload_id)
         with build_engine(va, subject=account) as engine:
             record = engine.cancel(engine.find(upload_id).id)
     cli.err.print(

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import httpx
 
 from vidauth.config import Profile, Secret, Settings, load_settings
-from vidauth.errors import SignInRequired, UsageError
+from vidauth.errors import ErrorCode, SignInRequired, UsageError
 from vidauth.http import BearerAuth, RetryPolicy, build_client
 from vidauth.oauth.authorization_code import AuthorizationRequest, receive_redirect
 from vidauth.oauth.device import DeviceAuthorization
@@ -67,9 +67,7 @@ class Vidauth:
     @cached_property
     def retry_policy(self) -> RetryPolicy:
         """The retry bounds from the settings."""
-        return RetryPolicy(
-            attempts=self.settings.retry.attempts, max_total=self.settings.retry.max_seconds
-        )
+        return RetryPolicy.from_settings(self.settings.retry)
 
     @cached_property
     def http(self) -> httpx.Client:
@@ -208,9 +206,11 @@ class Vidauth:
         if info is None:
             if subject:
                 raise UsageError(
-                    f"no signed-in account {subject!r} for this profile: see `vidauth status`"
+                    f"no signed-in account {subject!r} for this profile",
+                    code=ErrorCode.ACCOUNT_NOT_FOUND,
+                    account=subject,
                 )
-            raise SignInRequired("not signed in: run `vidauth login`")
+            raise SignInRequired("not signed in", profile=self.profile.name)
         return info
 
     def token_manager(self, subject: str | None = None, **options: Any) -> TokenManager:

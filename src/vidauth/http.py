@@ -1,7 +1,8 @@
 """One HTTP client for everything: timeouts, retries with backoff + Retry-After, bearer auth.
 
-Retries live in a transport (:class:`RetryTransport`), so every request made through
-:func:`build_client` is covered. A request says how replayable it is in its ``extensions``:
+Retries live in a transport (:class:`RetryTransport`) that follows the one
+:class:`~vidauth.retry.RetryPolicy`, so every request made through :func:`build_client` is
+covered. A request says how replayable it is in its ``extensions``:
 
 - ``"idempotent"`` (default for GET/HEAD/PUT/DELETE/OPTIONS): retried on connection errors,
   timeouts, 429 and 5xx;
@@ -14,59 +15,22 @@ POSTs default to ``"never"``.
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import random
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
 
 from vidauth._urls import check_transport
 from vidauth.errors import ConfigError, RemoteServiceError
+from vidauth.retry import RETRYABLE_STATUS, RetryPolicy, may_replay, parse_retry_after
 
 log = logging.getLogger("vidauth.http")
 
 RETRY_EXTENSION = "vidauth_retry"
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 USER_AGENT = "vidauth/0.1 (+https://github.com/doubtfire-lms)"
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, bounded in attempts and in total time."""
-
-    attempts: int = 5
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_total: float = 120.0
-    max_retry_after: float = 120.0
-
-    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
-        return random.uniform(ceiling / 2, ceiling)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), else None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _mode(request: httpx.Request) -> str:
@@ -93,17 +57,16 @@ class RetryTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         mode = _mode(request)
-        started = time.monotonic()
-        attempt = 0
+        budget = self.policy.start()
         while True:
-            attempt += 1
+            budget.begin()
             try:
                 response = self._transport.handle_request(request)
             except httpx.TransportError as exc:
                 unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
-                if not self._may_retry(mode, attempt, started, unsent=unsent):
+                delay = budget.next_delay() if may_replay(mode, unsent=unsent) else None
+                if delay is None:
                     raise
-                delay = self.policy.backoff(attempt)
                 log.warning(
                     "%s %s failed (%s); retrying in %.1fs",
                     request.method,
@@ -116,11 +79,10 @@ class RetryTransport(httpx.BaseTransport):
             if response.status_code not in RETRYABLE_STATUS:
                 return response
             unsent = response.status_code == 429
-            if not self._may_retry(mode, attempt, started, unsent=unsent):
+            if not may_replay(mode, unsent=unsent):
                 return response
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            delay = self.policy.backoff(attempt, retry_after)
-            if time.monotonic() - started + delay > self.policy.max_total:
+            delay = budget.next_delay(parse_retry_after(response.headers.get("Retry-After")))
+            if delay is None:
                 return response
             response.read()
             response.close()
@@ -132,15 +94,6 @@ class RetryTransport(httpx.BaseTransport):
                 delay,
             )
             self._sleep(delay)
-
-    def _may_retry(self, mode: str, attempt: int, started: float, *, unsent: bool) -> bool:
-        if attempt >= self.policy.attempts or time.monotonic() - started > self.policy.max_total:
-            return False
-        if mode == "never":
-            return False
-        if mode == "unsent":
-            return unsent
-        return True
 
     def close(self) -> None:
         self._transport.close()
@@ -239,3 +192,18 @@ def transport_failure(exc: httpx.TransportError, what: str) -> RemoteServiceErro
         f"{what} failed: could not reach {where} ({type(exc).__name__}) after retries; "
         "check the server name and your network"
     )
+
+
+__all__ = [
+    "RETRYABLE_STATUS",
+    "RETRY_EXTENSION",
+    "AccessTokenSource",
+    "BearerAuth",
+    "RetryPolicy",
+    "RetryTransport",
+    "build_client",
+    "check_url",
+    "parse_retry_after",
+    "raise_for_exhausted",
+    "transport_failure",
+]

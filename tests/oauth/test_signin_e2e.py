@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from tests.conftest import SandboxSetup, free_port
-from vidauth.errors import AuthorizationDenied, OAuthError, SignInRequired
+from vidauth.cli_errors import sentence
+from vidauth.errors import AuthorizationDenied, ErrorCode, OAuthError, SignInRequired
 from vidauth.oauth.authorization_code import AuthorizationRequest
 from vidauth.oauth.loopback import LoopbackListener
 from vidauth.sandbox.browser import complete_browser_login
@@ -136,7 +137,8 @@ def test_revoked_grant_marks_account_and_says_sign_in(make_sandbox: Any) -> None
         va.token_endpoint.revoke(tokens.refresh_token, "refresh_token")
         with pytest.raises(SignInRequired) as info:
             va.token_manager().access_token(min_validity=60)
-        assert "vidauth login" in str(info.value)
+        assert info.value.code == ErrorCode.SIGN_IN_EXPIRED  # the CLI's wording says what to run
+        assert "vidauth login" in sentence(info.value) and "vidauth" not in str(info.value)
         assert va.store.account_status(account.id) == "needs_signin"
         events = [e for e, _ in va.store.audit_events(account.id)]
         assert events[-1] == "refresh_failed"

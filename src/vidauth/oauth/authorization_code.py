@@ -20,7 +20,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from vidauth.config import Profile
-from vidauth.errors import AuthorizationDenied, ConfigError, SignInRequired
+from vidauth.errors import AuthorizationDenied, ConfigError, ErrorCode, SignInRequired
 from vidauth.oauth.errors import oauth_error
 from vidauth.oauth.loopback import LoopbackListener, RedirectResult, parse_redirect
 
@@ -69,10 +69,7 @@ def check_result(result: RedirectResult) -> str:
     if result.error:
         if result.error == "access_denied":
             detail = f" ({result.error_description})" if result.error_description else ""
-            raise AuthorizationDenied(
-                f"sign-in was refused: access_denied{detail}; run `vidauth login` again and "
-                "choose Allow"
-            )
+            raise AuthorizationDenied(f"sign-in was refused: access_denied{detail}", refused=True)
         raise oauth_error(result.error, result.error_description, during="signing in")
     assert result.code is not None
     return result.code
@@ -139,8 +136,9 @@ def receive_redirect(
             listener.stop()
     if result is None:
         raise SignInRequired(
-            f"no sign-in arrived within {timeout:g} s: run `vidauth login` again (or raise "
-            "--timeout) and finish the sign-in in the browser"
+            f"no sign-in arrived within {timeout:g} s",
+            code=ErrorCode.SIGN_IN_TIMEOUT,
+            timeout=timeout,
         )
     return check_result(result)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 
 from vidauth.config import Profile
-from vidauth.errors import AuthorizationDenied, ConfigError, OAuthError, SignInRequired
+from vidauth.errors import AuthorizationDenied, ConfigError, ErrorCode, OAuthError, SignInRequired
 from vidauth.oauth.token_endpoint import TokenEndpoint
 from vidauth.store.tokens import TokenSet
 
@@ -41,7 +41,7 @@ def start(endpoint: TokenEndpoint, profile: Profile) -> DeviceAuthorization:
     if not url:
         raise ConfigError(
             f"profile {profile.name!r}: the provider advertises no device authorization endpoint; "
-            "sign in with `vidauth login` (browser) or set device_authorization_url"
+            "set device_authorization_url, or sign in in a browser"
         )
     data = endpoint.post_form(
         url,
@@ -89,8 +89,9 @@ def poll(
         sleep(interval)
         if clock() > deadline:
             raise SignInRequired(
-                "the device code expired before it was approved: run `vidauth login --device` "
-                "again and approve sooner"
+                "the device code expired before it was approved",
+                code=ErrorCode.SIGN_IN_TIMEOUT,
+                device=True,
             )
         try:
             return endpoint.request(
@@ -107,8 +108,7 @@ def poll(
                 continue
             if exc.error == "access_denied":
                 raise AuthorizationDenied(
-                    "the device sign-in was refused (access_denied): run `vidauth login --device` "
-                    "again and choose Allow"
+                    "the device sign-in was refused (access_denied)", refused=True, device=True
                 ) from None
             if exc.error == "expired_token":
                 raise SignInRequired(exc.message) from None

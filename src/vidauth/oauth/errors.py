@@ -1,4 +1,8 @@
-"""RFC 6749 error codes → one line with the likely fix."""
+"""RFC 6749 error codes → one line with the likely fix, in words any caller can use.
+
+The fixes name no command; the CLI adds which ``vidauth`` command to run
+(:mod:`vidauth.cli_errors`), keyed by the error's ``oauth_error`` fact.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from vidauth.errors import OAuthError
 _FIXES: dict[str, str] = {
     # RFC 6749 §4.1.2.1 (authorization endpoint)
     "invalid_request": "the request was malformed or missing a parameter; check the profile's "
-    "endpoints and parameters (vidauth doctor)",
+    "endpoints and parameters",
     "unauthorized_client": "this client may not use this grant type; in the provider's client "
     "settings allow it (Panopto: a Server-side Web Application for sign-in links, a User Based "
     "Server Application for passwords, a Server Application for client credentials)",
-    "access_denied": "access was refused; run `vidauth login` again and choose Allow",
+    "access_denied": "access was refused; sign in again and choose Allow",
     "unsupported_response_type": "the provider does not allow response_type=code for this "
     "client; check the client type",
     "invalid_scope": "the provider refused the requested scope; check the profile's scope "
@@ -27,29 +31,25 @@ _FIXES: dict[str, str] = {
     "the profile's client_auth (client_secret_basic or client_secret_post) and that the client "
     "type is confidential",
     "invalid_grant": "the code, refresh token or credentials are invalid, expired, already used "
-    "or issued for another redirect URI; run `vidauth login` again",
+    "or issued for another redirect URI; sign in again",
     "unsupported_grant_type": "the provider does not support this grant for this client; check "
     "the client type",
     # RFC 7009 (revocation)
-    "unsupported_token_type": "the provider cannot revoke this kind of token; delete it "
-    "locally with `vidauth logout`",
+    "unsupported_token_type": "the provider cannot revoke this kind of token; delete it locally",
     # RFC 6750 (resource servers)
-    "invalid_token": "the access token was refused; run `vidauth login` again",
+    "invalid_token": "the access token was refused; sign in again",
     "insufficient_scope": "the token lacks a scope this call needs; add it to the profile's "
-    "scope and run `vidauth login` again",
+    "scope and sign in again",
     # RFC 8628 (device authorization grant)
     "slow_down": "the provider asked to poll more slowly",
     "authorization_pending": "the person has not approved the device yet",
-    "expired_token": "the device code expired before it was approved; run `vidauth login "
-    "--device` again and approve sooner",
+    "expired_token": "the device code expired before it was approved; start the device "
+    "sign-in again and approve sooner",
     # OpenID Connect Core §3.1.2.6
-    "interaction_required": "the provider needs the person to interact; run `vidauth login` "
-    "in a browser",
-    "login_required": "the provider needs the person to log in; run `vidauth login`",
-    "account_selection_required": "the provider needs the person to pick an account; run "
-    "`vidauth login`",
-    "consent_required": "the provider needs the person's consent; run `vidauth login` and "
-    "choose Allow",
+    "interaction_required": "the provider needs the person to interact; sign in in a browser",
+    "login_required": "the provider needs the person to log in; sign in again",
+    "account_selection_required": "the provider needs the person to pick an account; sign in again",
+    "consent_required": "the provider needs the person's consent; sign in again and choose Allow",
     "invalid_request_uri": "the provider refused the request_uri; check the profile",
     "invalid_request_object": "the provider refused the request object; check the profile",
     "request_not_supported": "the provider does not support request objects",

@@ -14,7 +14,7 @@ import hashlib
 import re
 
 from vidauth.config import Profile, Secret
-from vidauth.errors import ConfigError, SignInRequired
+from vidauth.errors import ConfigError, ErrorCode, SignInRequired
 from vidauth.oauth.manager import Regrant
 from vidauth.oauth.token_endpoint import TokenEndpoint
 from vidauth.store.tokens import TokenSet
@@ -98,7 +98,9 @@ def application_key(profile: Profile) -> Secret:
         raise SignInRequired(
             f"the ID-provider token of profile {profile.name!r} expired and the profile names no "
             'application key: set application_key = "env:NAME" in vidauth.toml (or '
-            "PANOPTO_APPLICATION_KEY=env:NAME), or run `vidauth login` again"
+            "PANOPTO_APPLICATION_KEY=env:NAME)",
+            code=ErrorCode.SIGN_IN_EXPIRED,
+            profile=profile.name,
         )
     where = "PANOPTO_APPLICATION_KEY" if profile.name == "default" else "application_key"
     return resolve_reference(profile.application_key, where, allow_literal=False)

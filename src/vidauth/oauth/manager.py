@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from weakref import WeakValueDictionary
 
-from vidauth.errors import OAuthError, SignInRequired
+from vidauth.errors import ErrorCode, OAuthError, SignInRequired
 from vidauth.oauth.token_endpoint import TokenEndpoint
 from vidauth.store.tokens import TokenSet, TokenStore
 
@@ -70,7 +70,7 @@ class TokenManager:
         need = self.min_validity if min_validity is None else min_validity
         current = self.store.load_tokens(self.account_id)
         if current is None:
-            raise SignInRequired("not signed in: run `vidauth login`")
+            raise SignInRequired("not signed in", account_id=self.account_id)
         if current.is_fresh(need) and self.store.account_status(self.account_id) == "active":
             return current
         return self._refresh(need, rejected=None)
@@ -86,9 +86,9 @@ class TokenManager:
             with self.store.lock_grant(self.account_id) as grant:
                 current = grant.tokens
                 if current is None:
-                    raise SignInRequired("not signed in: run `vidauth login`")
+                    raise SignInRequired("not signed in", account_id=self.account_id)
                 if grant.account.status != "active":
-                    raise SignInRequired(_signin_message(grant.account.username))
+                    raise _signin_expired(grant.account.username, self.account_id)
                 if rejected is not None and current.access_token != rejected:
                     return current  # someone refreshed while we were refused
                 if rejected is None and current.is_fresh(need):
@@ -96,8 +96,10 @@ class TokenManager:
                 if current.refresh_token is None:
                     if self.regrant is None:
                         raise SignInRequired(
-                            "the access token expired and the grant has no refresh token (ask for "
-                            "offline_access): run `vidauth login` again"
+                            "the access token expired and the grant has no refresh token (ask "
+                            "for offline_access)",
+                            code=ErrorCode.SIGN_IN_EXPIRED,
+                            account_id=self.account_id,
                         )
                     new = self.regrant()
                     grant.replace(new, event="regranted")
@@ -124,16 +126,17 @@ class TokenManager:
         info = next((a for a in self.store.list_accounts() if a.id == self.account_id), None)
         self.store.set_status(self.account_id, "needs_signin", "refresh_failed", failure.error)
         self._emit("refresh_failed")
-        raise SignInRequired(_signin_message(info.username if info else None))
+        raise _signin_expired(info.username if info else None, self.account_id)
 
     def _emit(self, event: str) -> None:
         if self.on_event is not None:
             self.on_event(event)
 
 
-def _signin_message(username: str | None) -> str:
+def _signin_expired(username: str | None, account_id: int) -> SignInRequired:
     who = f" for {username}" if username else ""
-    return (
-        f"the sign-in{who} is no longer valid (the refresh token was refused): run "
-        "`vidauth login` again"
+    return SignInRequired(
+        f"the sign-in{who} is no longer valid (the refresh token was refused)",
+        code=ErrorCode.SIGN_IN_EXPIRED,
+        account_id=account_id,
     )

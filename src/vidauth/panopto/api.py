@@ -33,7 +33,7 @@ def build_engine(
         options,
         account_id=account.id,
         server=va.profile.server,
-        retry_policy=None,
+        retry_policy=va.retry_policy,
         cancel=cancel,
     )
 

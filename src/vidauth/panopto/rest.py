@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from vidauth.errors import PermissionDenied, RemoteServiceError, UsageError
+from vidauth.errors import ErrorCode, PermissionDenied, RemoteServiceError, UsageError
 from vidauth.http import RETRY_EXTENSION, raise_for_exhausted, transport_failure
 
 V1 = "/Panopto/api/v1"
@@ -138,6 +138,8 @@ class PanoptoRest:
         what: str,
         *,
         not_found: str | None = None,
+        not_found_code: ErrorCode = ErrorCode.USAGE,
+        not_found_facts: dict[str, Any] | None = None,
         retry: str | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
@@ -155,10 +157,11 @@ class PanoptoRest:
         if status in (401, 403):
             raise PermissionDenied(
                 f"{what} refused (HTTP {status}{': ' + detail if detail else ''}) even with a "
-                "fresh token: check you have access, or run `vidauth login` again"
+                "fresh token",
+                status=status,
             )
         if status == 404 and not_found:
-            raise UsageError(not_found)
+            raise UsageError(not_found, code=not_found_code, status=404, **(not_found_facts or {}))
         raise_for_exhausted(response, what)
         raise RemoteServiceError(
             f"{what} failed: HTTP {status}{': ' + detail if detail else ''}; "
@@ -197,7 +200,9 @@ class PanoptoRest:
             "GET",
             f"{V1}/folders/{folder_id}",
             f"reading folder {folder_id}",
-            not_found=f"folder {folder_id} was not found: check the id with `vidauth folders`",
+            not_found=f"folder {folder_id} was not found",
+            not_found_code=ErrorCode.FOLDER_NOT_FOUND,
+            not_found_facts={"folder_id": folder_id},
         )
         return Folder.from_json(data)
 
@@ -218,7 +223,9 @@ class PanoptoRest:
             for item in self.pages(
                 f"{V1}/folders/{parent}/children",
                 f"listing the folders in {parent}",
-                not_found=f"folder {parent} was not found: check the id with `vidauth folders`",
+                not_found=f"folder {parent} was not found",
+                not_found_code=ErrorCode.FOLDER_NOT_FOUND,
+                not_found_facts={"folder_id": parent},
             )
         ]
 
@@ -229,7 +236,9 @@ class PanoptoRest:
             for item in self.pages(
                 f"{V1}/folders/{folder_id}/sessions",
                 f"listing the sessions in folder {folder_id}",
-                not_found=f"folder {folder_id} was not found: check the id with `vidauth folders`",
+                not_found=f"folder {folder_id} was not found",
+                not_found_code=ErrorCode.FOLDER_NOT_FOUND,
+                not_found_facts={"folder_id": folder_id},
             )
         ]
 
@@ -273,7 +282,7 @@ class PanoptoRest:
                 "give the exact name or the folder id"
             )
         raise UsageError(
-            f"no folder named {spec!r} was found: list folders with `vidauth folders --search`"
+            f"no folder named {spec!r} was found", code=ErrorCode.FOLDER_NOT_FOUND, name=spec
         )
 
     # -- sessionUpload -------------------------------------------------------------------------
@@ -286,7 +295,9 @@ class PanoptoRest:
             f"creating an upload in folder {folder_id}",
             json={"FolderId": folder_id},
             retry="unsent",
-            not_found=f"folder {folder_id} was not found: check the id with `vidauth folders`",
+            not_found=f"folder {folder_id} was not found",
+            not_found_code=ErrorCode.FOLDER_NOT_FOUND,
+            not_found_facts={"folder_id": folder_id},
         )
         if not data.get("ID") or not data.get("UploadTarget"):
             raise RemoteServiceError(
@@ -323,7 +334,7 @@ class PanoptoRest:
             raise transport_failure(exc, f"cancelling upload {upload_id}") from None
         if response.status_code in (401, 403):
             raise PermissionDenied(
-                f"cancelling upload {upload_id} refused (HTTP {response.status_code}): "
-                "check you have access, or run `vidauth login` again"
+                f"cancelling upload {upload_id} refused (HTTP {response.status_code})",
+                status=response.status_code,
             )
         return response

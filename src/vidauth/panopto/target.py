@@ -53,7 +53,8 @@ def s3_client(endpoint: str, *, signature: str = "s3", max_pool_connections: int
     """A boto3 S3 client for ``endpoint`` as Panopto needs it.
 
     Dummy credentials, path-style addressing, checksums only when required (Panopto rejects
-    aws-chunked bodies), boto3's own retries off (the engine retries parts itself).
+    aws-chunked bodies), boto3's own retries off: every S3 call retries under the one
+    policy (:mod:`vidauth.panopto.s3calls`).
     """
     import boto3
     import botocore

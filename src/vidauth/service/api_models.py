@@ -108,6 +108,9 @@ class Upload(BaseModel):
     session_id: str | None
     viewer_url: str | None
     error: str | None
+    error_code: str | None = Field(
+        default=None, description="the error's stable code (vidauth.errors.ErrorCode)"
+    )
     cancel_requested: bool
     created_at: str
     updated_at: str

@@ -48,6 +48,7 @@ from vidauth.service.api_models import (
 from vidauth.service.auth import Caller, KeyChecker
 from vidauth.service.context import ServiceContext
 from vidauth.service.docs import add_docs
+from vidauth.service.errors import http_status
 from vidauth.service.ingest import IngestError, receive_form
 from vidauth.service.jobs import JobQueue, JobView, new_job_id
 from vidauth.service.metrics import Metrics
@@ -251,8 +252,8 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
 
     @app.exception_handler(VidauthError)
     async def _vidauth_error(_request: Request, exc: VidauthError) -> JSONResponse:
-        log.warning("request failed: %s", exc)
-        return _error(503, "unavailable", str(exc))
+        log.warning("request failed: %s (%s)", exc, exc.code)
+        return _error(http_status(exc), str(exc.code), exc.message)
 
     @app.exception_handler(SQLAlchemyError)
     async def _database_error(_request: Request, exc: SQLAlchemyError) -> JSONResponse:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from vidauth.service import webhooks
 from vidauth.service.context import ServiceContext
+from vidauth.service.errors import split_job_error
 from vidauth.service.models import Job, JobState
 from vidauth.store.models import utcnow
 
@@ -62,6 +63,7 @@ class JobView:
 
     def as_api(self) -> dict[str, Any]:
         """The API's answer about an upload (no paths, no lease details)."""
+        error_code, error = split_job_error(self.error)
         return {
             "upload_id": self.id,
             "external_user_id": self.external_user_id,
@@ -73,7 +75,8 @@ class JobView:
             "bytes_total": self.bytes_total,
             "session_id": self.session_id,
             "viewer_url": self.viewer_url,
-            "error": self.error,
+            "error": error,
+            "error_code": error_code,
             "cancel_requested": self.cancel_requested,
             "created_at": self.created_at.isoformat(timespec="seconds"),
             "updated_at": self.updated_at.isoformat(timespec="seconds"),

@@ -5,8 +5,8 @@ Each POST carries ``X-Vidauth-Timestamp: <unix seconds>`` and
 the submitting API key's webhook secret (:mod:`vidauth.service.webhook_secrets`); the body names
 the ``tenant``. The address is checked at each delivery (:mod:`vidauth.service.webhook_targets`).
 Receivers recompute it, compare in constant time and reject timestamps older than a few
-minutes. Failed deliveries are retried with exponential backoff (up to
-``VIDAUTH_WEBHOOK_ATTEMPTS``); any worker may deliver any row.
+minutes. Failed deliveries are rescheduled with the one retry policy's backoff (capped at
+``MAX_BACKOFF``, up to ``VIDAUTH_WEBHOOK_ATTEMPTS``); any worker may deliver any row.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from vidauth._urls import check_transport
+from vidauth.retry import parse_retry_after
 from vidauth.service.context import ServiceContext
+from vidauth.service.errors import split_job_error
 from vidauth.service.models import Job, Webhook
 from vidauth.service.webhook_secrets import row_secret
 from vidauth.service.webhook_targets import TargetRefused, post_pinned
@@ -55,7 +57,8 @@ def verify(
 
 
 def job_payload(job: Job, event: str) -> dict[str, Any]:
-    """The JSON a notification carries about a job."""
+    """The JSON a notification carries about a job (``error_code``: the stable code)."""
+    error_code, error = split_job_error(job.error)
     return {
         "event": f"upload.{event}",
         "tenant": job.tenant,
@@ -66,7 +69,8 @@ def job_payload(job: Job, event: str) -> dict[str, Any]:
         "bytes_sent": job.bytes_sent,
         "session_id": job.session_id,
         "viewer_url": job.viewer_url,
-        "error": job.error,
+        "error": error,
+        "error_code": error_code,
         "sent_at": time.time(),
     }
 
@@ -123,15 +127,16 @@ class WebhookSender:
             if not secret:
                 self._record(row_id, attempts + 1, False, "no webhook secret for its API key")
                 continue
-            ok, error = self._post(secret, url, body.encode())
-            self._record(row_id, attempts + 1, ok, error)
+            ok, error, retry_after = self._post(secret, url, body.encode())
+            self._record(row_id, attempts + 1, ok, error, retry_after)
             delivered += ok
         return delivered
 
-    def _post(self, secret: str, url: str, body: bytes) -> tuple[bool, str | None]:
+    def _post(self, secret: str, url: str, body: bytes) -> tuple[bool, str | None, float | None]:
+        """(delivered, why not, the receiver's Retry-After)."""
         problem = check_transport(url)
         if problem:
-            return False, problem
+            return False, problem, None
         timestamp = str(int(time.time()))
         event = json.loads(body).get("event", "")
         headers = {
@@ -145,14 +150,22 @@ class WebhookSender:
             allow = self.ctx.service.webhook_allow_networks
             response = post_pinned(self.client, url, allow, body, headers)
         except TargetRefused as exc:
-            return False, f"refused: {exc}"
+            return False, f"refused: {exc}", None
         except httpx.HTTPError as exc:
-            return False, type(exc).__name__
+            return False, type(exc).__name__, None
         if response.is_success:
-            return True, None
-        return False, f"HTTP {response.status_code}"
+            return True, None, None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return False, f"HTTP {response.status_code}", retry_after
 
-    def _record(self, row_id: int, attempts: int, ok: bool, error: str | None) -> None:
+    def _record(
+        self,
+        row_id: int,
+        attempts: int,
+        ok: bool,
+        error: str | None,
+        retry_after: float | None = None,
+    ) -> None:
         with self.ctx.db.session() as session:
             row = session.get(Webhook, row_id)
             if row is None:
@@ -169,7 +182,9 @@ class WebhookSender:
                     "giving up on webhook %d after %d attempts: %s", row_id, attempts, error
                 )
             else:
-                row.next_attempt_at = time.time() + min(MAX_BACKOFF, 2.0**attempts)
+                policy = self.ctx.va.retry_policy
+                delay = policy.backoff(attempts, retry_after, max_delay=MAX_BACKOFF)
+                row.next_attempt_at = time.time() + delay
 
     def close(self) -> None:
         """Close the HTTP client."""

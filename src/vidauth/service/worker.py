@@ -6,8 +6,9 @@ leases every ``VIDAUTH_HEARTBEAT_SECONDS``, and delivers due webhooks. Failures 
 
 - the user must connect again (``invalid_grant``): the job waits (``waiting_for_consent``);
 - permanent (no such folder, Panopto could not process the file): ``failed``;
-- transient (network, the database restarting, Panopto 5xx): retried with backoff, resuming
-  from the parts already acknowledged, up to ``VIDAUTH_JOB_ATTEMPTS`` claims.
+- transient (network, the database restarting, Panopto 5xx): rescheduled with the one retry
+  policy's backoff (capped at ``MAX_RETRY_DELAY``), resuming from the parts already
+  acknowledged, up to ``VIDAUTH_JOB_ATTEMPTS`` claims.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidauth.errors import PermissionDenied, SignInRequired, UsageError, VidauthError
+from vidauth.errors import ErrorCode, PermissionDenied, SignInRequired, UsageError, VidauthError
 from vidauth.panopto.engine import (
     UploadEngine,
     UploadEvent,
@@ -34,6 +35,7 @@ from vidauth.panopto.engine import (
 from vidauth.panopto.rest import PanoptoRest
 from vidauth.service.connect import connection_account
 from vidauth.service.context import ServiceContext
+from vidauth.service.errors import job_error
 from vidauth.service.jobs import JobQueue, JobView
 from vidauth.service.models import JobState
 from vidauth.service.shared_files import opener_for
@@ -59,7 +61,10 @@ class _Active:
 
 
 class _Permanent(Exception):
-    """A failure retrying will not fix."""
+    """A failure retrying will not fix; ``str()`` is the job's stored error (code: detail)."""
+
+    def __init__(self, error: VidauthError | ErrorCode, detail: str | None = None) -> None:
+        super().__init__(job_error(error, detail))
 
 
 def remove_owned_file(job: JobView) -> None:
@@ -178,12 +183,12 @@ class Worker:
             if active.lost:
                 return
             if job.attempts >= self.ctx.service.job_attempts:
-                self._end(job, active, JobState.FAILED, error=f"gave up: {_brief(exc)}")
+                self._end(job, active, JobState.FAILED, error=_gave_up(exc, job.attempts))
                 return
-            delay = min(MAX_RETRY_DELAY, 2.0**job.attempts)
+            delay = self.ctx.va.retry_policy.backoff(job.attempts, max_delay=MAX_RETRY_DELAY)
             log.warning("job %s: %s; retrying in %.0fs", job.id, _brief(exc), delay)
             with contextlib.suppress(Exception):
-                self.queue.release(job.id, self.name, delay, f"retrying: {_brief(exc)}")
+                self.queue.release(job.id, self.name, delay, _retrying(exc))
         finally:
             with self._active_lock:
                 self._active.pop(job.id, None)
@@ -216,16 +221,17 @@ class Worker:
             )
             return
         if record is not None and record.state == UploadState.FAILED:
-            raise _Permanent(record.message or "Panopto could not process the upload")
+            raise _Permanent(
+                ErrorCode.PROCESSING_FAILED, record.message or "Panopto could not process it"
+            )
         try:  # a file given by path: still the very file checked at submit time
             open_file = opener_for(
                 self.ctx.service.shared_dir, job.tenant, job.file_path, job.file_identity
             )
         except UsageError as exc:
-            raise _Permanent(str(exc)) from None
+            raise _Permanent(exc) from None
         manager = self.ctx.token_manager(account_id)
         with self.ctx.api_client(manager) as api:
-            folder_id = job.folder_id or self._resolve_folder(job, api)
             options = UploadOptions(
                 parallel=self.ctx.service.upload_parallel,
                 part_size_mib=self.ctx.service.part_size_mib,
@@ -242,12 +248,16 @@ class Worker:
                 options,
                 account_id=account_id,
                 server=self.ctx.profile.server,
+                retry_policy=self.ctx.va.retry_policy,
                 cancel=active.cancel,
                 open_file=open_file,
             )
             progress = _Progress(self, job, active)
             try:
                 with engine:
+                    # inside the try: resolving the folder may be the first call to find the
+                    # grant revoked, which makes the job wait for consent rather than fail
+                    folder_id = job.folder_id or self._resolve_folder(job, api)
                     result = engine.upload(
                         UploadJob(Path(job.file_path), folder_id, job.title, job.description),
                         progress=progress,
@@ -260,15 +270,15 @@ class Worker:
                     self._wait_for_consent(job, active, account_id)
                     return
                 if isinstance(exc, PermissionDenied):
-                    raise _Permanent(str(exc)) from None
+                    raise _Permanent(exc) from None
                 raise
             except UsageError as exc:
-                raise _Permanent(str(exc)) from None
+                raise _Permanent(exc) from None
             except VidauthError as exc:
                 record_id = progress.record_id or job.record_id
                 failed = UploadStore(self.ctx.db).get(record_id) if record_id else None
                 if failed is not None and failed.state == UploadState.FAILED:
-                    raise _Permanent(str(exc)) from None
+                    raise _Permanent(exc) from None
                 raise
         self._end(
             job,
@@ -284,15 +294,18 @@ class Worker:
         try:
             folder = PanoptoRest(api).resolve_folder(job.folder)  # type: ignore[arg-type]
         except UsageError as exc:
-            raise _Permanent(str(exc)) from None
+            raise _Permanent(exc) from None
         self.queue.update_owned(job.id, self.name, folder_id=folder.id)
         return folder.id
 
     def _wait_for_consent(self, job: JobView, active: _Active, account_id: int | None) -> None:
         why = (
-            "the user has not connected Panopto"
+            job_error(ErrorCode.NOT_SIGNED_IN, "the user has not connected Panopto")
             if account_id is None
-            else "Panopto refused the stored sign-in: the user must connect again"
+            else job_error(
+                ErrorCode.SIGN_IN_EXPIRED,
+                "Panopto refused the stored sign-in: the user must connect again",
+            )
         )
         self._end(job, active, JobState.WAITING_FOR_CONSENT, error=why)
 
@@ -342,6 +355,20 @@ class _Progress:
         if not ours:
             self.active.lost = True
             self.active.cancel.set()
+
+
+def _gave_up(exc: BaseException, attempts: int) -> str:
+    """The stored error of a job that failed every attempt."""
+    if isinstance(exc, VidauthError):
+        return job_error(exc, f"gave up after {attempts} attempt(s): {exc.message}")
+    return job_error(ErrorCode.UNEXPECTED, f"gave up after {attempts} attempt(s): {_brief(exc)}")
+
+
+def _retrying(exc: BaseException) -> str:
+    """The stored error of a job waiting for its next attempt."""
+    if isinstance(exc, VidauthError):
+        return job_error(exc, f"retrying: {exc.message}")
+    return job_error(ErrorCode.UNEXPECTED, f"retrying: {_brief(exc)}")
 
 
 def _brief(exc: BaseException) -> str:

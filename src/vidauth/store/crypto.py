@@ -40,7 +40,8 @@ class TokenCipher:
             raise StoreError(
                 "the stored tokens cannot be decrypted with the configured key: set "
                 "VIDAUTH_SECRET_KEY (or restore VIDAUTH_HOME/secret.key) to the key that "
-                "encrypted them, or run `vidauth logout` and sign in again"
+                "encrypted them",
+                reason="wrong_key",
             ) from None
 
     def rotate(self, blob: bytes) -> bytes:

@@ -128,8 +128,8 @@ class TokenStore:
             if count:
                 raise StoreError(
                     f"the store holds encrypted tokens but there is no key: set "
-                    f"VIDAUTH_SECRET_KEY or restore {home}/secret.key, or run `vidauth logout "
-                    "--all` to start over"
+                    f"VIDAUTH_SECRET_KEY or restore {home}/secret.key",
+                    reason="no_key",
                 )
             key = create_key_file(home)
         return cls(db, TokenCipher([key]))

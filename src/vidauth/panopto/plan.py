@@ -1,0 +1,299 @@
+"""Plan and resume: what one file's upload starts from.
+
+:class:`UploadPlanner` picks the part size, finds a recorded upload of the same file, starts
+over when the file changed (size, mtime, fingerprint) or Panopto dropped the sessionUpload,
+creates the sessionUpload otherwise, and — before parts go — opens the multipart upload or
+reconciles the recorded parts with the target's ListParts. It sends no parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vidauth.errors import ErrorCode, RemoteServiceError, UsageError, VidauthError
+from vidauth.panopto.files import check_media_file, fingerprint, part_count, part_range, part_size
+from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
+from vidauth.panopto.s3calls import S3Caller, Stop, no_such_upload
+from vidauth.panopto.target import S3Clients, UploadTarget, parse_upload_target
+from vidauth.panopto.upload_types import Progress, UploadEvent, UploadJob, UploadOptions
+from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
+
+
+@dataclass
+class FilePlan:
+    """One file's upload as the store and Panopto know it before any part is sent."""
+
+    record: UploadRecord
+    path: Path
+    size: int
+    resumed: bool = False
+
+
+@dataclass
+class TransferPlan:
+    """The multipart upload parts go to, and the parts the target already holds."""
+
+    record: UploadRecord
+    target: UploadTarget
+    s3: Any
+    key: str
+    size: int
+    count: int
+    parts: dict[int, tuple[str, int]] = field(default_factory=dict)
+    assembled: bool = False
+    """The target already holds the whole object (CompleteMultipartUpload went through)."""
+
+    @property
+    def bytes_done(self) -> int:
+        """Bytes in the parts the target holds."""
+        return sum(size for _, size in self.parts.values())
+
+    @property
+    def missing(self) -> list[int]:
+        """Part numbers still to send."""
+        return [n for n in range(1, self.count + 1) if n not in self.parts]
+
+
+def not_found(record_id: int | str) -> UsageError:
+    """No recorded upload with that id."""
+    return UsageError(
+        f"no upload {record_id}", code=ErrorCode.UPLOAD_NOT_FOUND, record_id=str(record_id)
+    )
+
+
+class UploadPlanner:
+    """Decides where each file's upload starts: new, resumed, or started over."""
+
+    def __init__(
+        self,
+        rest: PanoptoRest,
+        store: UploadStore,
+        s3: S3Clients,
+        caller: S3Caller,
+        options: UploadOptions,
+        *,
+        account_id: int | None = None,
+        server: str | None = None,
+    ) -> None:
+        self.rest = rest
+        self.store = store
+        self.s3 = s3
+        self.caller = caller
+        self.options = options
+        self.account_id = account_id
+        self.server = server
+
+    def record(self, record_id: int) -> UploadRecord:
+        """The recorded upload ``record_id`` (UsageError when there is none)."""
+        record = self.store.get(record_id)
+        if record is None:
+            raise not_found(record_id)
+        return record
+
+    def plan(self, job: UploadJob, emit: Progress) -> FilePlan:
+        """Check the file and find or create its upload (a sessionUpload and a record)."""
+        path = check_media_file(job.path, force=self.options.force)
+        stat = path.stat()
+        size = stat.st_size
+        chosen = part_size(size, self.options.part_size_mib, str(path))
+        record = self.store.find_resumable(self.account_id, job.folder_id, str(path))
+        if record is not None:
+            if self.changed(record, path, size, stat.st_mtime):
+                emit(
+                    UploadEvent(
+                        "restarted",
+                        str(path),
+                        size,
+                        record_id=record.id,
+                        upload_id=record.session_upload_id,
+                        message=f"{path.name} changed since upload {record.id} was interrupted: "
+                        "starting over",
+                    )
+                )
+                self.discard(record, "the file changed; started over")
+                record = None
+            else:
+                record = self._check_remote(record, emit, size)
+        if record is None:
+            return FilePlan(self._create(job, path, size, stat.st_mtime, chosen, emit), path, size)
+        return FilePlan(record, path, size, resumed=True)
+
+    @staticmethod
+    def changed(record: UploadRecord, path: Path, size: int, mtime: float) -> bool:
+        """Whether the file differs from the one the record was started with."""
+        return (
+            record.file_size != size
+            or record.file_mtime != mtime
+            or record.fingerprint != fingerprint(path, size)
+        )
+
+    def _create(
+        self, job: UploadJob, path: Path, size: int, mtime: float, chosen: int, emit: Progress
+    ) -> UploadRecord:
+        session_upload = self.rest.create_session_upload(job.folder_id)
+        record = self.store.create(
+            account_id=self.account_id,
+            server=self.server,
+            folder_id=job.folder_id,
+            session_upload_id=str(session_upload["ID"]),
+            upload_target=str(session_upload["UploadTarget"]),
+            object_key=path.name,
+            file_path=str(path),
+            file_size=size,
+            file_mtime=mtime,
+            fingerprint=fingerprint(path, size),
+            part_size=chosen,
+            title=job.title or path.stem,
+            description=job.description,
+            state=UploadState.UPLOADING,
+        )
+        emit(
+            UploadEvent(
+                "started", str(path), size, record_id=record.id, upload_id=record.session_upload_id
+            )
+        )
+        return record
+
+    def _check_remote(self, record: UploadRecord, emit: Progress, size: int) -> UploadRecord | None:
+        """Where Panopto is with a recorded upload; None when it must start over."""
+        assert record.session_upload_id is not None
+        try:
+            remote = self.rest.get_session_upload(record.session_upload_id)
+        except UsageError:  # 404: gone
+            remote = {"State": SessionUploadState.DELETED, "Message": "no longer exists"}
+        state = remote.get("State")
+        if state == SessionUploadState.UPLOADING:
+            return record
+        if state in (
+            SessionUploadState.UPLOAD_COMPLETE,
+            SessionUploadState.PROCESSING,
+            SessionUploadState.COMPLETE,
+        ):
+            if record.state != UploadState.PROCESSING:
+                self.store.update(record.id, state=UploadState.PROCESSING)
+            return self.record(record.id)
+        emit(
+            UploadEvent(
+                "restarted",
+                record.file_path,
+                size,
+                record_id=record.id,
+                upload_id=record.session_upload_id,
+                message=f"upload {record.id} is {state_name(state)} at Panopto: starting over",
+            )
+        )
+        self.discard(record, f"Panopto State {state}; started over")
+        return None
+
+    def discard(self, record: UploadRecord, why: str) -> None:
+        """Best-effort cleanup of a stale upload (abort, cancel), then mark it cancelled."""
+        self.abort_multipart(record)
+        if record.session_upload_id:
+            with contextlib.suppress(VidauthError):
+                self.rest.delete_session_upload(record.session_upload_id)
+        self.store.update(record.id, state=UploadState.CANCELLED, message=why)
+
+    def abort_multipart(self, record: UploadRecord) -> None:
+        """Abort the record's multipart upload, if it has one (best effort)."""
+        if not (record.upload_target and record.s3_upload_id):
+            return
+        target = parse_upload_target(record.upload_target)
+        s3 = self.s3.get(target.endpoint)
+        with contextlib.suppress(Exception):
+            s3.abort_multipart_upload(
+                Bucket=target.bucket,
+                Key=target.key(record.object_key),
+                UploadId=record.s3_upload_id,
+            )
+
+    # -- the multipart upload --------------------------------------------------------------
+
+    def prepare(self, record: UploadRecord, size: int, stop: Stop, emit: Progress) -> TransferPlan:
+        """Open the multipart upload, or take the parts the target already holds."""
+        assert record.upload_target is not None
+        target = parse_upload_target(record.upload_target)
+        s3 = self.s3.get(target.endpoint)
+        key = target.key(record.object_key)
+        plan = TransferPlan(record, target, s3, key, size, part_count(size, record.part_size))
+        name = Path(record.file_path).name
+        if record.s3_upload_id is None:
+            created = self.caller.call(
+                stop,
+                "starting the multipart upload",
+                name,
+                s3.create_multipart_upload,
+                Bucket=target.bucket,
+                Key=key,
+            )
+            self.store.update(record.id, s3_upload_id=str(created["UploadId"]))
+            plan.record = self.record(record.id)
+            return plan
+        self.reconcile(plan, stop)
+        emit(
+            UploadEvent(
+                "resumed",
+                record.file_path,
+                size,
+                plan.bytes_done,
+                record.id,
+                record.session_upload_id,
+                message=f"resuming upload {record.id}: "
+                f"{len(plan.parts)} of {plan.count} parts already there",
+            )
+        )
+        return plan
+
+    def reconcile(self, plan: TransferPlan, stop: Stop) -> None:
+        """Take the parts S3 holds (ListParts) whose sizes match the plan into ``plan.parts``
+        and the store; sets ``plan.assembled`` when the object is already complete."""
+        record = plan.record
+        s3 = plan.s3
+        expected = {
+            n: part_range(n, plan.size, record.part_size)[1] for n in range(1, plan.count + 1)
+        }
+        found: dict[int, tuple[str, int]] = {}
+        marker = 0
+        try:
+            while True:
+                page = self.caller.call(
+                    stop,
+                    "listing the uploaded parts",
+                    Path(record.file_path).name,
+                    s3.list_parts,
+                    raw_errors=True,
+                    Bucket=plan.target.bucket,
+                    Key=plan.key,
+                    UploadId=record.s3_upload_id,
+                    PartNumberMarker=marker,
+                )
+                for part in page.get("Parts", []):
+                    number, part_bytes = int(part["PartNumber"]), int(part["Size"])
+                    if expected.get(number) == part_bytes:
+                        found[number] = (str(part["ETag"]), part_bytes)
+                if not page.get("IsTruncated"):
+                    break
+                marker = int(page.get("NextPartNumberMarker") or 0)
+        except Exception as exc:
+            if not no_such_upload(exc):
+                raise
+            if self._head(plan) == plan.size:
+                plan.assembled = True
+                return
+            raise RemoteServiceError(
+                f"upload {record.id}'s multipart upload no longer exists at the target",
+                code=ErrorCode.MULTIPART_UPLOAD_GONE,
+                record_id=record.id,
+            ) from None
+        plan.parts = found
+        self.store.replace_parts(record.id, found)
+
+    @staticmethod
+    def _head(plan: TransferPlan) -> int | None:
+        try:
+            answer = plan.s3.head_object(Bucket=plan.target.bucket, Key=plan.key)
+        except Exception:
+            return None
+        return int(answer.get("ContentLength") or 0)

@@ -1,0 +1,145 @@
+"""S3 calls under the one retry policy, stoppable at every attempt, failing as coded errors.
+
+boto3's own retries are off (:mod:`vidauth.panopto.target`): every S3 call — each part,
+ListParts, the manifest, Create/Complete/Abort — retries here, with the same
+:class:`~vidauth.retry.RetryPolicy` as the token and API calls (``VIDAUTH_RETRY_*``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from vidauth.errors import ErrorCode, RemoteServiceError, VidauthError
+from vidauth.panopto.upload_types import UploadInterrupted
+from vidauth.retry import RetryPolicy, parse_retry_after
+
+
+def s3_status(exc: BaseException) -> tuple[int, str]:
+    """(HTTP status, S3 error code) of a botocore error; (0, exception name) otherwise."""
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        return status, str(exc.response.get("Error", {}).get("Code") or "")
+    return 0, type(exc).__name__
+
+
+def retryable(exc: BaseException) -> bool:
+    """A transient S3 failure: 5xx, 408, 429, SlowDown, a dropped connection."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, ClientError):
+        status, code = s3_status(exc)
+        return status >= 500 or status in (408, 429) or code in ("RequestTimeout", "SlowDown")
+    return isinstance(exc, HTTPClientError | ConnectionError)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The Retry-After of a botocore error response, when it had one."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+    return parse_retry_after(headers.get("retry-after"))
+
+
+def no_such_upload(exc: BaseException) -> bool:
+    """The multipart upload (or sessionUpload) is gone at the target."""
+    status, code = s3_status(exc)
+    return status == 404 or code in ("NoSuchUpload", "NoSuchSessionUpload")
+
+
+class Stop:
+    """Why the calls of one file must stop: the engine's cancel event, or a sibling part's
+    failure (``failed``)."""
+
+    def __init__(self, cancel: threading.Event, record_id: int | None) -> None:
+        self.cancel = cancel
+        self.failed = threading.Event()
+        self.record_id = record_id
+
+    def check(self) -> None:
+        """Raise UploadInterrupted when the upload must stop."""
+        if self.cancel.is_set():
+            raise UploadInterrupted(
+                f"upload {self.record_id} stopped; it can be resumed",
+                record_id=self.record_id,
+            )
+        if self.failed.is_set():
+            raise UploadInterrupted("stopped after another part failed", record_id=self.record_id)
+
+    def wait(self, delay: float) -> None:
+        """Sleep ``delay`` seconds unless stopped first."""
+        if self.cancel.wait(delay) or self.failed.is_set():
+            self.check()
+
+
+class S3Caller:
+    """Runs S3 calls with retries under ``policy``; failures become coded errors."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def call(
+        self,
+        stop: Stop,
+        what: str,
+        filename: str,
+        call: Callable[..., Any],
+        *,
+        raw_errors: bool = False,
+        before: Callable[[], None] | None = None,
+        **kw: Any,
+    ) -> Any:
+        """``call(**kw)``, retried on transient failures within the policy's bounds.
+
+        ``before`` runs before every attempt (a token refresh); ``raw_errors`` lets a
+        NoSuchUpload through as it is, for the caller to handle.
+        """
+        budget = self.policy.start()
+        while True:
+            attempt = budget.begin()
+            stop.check()
+            if before is not None:
+                before()
+            try:
+                return call(**kw)
+            except Exception as exc:
+                if isinstance(exc, VidauthError):
+                    raise
+                delay = budget.next_delay(retry_after(exc)) if retryable(exc) else None
+                if delay is not None:
+                    stop.wait(delay)
+                    continue
+                if raw_errors and no_such_upload(exc):
+                    raise
+                raise target_failure(what, filename, stop.record_id, exc, attempt) from None
+
+
+def target_failure(
+    what: str, filename: str, record_id: int | None, exc: BaseException, attempts: int
+) -> RemoteServiceError:
+    """An S3 failure after ``attempts`` as one line with its facts."""
+    status, code = s3_status(exc)
+    facts: dict[str, Any] = {
+        "record_id": record_id,
+        "file": filename,
+        "attempts": attempts,
+        "status": status or None,
+        "target_error": code or None,
+    }
+    if status:
+        return RemoteServiceError(
+            f"{what} of {filename} failed: the upload target answered {code or 'an error'} "
+            f"(HTTP {status}) after {attempts} attempt(s)",
+            code=ErrorCode.UPLOAD_TARGET_FAILED,
+            **facts,
+        )
+    return RemoteServiceError(
+        f"{what} of {filename} failed: could not reach the upload target ({code}) after "
+        f"{attempts} attempt(s)",
+        code=ErrorCode.UPLOAD_TARGET_FAILED,
+        **facts,
+    )

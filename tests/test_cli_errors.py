@@ -1,0 +1,47 @@
+"""The CLI's wording of error codes: the library's line, then the command that fixes it."""
+
+from __future__ import annotations
+
+from vidauth.cli_errors import EXIT_CODES, exit_code, sentence
+from vidauth.errors import (
+    ErrorCode,
+    OAuthError,
+    RemoteServiceError,
+    SignInRequired,
+    StoreError,
+    UsageError,
+)
+
+
+def test_every_code_has_an_exit_code() -> None:
+    assert set(EXIT_CODES) == set(ErrorCode)
+
+
+def test_sentences_add_the_command_to_the_library_line() -> None:
+    gone = RemoteServiceError(
+        "upload 3's multipart upload no longer exists at the target",
+        code=ErrorCode.MULTIPART_UPLOAD_GONE,
+        record_id=3,
+    )
+    assert sentence(gone).endswith(": cancel it with `vidauth uploads cancel 3` and upload again")
+    assert exit_code(gone) == 4
+    lost = RemoteServiceError(
+        "uploading part 2 of a.mp4 failed: could not reach the upload target",
+        code=ErrorCode.UPLOAD_TARGET_FAILED,
+        record_id=7,
+        status=None,
+    )
+    assert sentence(lost).endswith(
+        "; check your network and run the same command again to resume, or "
+        "`vidauth uploads cancel 7`"
+    )
+    assert sentence(SignInRequired("not signed in")) == "not signed in: run `vidauth login`"
+    assert exit_code(UsageError("no upload 9", code=ErrorCode.UPLOAD_NOT_FOUND)) == 2
+    grant = OAuthError("invalid_grant", "signing in failed: invalid_grant: sign in again")
+    assert sentence(grant).endswith("; run `vidauth login`") and exit_code(grant) == 3
+    assert "vidauth" not in str(grant)
+
+
+def test_a_code_without_advice_is_the_library_line() -> None:
+    error = StoreError("the database cannot be read")
+    assert sentence(error) == "the database cannot be read" and exit_code(error) == 2
