@@ -269,8 +269,12 @@ def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url:
 
         api = ApiClient(service, key.stdout.strip())
         try:
-            link = api.post("/v1/accounts/dev-user/connect").json()["authorize_url"]
-            page = complete_browser_login(link)
+            start_url = api.post("/v1/accounts/dev-user/connect").json()["connect_url"]
+            with httpx.Client(timeout=30.0) as browser:  # keeps the start page's cookie
+                start = browser.get(start_url, follow_redirects=False)
+                assert start.status_code == 303, start.text
+                link = start.headers["location"]  # the sandbox's authorize URL
+                page = complete_browser_login(link, client=browser)
             assert page.status_code == 200 and "connected" in page.text.lower()
             assert api.get("/v1/accounts/dev-user").json()["status"] == "connected"
         finally:
