@@ -399,6 +399,8 @@ def listener_of(port: int) -> str | None:
         except OSError:
             continue
     return None
+
+
 def _file_modes(settings: Settings) -> Check:
     from vidauth.store.db import file_mode_problems, sqlite_path_of
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from vidauth.errors import RemoteServiceError
+from vidauth.errors import ErrorCode, RemoteServiceError
 
 #: The longest access-token lifetime taken at face value (ten years); beyond it is an error.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
@@ -29,10 +29,10 @@ class InvalidTokenResponse(RemoteServiceError):
     ``field`` names the offending field; the value is never kept.
     """
 
-    default_code = "token_response_invalid"
+    default_code = ErrorCode.TOKEN_RESPONSE_INVALID
 
     def __init__(self, message: str, *, field: str) -> None:
-        super().__init__(message)
+        super().__init__(message, field=field)
         self.field = field
 
 

@@ -84,6 +84,8 @@ def fault_response(status: int) -> Response:
 
 def _max_age(seconds: int | None) -> dict[str, str]:
     return {} if seconds is None else {"Cache-Control": f"public, max-age={seconds}"}
+
+
 async def _hold_back(request: Request, seconds: float) -> None:
     """Wait ``seconds`` before answering, or until the client has gone."""
     until = time.monotonic() + seconds

@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from vidauth.errors import StoreError
+from vidauth.errors import ErrorCode, StoreError
 from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
@@ -39,10 +39,10 @@ class StoreNotWritable(StoreError):
     """The database refused a write (disk full, read-only, connection lost); ``cause`` is the
     driver's one-line reason."""
 
-    default_code = "store_unwritable"
+    default_code = ErrorCode.STORE_UNWRITABLE
 
     def __init__(self, message: str, *, cause: str) -> None:
-        super().__init__(message)
+        super().__init__(message, cause=cause)
         self.cause = cause
 
 
