@@ -146,6 +146,21 @@ def test_without_a_grace_period_a_replayed_refresh_revokes_the_grant(sandbox: Sa
     assert stats(sandbox)["refresh_reuse_detected"] == 1
 
 
+def test_refresh_token_reuse_is_a_profile_key(sandbox: SandboxSetup, clean_env: Path) -> None:
+    from vidauth.config import load_settings
+    from vidauth.errors import ConfigError
+
+    table = (
+        f'[profiles.okta]\nprovider = "oauth2"\ntoken_url = "{sandbox.server.url}/t"\n'
+        'client_id = "c"\nrefresh_token_reuse = "{}"\n'
+    )
+    (clean_env / "vidauth.toml").write_text(table.replace("{}", "grace"))
+    assert load_settings(vidauth_profile="okta").profile().refresh_token_reuse == "grace"
+    (clean_env / "vidauth.toml").write_text(table.replace("{}", "sometimes"))
+    with pytest.raises(ConfigError, match="refresh_token_reuse"):
+        load_settings(vidauth_profile="okta").profile()
+
+
 # -- 2. a refresh that succeeded but could not be saved -------------------------------------
 
 
