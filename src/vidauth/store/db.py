@@ -193,7 +193,7 @@ def tighten_sqlite_files(path: Path) -> None:
             st = file.stat()
             if st.st_mode & 0o077 and st.st_uid == os.getuid():
                 os.chmod(file, PRIVATE_FILE_MODE)
-                log.warning("tightened %s from %o to 600", file, st.st_mode & 0o777)
+                log.info("tightened %s from %o to 600", file, st.st_mode & 0o777)
         except OSError:
             continue
 

@@ -508,6 +508,6 @@ def secure_home(home: Path) -> None:
         mode = home.stat().st_mode & 0o777
         if mode & 0o077 and home.stat().st_uid == os.getuid():
             os.chmod(home, 0o700)
-            log.warning("tightened %s from %o to 700 (it holds the store and its key)", home, mode)
+            log.info("tightened %s from %o to 700 (it holds the store and its key)", home, mode)
     except OSError:
         return  # reported where the home is used (database, key file) and by `doctor`
