@@ -7,6 +7,7 @@ a real ``vidauth`` process (signals, a file-size limit standing in for a full di
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 import subprocess
@@ -324,3 +325,30 @@ def test_status_survives_an_infinite_expiry_stored_by_an_older_version(
     with sandbox.vidauth() as va:
         assert va.token_manager().access_token(60)  # treated as expired: refreshed
     assert refreshes(sandbox) == 1
+
+
+# -- 9. files at rest -------------------------------------------------------------------------
+
+
+def test_cli_creates_private_files_and_doctor_reports_open_ones(sandbox: SandboxSetup) -> None:
+    import json
+
+    old = os.umask(0o022)
+    try:
+        with sandbox.vidauth() as va:
+            sandbox.login(va)
+    finally:
+        os.umask(old)
+    db = sandbox.home / "vidauth.db"
+    assert sandbox.home.stat().st_mode & 0o777 == 0o700
+    assert db.stat().st_mode & 0o777 == 0o600
+    os.chmod(sandbox.home, 0o755)  # noqa: S103 - the mistake under test
+    os.chmod(db, 0o644)
+    proc = cli(sandbox, "doctor", "--json")
+    out, err = proc.communicate(timeout=120)
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert checks["file modes"]["status"] == "warn", err
+    assert "is 755" in checks["file modes"]["detail"] and "is 644" in checks["file modes"]["detail"]
+    # …and using the store tightened them.
+    assert sandbox.home.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in sandbox.home.glob("vidauth.db*")} == {0o600}
