@@ -213,7 +213,7 @@ def test_disk_that_stays_full_keeps_the_grant_in_a_recovery_file(sandbox: Sandbo
     sandbox.server.state.token_delay = 1.0
     proc = cli(sandbox, "token")
     wait_for(lambda: refreshes(sandbox) == 1)
-    _limit_file_size(proc.pid, 16384)  # room for a small file, none for the database
+    _limit_file_size(proc.pid, 8192)  # room for a small file, none for the database
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 2, err
     last = err.strip().splitlines()[-1]
