@@ -441,7 +441,10 @@ class TokenStore:
     @contextmanager
     def lock_grant(self, account_id: int) -> Iterator[LockedGrant]:
         """Hold the account's grant under the store's write lock (SQLite: the database's
-        write lock via BEGIN IMMEDIATE; PostgreSQL: a row lock), re-reading it once held."""
+        write lock via BEGIN IMMEDIATE; PostgreSQL: a row lock), re-reading it once held.
+
+        For short, local changes only: a refresh uses :meth:`claim_refresh`, so that no lock is
+        held across a network call."""
         with self.db.write_session() as session:
             account_query = select(Account).where(Account.id == account_id)
             token_query = select(Token).where(Token.account_id == account_id)
