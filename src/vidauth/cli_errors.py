@@ -130,6 +130,10 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.PROCESSING_FAILED: 4,
     ErrorCode.PROCESSING_TIMEOUT: 4,
     ErrorCode.UPLOAD_INTERRUPTED: 130,
+    ErrorCode.REFRESH_OUTCOME_UNKNOWN: 4,
+    ErrorCode.TOKEN_RESPONSE_INVALID: 4,
+    ErrorCode.STORE_UNWRITABLE: 2,
+    ErrorCode.GRANT_NOT_SAVED: 2,
 }
 
 

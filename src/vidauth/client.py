@@ -83,7 +83,7 @@ class Vidauth:
     @cached_property
     def token_endpoint(self) -> TokenEndpoint:
         """The profile's token endpoint."""
-        return TokenEndpoint(self.profile, self.http)
+        return TokenEndpoint(self.profile, self.http, self.retry_policy)
 
     def close(self) -> None:
         """Release HTTP connections and database connections."""

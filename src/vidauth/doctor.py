@@ -112,6 +112,7 @@ def run_doctor(settings: Settings, *, probe_client: bool = True) -> list[Check]:
                 _skipped("client", blocked) if blocked else _client_probe(profile, client)
             )
     checks.append(_redirect(profile))
+    checks.append(_file_modes(settings))
     checks.append(_store(settings, profile))
     return checks
 
@@ -398,6 +399,17 @@ def listener_of(port: int) -> str | None:
         except OSError:
             continue
     return None
+
+
+def _file_modes(settings: Settings) -> Check:
+    from vidauth.store.db import file_mode_problems, sqlite_path_of
+
+    path = sqlite_path_of(settings.database_url)
+    problems = file_mode_problems(settings.home, path)
+    if problems:
+        fix = f"chmod 700 {settings.home}" + (f" and chmod 600 {path}*" if path else "")
+        return Check("file modes", WARN, "; ".join(problems), fix + " (vidauth tightens them too)")
+    return Check("file modes", OK, f"{settings.home} and the store are private to you")
 
 
 def _store(settings: Settings, profile: Profile) -> Check:

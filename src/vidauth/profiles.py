@@ -73,6 +73,8 @@ class Profile:
     server: str | None = None
     client_auth: str = "client_secret_post"
     pkce: bool = False
+    #: ``strict`` or ``grace``: see :attr:`vidauth.providers.base.Provider.refresh_token_reuse`.
+    refresh_token_reuse: str = "strict"  # noqa: S105 - a policy name
     authorize_params: dict[str, str] = field(default_factory=dict)
     #: A reference (``env:NAME`` / ``file:PATH``) to a Panopto ID provider's application key;
     #: never the key itself. Resolved only when a grant needs it.
@@ -112,6 +114,7 @@ class ProfileModel(BaseModel):
     scope: str | None = None
     client_auth: Literal["client_secret_post", "client_secret_basic"] | None = None
     pkce: bool | None = None
+    refresh_token_reuse: Literal["strict", "grace"] | None = None
     authorize_params: dict[str, str] | None = None
     application_key: str | None = None
 
@@ -311,6 +314,7 @@ def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Prof
         server=server,
         client_auth=model.client_auth or provider.client_auth,
         pkce=model.pkce if model.pkce is not None else provider.pkce,
+        refresh_token_reuse=model.refresh_token_reuse or provider.refresh_token_reuse,
         authorize_params=dict(model.authorize_params or {}),
         application_key=model.application_key,
         source=source.label,

@@ -174,8 +174,10 @@ def test_html_502_is_retried_not_a_json_crash(sandbox: SandboxSetup) -> None:
 
 
 def test_cli_token_exits_4_when_retries_run_out(sandbox: SandboxSetup) -> None:
+    # A client-credentials regrant is safe to resend (nothing rotates); a strict-rotation
+    # refresh is not, and is tested in test_refresh_hardening.py.
     with sandbox.vidauth() as va:
-        va.login_password("alice", Secret("alice-sandbox-password"))
+        va.login_client_credentials()
     httpx.post(f"{sandbox.server.url}/sandbox/faults", json={"token": [503] * 10})
     env = sandbox.env(VIDAUTH_RETRY_ATTEMPTS="3")
     result = subprocess.run(

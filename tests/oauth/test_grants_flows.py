@@ -88,7 +88,7 @@ def test_device_flow_waits_slows_down_and_succeeds(clean_env: Path) -> None:
         {"error": "authorization_pending"},
         {"error": "slow_down"},
         {"error": "authorization_pending"},
-        {"access_token": "at", "refresh_token": "rt", "expires_in": 300},
+        {"access_token": "at", "token_type": "Bearer", "refresh_token": "rt", "expires_in": 300},
     ]
     ep = endpoint(profile, device_server(answers, seen))
     started = device.start(ep, profile)

@@ -26,11 +26,12 @@ def _expire_now(va: Any, account_id: int) -> None:
         session.execute(update(Token).where(Token.account_id == account_id).values(expires_at=0))
 
 
-def _race(sandbox: SandboxSetup, database_url: str | None) -> None:
+def _race(sandbox: SandboxSetup, database_url: str | None, token_delay: float = 0.0) -> None:
     extra = {"vidauth_database_url": database_url} if database_url else {}
     with sandbox.vidauth(**extra) as va:
         account = sandbox.login(va)
         _expire_now(va, account.id)
+        sandbox.server.state.token_delay = token_delay  # waiters poll the claim meanwhile
         refreshes_before = _count(sandbox.server.state.stats_snapshot(), "refresh_token")
         start_at = time.time() + 3.0
         env = sandbox.env(PYTHONPATH=str(ROOT))
@@ -83,3 +84,16 @@ def test_one_refresh_for_12_callers_sqlite(sandbox: SandboxSetup) -> None:
 @pytest.mark.postgres
 def test_one_refresh_for_12_callers_postgres(sandbox: SandboxSetup, postgres_url: str) -> None:
     _race(sandbox, postgres_url)
+
+
+def test_one_refresh_for_12_callers_while_the_endpoint_is_slow_sqlite(
+    sandbox: SandboxSetup,
+) -> None:
+    _race(sandbox, None, token_delay=1.5)
+
+
+@pytest.mark.postgres
+def test_one_refresh_for_12_callers_while_the_endpoint_is_slow_postgres(
+    sandbox: SandboxSetup, postgres_url: str
+) -> None:
+    _race(sandbox, postgres_url, token_delay=1.5)

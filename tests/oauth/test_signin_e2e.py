@@ -162,8 +162,12 @@ def test_logout_revoke(sandbox: SandboxSetup) -> None:
 
 
 def test_transient_token_endpoint_failures_are_retried(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(access_token_lifetime=30)
-    with sandbox.vidauth() as va:
+    # Retrying a refresh is safe only where the server has a reuse grace period (see
+    # tests/oauth/test_refresh_hardening.py for strict rotation, Panopto's default).
+    from tests.oauth.test_refresh_hardening import with_reuse
+
+    sandbox = make_sandbox(access_token_lifetime=30, refresh_reuse_grace=60)
+    with with_reuse(sandbox, "grace") as va:
         sandbox.login(va)
         sandbox.server.state.inject_token_failures([503, 502])
         assert va.token_manager().access_token(min_validity=60)

@@ -483,6 +483,62 @@ def test_injected_token_failures(env: Env) -> None:
     assert httpx.post(f"{env.server.url}/sandbox/faults", json={"token": [200]}).status_code == 400
 
 
+def test_reuse_grace_period_accepts_a_rotated_refresh_token_for_a_while(make_env: Any) -> None:
+    env = make_env(refresh_reuse_grace=0.5)
+    first = env.exchange(env.login()["code"]).json()
+    second = env.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
+    again = env.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert second.status_code == 200 and again.status_code == 200, again.text
+    assert _userinfo(env, again.json()["access_token"]).status_code == 200
+    time.sleep(0.6)
+    late = env.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+    stats = env.server.state.stats_snapshot()
+    assert stats["refresh_reuse_in_grace"] == 1 and stats["refresh_reuse_detected"] == 1
+
+
+def test_lost_answers_are_processed_first(env: Env) -> None:
+    first = env.exchange(env.login()["code"]).json()
+    env.server.state.lose_token_answers(["502"])
+    lost = env.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert lost.status_code == 502 and lost.text.startswith("<html>")
+    # The refresh happened: presenting the same token again is reuse.
+    reuse = env.token(grant_type="refresh_token", refresh_token=first["refresh_token"])
+    assert reuse.json()["error"] == "invalid_grant"
+    assert env.server.state.stats_snapshot()["refresh_reuse_detected"] == 1
+    queued = httpx.post(f"{env.server.url}/sandbox/faults", json={"lose_answer": ["timeout"]})
+    assert queued.status_code == 200
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            env.url("token"),
+            data={"grant_type": "client_credentials", "client_id": "test-client"},
+            auth=("test-client", SECRET),
+            timeout=1.0,
+        )
+    assert time.monotonic() - started < 5
+    stats = httpx.get(f"{env.server.url}/sandbox/stats").json()
+    assert stats["lost_answers"] == 2 and stats["token_successes"]["client_credentials"] == 1
+    bad = httpx.post(f"{env.server.url}/sandbox/faults", json={"lose_answer": ["drop"]})
+    assert bad.status_code == 400
+
+
+def test_hostile_bodies_and_token_delay(env: Env) -> None:
+    env.server.state.hostile_token_answers([{"access_token": ["x"]}, '{"expires_in": 1e400}'])
+    first = env.token(grant_type="client_credentials")
+    assert first.status_code == 200 and first.json() == {"access_token": ["x"]}
+    assert env.token(grant_type="client_credentials").text == '{"expires_in": 1e400}'
+    stats = env.server.state.stats_snapshot()
+    assert stats["hostile_answers"] == 2 and stats["token_requests"]["client_credentials"] == 0
+    assert httpx.post(f"{env.server.url}/sandbox/faults", json={"token_delay": 0.5}).is_success
+    started = time.monotonic()
+    assert env.token(grant_type="client_credentials").status_code == 200
+    assert time.monotonic() - started >= 0.5
+    assert (
+        httpx.post(f"{env.server.url}/sandbox/faults", json={"token_delay": -1}).status_code == 400
+    )
+
+
 def test_default_config() -> None:
     config = SandboxConfig()
     (client,) = config.clients

@@ -119,8 +119,99 @@ def test_concurrent_key_creation_agrees(tmp_path: Path) -> None:
 
 
 def test_token_set_parses_string_expiry() -> None:
-    tokens = TokenSet.from_response({"access_token": "a", "expires_in": "86400"}, now=1000.0)
+    tokens = TokenSet.from_response(
+        {"access_token": "a", "token_type": "bearer", "expires_in": "86400"}, now=1000.0
+    )
     assert tokens.expires_at == 87400.0
     assert "zq-secret-value" not in repr(
         TokenSet(access_token="zq-secret-value", refresh_token="zq-secret-value")
     )
+
+
+# -- the refresh claim ----------------------------------------------------------------------
+
+
+def _always(_tokens: TokenSet | None, _status: str) -> bool:
+    return True
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_refresh_claim_is_exclusive_until_released(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'x.db'}"
+    )
+    store = TokenStore.open(Database(url), tmp_path, ())
+    account_id = _grant(store)
+    first = store.claim_refresh(account_id, "elsewhere:1:a", 60, _always)
+    assert first.held and first.tokens is not None and first.tokens.refresh_token == "refresh-1"
+    second = store.claim_refresh(account_id, "elsewhere:2:b", 60, _always)
+    assert not second.held and second.busy_until is not None
+    store.finish_refresh(
+        account_id, "elsewhere:1:a", TokenSet(access_token="new", refresh_token="r2"), "refreshed"
+    )
+    third = store.claim_refresh(account_id, "elsewhere:2:b", 60, _always)
+    assert third.held and third.tokens is not None and third.tokens.refresh_token == "r2"
+    not_wanted = store.claim_refresh(account_id, "elsewhere:3:c", 60, lambda t, s: False)
+    assert not not_wanted.held and not_wanted.busy_until is None
+    store.db.dispose()
+
+
+def test_refresh_claim_of_a_dead_process_or_a_lapsed_lease_is_taken_over(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    store = TokenStore.open(Database(f"sqlite:///{tmp_path / 'x.db'}"), tmp_path, ())
+    account_id = _grant(store)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert store.claim_refresh(account_id, f"{socket.gethostname()}:{gone.pid}:x", 600, _always)
+    assert store.claim_refresh(account_id, "other:1:y", 0.3, _always).held  # dead: taken over
+    assert not store.claim_refresh(account_id, "other:2:z", 600, _always).held  # alive elsewhere
+    time.sleep(0.6)
+    assert store.claim_refresh(account_id, "other:2:z", 600, _always).held  # lease lapsed
+
+
+# -- files at rest --------------------------------------------------------------------------
+
+
+def test_home_and_database_are_private_from_creation(tmp_path: Path) -> None:
+    import os
+
+    home = tmp_path / "home"
+    old = os.umask(0o022)
+    try:
+        store = TokenStore.open(Database(f"sqlite:///{home / 'vidauth.db'}"), home, ())
+        _grant(store)
+        files = [home / "vidauth.db", home / "vidauth.db-wal", home / "vidauth.db-shm"]
+        assert all(f.exists() for f in files)
+        assert home.stat().st_mode & 0o777 == 0o700
+        assert {f.stat().st_mode & 0o777 for f in files} == {0o600}
+        assert (home / "secret.key").stat().st_mode & 0o777 == 0o600
+        store.db.dispose()
+    finally:
+        os.umask(old)
+
+
+def test_too_open_home_and_database_are_tightened_and_reported(tmp_path: Path) -> None:
+    import os
+
+    from vidauth.store.db import file_mode_problems
+
+    home = tmp_path / "home"
+    db_path = home / "vidauth.db"
+    store = TokenStore.open(Database(f"sqlite:///{db_path}"), home, ())
+    _grant(store)
+    store.db.dispose()
+    os.chmod(home, 0o755)  # noqa: S103 - the mistake under test
+    os.chmod(db_path, 0o644)
+    problems = file_mode_problems(home, db_path)
+    assert any("is 755" in p for p in problems) and any("is 644" in p for p in problems)
+    again = TokenStore.open(Database(f"sqlite:///{db_path}"), home, ())
+    again.list_accounts()
+    assert file_mode_problems(home, db_path) == []
+    again.db.dispose()

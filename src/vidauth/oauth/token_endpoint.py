@@ -1,8 +1,16 @@
 """Requests to the token and revocation endpoints (RFC 6749 §4-6, RFC 7009).
 
-Client authentication and request encoding come from Authlib; transport, retries and error
-handling from :mod:`vidauth.http`. A one-time authorization code is sent in ``unsent`` retry mode,
-so it is never replayed after the server may have consumed it.
+Client authentication and request encoding come from Authlib (``ClientAuth``,
+``prepare_token_request``, ``prepare_revoke_token_request``); transport, retries and error
+handling from :mod:`vidauth.http`. Authlib's own httpx ``OAuth2Client`` is not used: it is a
+client of its own, which would bypass the shared transport's replay modes and retry policy.
+
+A one-time authorization code is sent in ``unsent`` retry mode, so it is never replayed after the
+server may have consumed it. A refresh is too when the provider rotates refresh tokens strictly
+(``refresh_token_reuse = "strict"``): if its answer is lost the refresh is not replayed and
+:class:`RefreshOutcomeUnknown` says so. With ``grace`` it is retried with the same token.
+Every attempt is bounded by :attr:`TokenEndpoint.timeout`, and the whole call by
+:attr:`TokenEndpoint.call_bound`.
 """
 
 from __future__ import annotations
@@ -11,25 +19,67 @@ import json
 from typing import Any
 
 import httpx
+from authlib.common.urls import url_encode
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
+from authlib.oauth2.rfc7009.parameters import prepare_revoke_token_request
 
 from vidauth.config import Profile
-from vidauth.errors import ConfigError, RemoteServiceError
-from vidauth.http import RETRY_EXTENSION, RETRYABLE_STATUS, raise_for_exhausted, transport_failure
+from vidauth.errors import ConfigError, ErrorCode, RemoteServiceError
+from vidauth.http import (
+    RETRY_EXTENSION,
+    RETRYABLE_STATUS,
+    RetryPolicy,
+    _safe_url,
+    raise_for_exhausted,
+    transport_failure,
+)
 from vidauth.oauth.errors import RETRYABLE_ERRORS, oauth_error
 from vidauth.store.tokens import TokenSet
+
+#: Longest wait for one attempt's connection and for each read of its answer, in seconds.
+ATTEMPT_READ_S = 30.0
+ATTEMPT_CONNECT_S = 10.0
+STRICT, GRACE = "strict", "grace"
+
+
+class RefreshOutcomeUnknown(RemoteServiceError):
+    """A refresh reached the server but its answer was lost (a 5xx, a timeout, a dropped
+    connection), and the provider rotates refresh tokens strictly, so it was not sent again.
+
+    The server may or may not have rotated the grant; ``cause`` says what was seen (exit 4).
+    """
+
+    default_code = ErrorCode.REFRESH_OUTCOME_UNKNOWN
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message, cause=cause)
+        self.cause = cause
 
 
 class TokenEndpoint:
     """Grants against one profile's token endpoint."""
 
-    def __init__(self, profile: Profile, client: httpx.Client) -> None:
+    def __init__(
+        self, profile: Profile, client: httpx.Client, policy: RetryPolicy | None = None
+    ) -> None:
         if not profile.endpoints.token_url:
             raise ConfigError(f"profile {profile.name!r} has no token endpoint: set token_url")
         self.profile = profile
         self.client = client
         self.token_url = profile.endpoints.token_url
+        self.policy = policy or RetryPolicy()
+        read = min(ATTEMPT_READ_S, max(1.0, self.policy.max_total / 2))
+        #: One attempt's bounds (a hanging endpoint is given up after ``read`` seconds).
+        self.timeout = httpx.Timeout(read, connect=min(ATTEMPT_CONNECT_S, read))
+
+    @property
+    def call_bound(self) -> float:
+        """Seconds a token call can take at most, retries included: the transport starts no
+        retry after ``max_total``; one attempt and one backoff may still be under way."""
+        read = self.timeout.read or ATTEMPT_READ_S
+        connect = self.timeout.connect or ATTEMPT_CONNECT_S
+        return self.policy.max_total + self.policy.max_delay + connect + read
 
     def _client_auth(self, method: str | None = None) -> ClientAuth:
         secret = self.profile.client_secret.value if self.profile.client_secret else None
@@ -43,15 +93,15 @@ class TokenEndpoint:
         body = prepare_token_request(
             grant_type, **{k: v for k, v in params.items() if v is not None}
         )
-        return TokenSet.from_response(self._post(body, retry=retry, during=during))
+        data = self._post(body, retry=retry, during=during)
+        return TokenSet.from_response(data, during=during)
 
     def post_form(
         self, url: str, params: dict[str, Any], *, retry: str, during: str, require: str
     ) -> dict[str, Any]:
         """POST form ``params`` to another endpoint of the server (device authorization) with
         the same client authentication; the JSON answer must carry ``require``."""
-        body = prepare_token_request("x", **{k: v for k, v in params.items() if v is not None})
-        body = "&".join(p for p in body.split("&") if not p.startswith("grant_type="))
+        body = url_encode([(k, str(v)) for k, v in params.items() if v is not None])
         return self._post(body, retry=retry, during=during, url=url, require=require)
 
     def _post(
@@ -63,6 +113,7 @@ class TokenEndpoint:
         url: str | None = None,
         auth_method: str | None = None,
         require: str = "access_token",
+        strict_refresh: bool = False,
     ) -> dict[str, Any]:
         url = url or self.token_url
         headers = {
@@ -73,10 +124,18 @@ class TokenEndpoint:
         _, headers, body = self._client_auth(auth_method).prepare("POST", url, headers, body)
         try:
             response = self.client.post(
-                url, content=body.encode(), headers=headers, extensions={RETRY_EXTENSION: retry}
+                url,
+                content=body.encode(),
+                headers=headers,
+                timeout=self.timeout,
+                extensions={RETRY_EXTENSION: retry},
             )
         except httpx.TransportError as exc:
+            if strict_refresh and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise _answer_lost(url, type(exc).__name__) from None
             raise transport_failure(exc, during) from None
+        if strict_refresh and response.status_code in RETRYABLE_STATUS - {429}:
+            raise _answer_lost(url, f"HTTP {response.status_code}")
         return self._parse(response, during, require)
 
     def _parse(
@@ -86,8 +145,14 @@ class TokenEndpoint:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             data = None
-        if response.is_success and isinstance(data, dict) and data.get(require):
-            return data
+        if (
+            response.is_success
+            and isinstance(data, dict)
+            and (
+                data.get(require) is not None or (require == "access_token" and "error" not in data)
+            )
+        ):
+            return data  # a token response is checked field by field by parse_token_response()
         if isinstance(data, dict) and isinstance(data.get("error"), str):
             hint = None
             if (
@@ -112,7 +177,12 @@ class TokenEndpoint:
         raise_for_exhausted(response, during)
         if response.status_code in RETRYABLE_STATUS:  # pragma: no cover - raised above
             raise RemoteServiceError(f"{during} failed: HTTP {response.status_code}")
-        kind = "a non-JSON answer" if data is None else f"an answer without {require}"
+        if data is None:
+            kind = "a non-JSON answer"
+        elif not isinstance(data, dict):
+            kind = f"a JSON {type(data).__name__} instead of an object"
+        else:
+            kind = f"an answer without {require}"
         where = str(response.request.url.copy_with(query=None))
         raise RemoteServiceError(
             f"{during} failed: {where} gave HTTP {response.status_code} with {kind}; "
@@ -132,14 +202,24 @@ class TokenEndpoint:
             code_verifier=code_verifier,
         )
 
+    @property
+    def strict_rotation(self) -> bool:
+        """True when a lost refresh answer must not be replayed (the provider's setting)."""
+        return self.profile.refresh_token_reuse != GRACE
+
     def refresh(self, refresh_token: str, scope: str | None = None) -> TokenSet:
-        """refresh_token → tokens (the server may rotate the refresh token)."""
-        tokens = self.request(
-            "refresh_token",
-            during="refreshing the access token",
-            refresh_token=refresh_token,
-            scope=scope,
+        """refresh_token → tokens (the server may rotate the refresh token).
+
+        Strict rotation: sent again only when it certainly never left; a lost answer raises
+        :class:`RefreshOutcomeUnknown`. Grace: retried like any transient failure.
+        """
+        during = "refreshing the access token"
+        strict = self.strict_rotation
+        body = prepare_token_request("refresh_token", refresh_token=refresh_token, scope=scope)
+        data = self._post(
+            body, retry="unsent" if strict else "always", during=during, strict_refresh=strict
         )
+        tokens = TokenSet.from_response(data, during=during)
         if not tokens.refresh_token:
             tokens.refresh_token = refresh_token  # the server kept the old one
         return tokens
@@ -165,19 +245,20 @@ class TokenEndpoint:
         url = self.profile.endpoints.revocation_url
         if not url:
             raise ConfigError(f"profile {self.profile.name!r} has no revocation endpoint")
-        body = prepare_token_request("x", token=token, token_type_hint=token_type_hint)
-        body = "&".join(p for p in body.split("&") if not p.startswith("grant_type="))
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            **self.profile.provider.token_headers,
-        }
+        body, headers = prepare_revoke_token_request(
+            token, token_type_hint, headers=dict(self.profile.provider.token_headers)
+        )
         method = (
             self.profile.provider.revocation_client_auth if self.profile.client_secret else "none"
         )
         _, headers, body = self._client_auth(method).prepare("POST", url, headers, body)
         try:
             response = self.client.post(
-                url, content=body.encode(), headers=headers, extensions={RETRY_EXTENSION: "always"}
+                url,
+                content=body.encode(),
+                headers=headers,
+                timeout=self.timeout,
+                extensions={RETRY_EXTENSION: "always"},
             )
         except httpx.TransportError as exc:
             raise transport_failure(exc, "revoking the token") from None
@@ -191,3 +272,14 @@ class TokenEndpoint:
             raise oauth_error(data["error"], data.get("error_description"), during="revoking")
         raise_for_exhausted(response, "revoking the token")
         raise RemoteServiceError(f"revoking the token failed: HTTP {response.status_code}")
+
+
+def _answer_lost(url: str, cause: str) -> RefreshOutcomeUnknown:
+    where = _safe_url(httpx.Request("POST", url))
+    return RefreshOutcomeUnknown(
+        f"refreshing the access token: the request may have reached {where} but its answer was "
+        f"lost ({cause}); it was not sent again because this provider rotates refresh tokens "
+        "once (refresh_token_reuse = strict), so the sign-in may have been rotated: if the next "
+        "attempt is refused, sign in again",
+        cause=cause,
+    )

@@ -43,6 +43,10 @@ class Provider:
     token_headers: Mapping[str, str] = field(default_factory=dict)
     needs_server: bool = False
     requires_state: bool = True
+    #: What the server does when a rotated refresh token is presented again: ``strict``
+    #: (one-time rotation, reuse revokes the grant: Panopto) or ``grace`` (a reuse period, as
+    #: Okta and Auth0 offer). Decides whether a refresh whose answer was lost is sent again.
+    refresh_token_reuse: str = "strict"  # noqa: S105 - a policy name
     notes: str = ""
     #: ``Endpoints`` fields the platform serves but leaves out of its discovery document: for
     #: these the preset's path is kept even when discovery works.

@@ -7,7 +7,9 @@ other sandbox routers (the REST API, S3) can be included in it and use
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,7 +29,12 @@ from vidauth.sandbox.config import (
 )
 from vidauth.sandbox.oauth_server import SandboxAuthorizationServer, user_info
 from vidauth.sandbox.pages import build_router, incoming_request, issuer_for
-from vidauth.sandbox.state import SandboxState, SandboxUser
+from vidauth.sandbox.state import (
+    LOST_ANSWER_HANG,
+    LOST_ANSWER_KINDS,
+    SandboxState,
+    SandboxUser,
+)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -79,6 +86,13 @@ def _max_age(seconds: int | None) -> dict[str, str]:
     return {} if seconds is None else {"Cache-Control": f"public, max-age={seconds}"}
 
 
+async def _hold_back(request: Request, seconds: float) -> None:
+    """Wait ``seconds`` before answering, or until the client has gone."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until and not await request.is_disconnected():
+        await asyncio.sleep(min(0.05, max(0.0, until - time.monotonic())))
+
+
 def _bearer_error(status: int, error: str | None, description: str) -> JSONResponse:
     challenge = (
         "Bearer" if error is None else f'Bearer error="{error}", error_description="{description}"'
@@ -118,6 +132,11 @@ def create_app(config: SandboxConfig | None = None, state: SandboxState | None =
         if fault is not None:
             state.stats.count("injected_failures")
             return fault_response(fault)
+        hostile, body = state.take_hostile_body()
+        if hostile:
+            state.stats.count("hostile_answers")
+            text = body if isinstance(body, str) else json.dumps(body)
+            return Response(text, media_type="application/json", headers=NO_STORE)
         incoming = await incoming_request(request, state, form=True)
         grant_type = dict(incoming.form).get("grant_type") or "(none)"
         state.stats.token_request(grant_type)
@@ -129,6 +148,15 @@ def create_app(config: SandboxConfig | None = None, state: SandboxState | None =
             except (ValueError, AttributeError):
                 error = None
         state.stats.token_result(grant_type, response.status_code, error)
+        lost = state.take_lost_answer()
+        if lost is not None:  # processed (a refresh token rotated), and the answer never arrives
+            state.stats.count("lost_answers")
+            if lost == "timeout":
+                await _hold_back(request, LOST_ANSWER_HANG)
+                return fault_response(504)
+            return fault_response(502)
+        if state.token_delay > 0:
+            await _hold_back(request, state.token_delay)
         return response
 
     @app.post(REVOCATION_PATH)
@@ -164,10 +192,24 @@ def create_app(config: SandboxConfig | None = None, state: SandboxState | None =
         try:
             data = await request.json()
             statuses = [int(s) for s in data.get("token", [])]
+            lost = [str(k) for k in data.get("lose_answer", [])]
+            hostile = list(data.get("hostile_body", []))
+            delay = data.get("token_delay")
+            if delay is not None and not 0 <= float(delay) <= 3600:
+                raise ValueError("token_delay must be between 0 and 3600 seconds")
+            if any(not 400 <= s <= 599 for s in statuses):
+                raise ValueError(f"not HTTP error statuses: {statuses}")
+            if any(k not in LOST_ANSWER_KINDS for k in lost):
+                raise ValueError(f"lose_answer kinds are {LOST_ANSWER_KINDS}: {lost}")
             state.inject_token_failures(statuses)
+            state.lose_token_answers(lost)
+            state.hostile_token_answers(hostile)
+            if delay is not None:
+                state.token_delay = float(delay)
         except (ValueError, TypeError, AttributeError) as exc:
             return JSONResponse({"error": "invalid_request", "error_description": str(exc)}, 400)
-        return JSONResponse({"queued": {"token": statuses}})
+        queued = {"token": statuses, "lose_answer": lost, "hostile_body": len(hostile)}
+        return JSONResponse({"queued": queued, "token_delay": state.token_delay})
 
     @app.get(OAUTH_PREFIX + "/{path:path}")
     def jwks(path: str) -> Response:

@@ -94,3 +94,9 @@ class SandboxConfig:
     jwks_max_age: int | None = None
     #: Metadata names left out of the discovery document, e.g. ``{"revocation_endpoint"}``.
     discovery_omit: set[str] = field(default_factory=set)
+    #: Seconds a rotated refresh token stays usable (Okta's and Auth0's reuse grace period);
+    #: 0 is strict one-time rotation, as Panopto does: any reuse revokes the grant.
+    refresh_reuse_grace: float = 0.0
+    #: Seconds every token answer is held back after the request was processed (a slow or
+    #: hanging token endpoint).
+    token_delay: float = 0.0

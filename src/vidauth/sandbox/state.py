@@ -118,6 +118,7 @@ class IssuedToken(TokenMixin):
     expires_at: float | None
     revoked: bool = False
     rotated: bool = False
+    rotated_at: float | None = None
 
     def check_client(self, client: Any) -> bool:
         """Was this token issued to ``client``?"""
@@ -139,6 +140,11 @@ class IssuedToken(TokenMixin):
         """True once revoked (itself or through its grant)."""
         return self.revoked
 
+
+#: How a processed token answer can be lost (see :meth:`SandboxState.lose_token_answers`).
+LOST_ANSWER_KINDS = ("502", "timeout")
+#: Seconds a ``"timeout"`` answer is held back.
+LOST_ANSWER_HANG = 120.0
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "password", "client_credentials")
 
@@ -192,6 +198,9 @@ class SandboxStats:
                 "logins",
                 "code_reuse_detected",
                 "refresh_reuse_detected",
+                "refresh_reuse_in_grace",
+                "lost_answers",
+                "hostile_answers",
             ):
                 data[name] = self.counters.get(name, 0)
             for name, value in self.counters.items():
@@ -223,6 +232,10 @@ class SandboxState:
         self._tokens: dict[str, IssuedToken] = {}
         self._sessions: dict[str, tuple[str, int]] = {}
         self._faults: deque[int] = deque()
+        self._lost_answers: deque[str] = deque()
+        self._hostile_bodies: deque[Any] = deque()
+        #: Seconds each token answer is held back after processing (``config.token_delay``).
+        self.token_delay = self.config.token_delay
 
     # -- clients and users -----------------------------------------------------------
 
@@ -378,6 +391,10 @@ class SandboxState:
                 raise GrantRejected("The refresh token was issued to another client.")
             if record.revoked or self._grants[record.grant_id].revoked:
                 raise GrantRejected("The refresh token has been revoked.")
+            grace = self.config.refresh_reuse_grace
+            if record.rotated and record.rotated_at and time.time() - record.rotated_at < grace:
+                self.stats.count("refresh_reuse_in_grace")
+                return record  # reused within the grace period: answered like the first use
             if record.rotated:
                 self._revoke_grant(record.grant_id)
                 self.stats.count("refresh_reuse_detected")
@@ -385,6 +402,7 @@ class SandboxState:
                     "The refresh token was already used; the whole grant is revoked."
                 )
             record.rotated = True
+            record.rotated_at = time.time()
             return record
 
     def find_token(self, token: str) -> IssuedToken | None:
@@ -444,6 +462,34 @@ class SandboxState:
         """The next injected failure status, if any (consumes it)."""
         with self._lock:
             return self._faults.popleft() if self._faults else None
+
+    def lose_token_answers(self, kinds: list[str]) -> None:
+        """Process the next ``len(kinds)`` token requests, then lose each answer: ``"502"``
+        replaces it with a proxy's 502 page, ``"timeout"`` holds it back for
+        :data:`LOST_ANSWER_HANG` seconds (past any client's read timeout) and then sends a 504."""
+        for kind in kinds:
+            if kind not in LOST_ANSWER_KINDS:
+                raise ValueError(f"lost answer kind must be one of {LOST_ANSWER_KINDS}: {kind!r}")
+        with self._lock:
+            self._lost_answers.extend(kinds)
+
+    def take_lost_answer(self) -> str | None:
+        """How the next processed token answer is to be lost, if it is (consumes it)."""
+        with self._lock:
+            return self._lost_answers.popleft() if self._lost_answers else None
+
+    def hostile_token_answers(self, bodies: list[Any]) -> None:
+        """Answer the next ``len(bodies)`` token requests with HTTP 200 and these JSON bodies
+        (or, for a ``str``, that raw text) without processing them."""
+        with self._lock:
+            self._hostile_bodies.extend(bodies)
+
+    def take_hostile_body(self) -> tuple[bool, Any]:
+        """``(True, body)`` when the next token request gets a hostile body (consumes it)."""
+        with self._lock:
+            if self._hostile_bodies:
+                return True, self._hostile_bodies.popleft()
+            return False, None
 
     def stats_snapshot(self) -> dict[str, Any]:
         """JSON-able counters: token requests per grant type (attempted, succeeded), errors,

@@ -74,7 +74,7 @@ def create_key_file(home: Path) -> bytes:
     never sees a half-written key and two processes starting at once agree on one key.
     """
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(
             f"cannot create {home} for the key ({exc.strerror or exc}): set VIDAUTH_HOME "

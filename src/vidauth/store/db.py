@@ -1,13 +1,20 @@
 """Engines and transactions for SQLite (default) and PostgreSQL (psycopg 3).
 
-SQLite runs in WAL mode with a long busy timeout; ``write_transaction`` begins with
-``BEGIN IMMEDIATE`` so the write lock is taken up front (the cross-process lock for refresh).
-On PostgreSQL the same role is played by ``SELECT … FOR UPDATE`` on the row.
+SQLite runs in WAL mode with a long busy timeout; ``write_session`` begins with
+``BEGIN IMMEDIATE`` so the write lock is taken up front; it is held only for short transactions
+(a refresh is claimed, not locked, across its HTTP call). On PostgreSQL the same role is played
+by ``SELECT … FOR UPDATE`` on the row.
+
+The SQLite file holds upload targets, paths and callback URLs besides the encrypted tokens: it is
+created mode 0600 (SQLite gives its -wal and -shm files the database's mode), its directory 0700,
+and files found more open are tightened when connecting.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidauth.errors import ConfigError, StoreError
 
 SQLITE_BUSY_TIMEOUT_S = 120.0
+PRIVATE_FILE_MODE = 0o600
+log = logging.getLogger("vidauth.store")
 
 
 def normalize_database_url(url: str) -> str:
@@ -31,6 +40,11 @@ def normalize_database_url(url: str) -> str:
     if url.startswith("postgres://"):
         return "postgresql+psycopg://" + url[len("postgres://") :]
     return url
+
+
+def sqlite_path_of(url: str) -> Path | None:
+    """The SQLite file a database URL names, or None (PostgreSQL, in-memory)."""
+    return _sqlite_path(normalize_database_url(url))
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -55,7 +69,8 @@ class Database:
         if self.is_sqlite:
             if self.sqlite_path is not None:
                 try:
-                    self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+                    self.sqlite_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    _create_private(self.sqlite_path)
                 except OSError as exc:
                     raise ConfigError(
                         f"cannot create {self.sqlite_path.parent} for the store "
@@ -67,6 +82,9 @@ class Database:
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
             )
             event.listen(engine, "connect", _sqlite_on_connect)
+            if self.sqlite_path is not None:
+                path = self.sqlite_path
+                event.listen(engine, "connect", lambda *_: tighten_sqlite_files(path))
             event.listen(engine, "begin", _sqlite_on_begin)
             return engine
         return create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -91,7 +109,8 @@ class Database:
     def _cross_process_migration_lock(self) -> Iterator[None]:
         if self.sqlite_path is not None:
             lock_path = self.sqlite_path.with_name(self.sqlite_path.name + ".migrate.lock")
-            with open(lock_path, "a+") as fh:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+            with os.fdopen(fd, "r+") as fh:
                 fcntl.flock(fh, fcntl.LOCK_EX)
                 try:
                     yield
@@ -150,6 +169,50 @@ def _committing(session: Session) -> Iterator[None]:
     except BaseException:
         session.rollback()
         raise
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file mode 0600 before SQLite does (it would use the umask)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def sqlite_files(path: Path) -> list[Path]:
+    """The database and its WAL and shared-memory files (those that exist)."""
+    candidates = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    return [p for p in candidates if p.exists()]
+
+
+def tighten_sqlite_files(path: Path) -> None:
+    """Make the database and its -wal/-shm 0600 when they are more open (and ours)."""
+    for file in sqlite_files(path):
+        try:
+            st = file.stat()
+            if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                os.chmod(file, PRIVATE_FILE_MODE)
+                log.info("tightened %s from %o to 600", file, st.st_mode & 0o777)
+        except OSError:
+            continue
+
+
+def file_mode_problems(home: Path, sqlite_path: Path | None) -> list[str]:
+    """What is more open than it should be: ``home`` beyond 0700, the database files beyond
+    0600 (e.g. ``"/x/vidauth.db is 644"``); empty when all is private or absent."""
+    problems: list[str] = []
+    wanted = [(home, 0o700)] + [(f, PRIVATE_FILE_MODE) for f in sqlite_files(sqlite_path or home)]
+    if sqlite_path is None:
+        wanted = wanted[:1]
+    for path, mode in wanted:
+        try:
+            actual = path.stat().st_mode & 0o777
+        except OSError:
+            continue
+        if actual & ~mode & 0o777:
+            problems.append(f"{path} is {actual:o} (want {mode:o})")
+    return problems
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

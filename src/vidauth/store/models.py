@@ -62,6 +62,9 @@ class Token(Base):
     expires_at: Mapped[float | None] = mapped_column(Float)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: A refresh in flight: until when (epoch seconds) and by whom; see TokenStore.claim_refresh.
+    refresh_claimed_until: Mapped[float | None] = mapped_column(Float)
+    refresh_claimant: Mapped[str | None] = mapped_column(String(128))
 
 
 class AuditEvent(Base):

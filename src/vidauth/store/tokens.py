@@ -1,21 +1,93 @@
-"""The token store: accounts and their encrypted grants, with a lock for single-flight refresh."""
+"""The token store: accounts and their encrypted grants, with a claim for single-flight refresh.
+
+A refresh is claimed on the token row in a short write transaction (``refresh_claimed_until`` +
+``refresh_claimant``), made over the network with no transaction open, and written in another
+short transaction; the database's write lock is never held across an HTTP call. A rotated grant
+that cannot be written is kept in an encrypted recovery file (mode 0600) in the home directory
+and restored at the next use.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import math
+import os
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from vidauth.errors import StoreError
+from vidauth.errors import ErrorCode, StoreError
 from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
+
+log = logging.getLogger("vidauth.store")
+
+
+class StoreNotWritable(StoreError):
+    """The database refused a write (disk full, read-only, connection lost); ``cause`` is the
+    driver's one-line reason."""
+
+    default_code = ErrorCode.STORE_UNWRITABLE
+
+    def __init__(self, message: str, *, cause: str) -> None:
+        super().__init__(message, cause=cause)
+        self.cause = cause
+
+
+def _finite(value: float | None) -> float | None:
+    """A stored expiry, with a non-finite one (from an old, unvalidated answer) as expired."""
+    return value if value is None or math.isfinite(value) else 0.0
+
+
+def new_claimant() -> str:
+    """An id for one refresher: host, process id and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(6).hex()}"
+
+
+def _claimant_gone(claimant: str) -> bool:
+    """True when ``claimant`` was a process on this host that no longer exists."""
+    host, _, rest = claimant.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class RefreshClaim:
+    """What :meth:`TokenStore.claim_refresh` saw, and whether the caller now holds the claim.
+
+    Not ``held`` and ``busy_until`` set: another refresher holds it until then; not ``held``
+    and no ``busy_until``: nothing to refresh (``tokens`` is the current grant, or None).
+    """
+
+    status: str
+    username: str | None
+    tokens: TokenSet | None
+    version: int
+    held: bool
+    busy_until: float | None = None
 
 
 @dataclass
@@ -30,27 +102,14 @@ class TokenSet:
     scope: str | None = None
 
     @classmethod
-    def from_response(cls, data: dict[str, Any], now: float | None = None) -> TokenSet:
-        """Build from a token endpoint's JSON (``expires_in`` may be a string, as Ingest sends)."""
-        now = time.time() if now is None else now
-        expires_in = data.get("expires_in")
-        expires_at: float | None = None
-        if expires_in not in (None, ""):
-            try:
-                expires_at = now + float(expires_in)
-            except (TypeError, ValueError):
-                expires_at = None
-        scope = data.get("scope")
-        if isinstance(scope, list):
-            scope = " ".join(str(s) for s in scope)
-        return cls(
-            access_token=str(data["access_token"]),
-            token_type=str(data.get("token_type") or "Bearer"),
-            expires_at=expires_at,
-            refresh_token=data.get("refresh_token") or None,
-            id_token=data.get("id_token") or None,
-            scope=scope,
-        )
+    def from_response(
+        cls, data: Any, now: float | None = None, during: str = "reading the token response"
+    ) -> TokenSet:
+        """Build from a token endpoint's JSON, validated as untrusted input
+        (:func:`vidauth.oauth.token_response.parse_token_response`)."""
+        from vidauth.oauth.token_response import parse_token_response
+
+        return cls(**parse_token_response(data, during=during, now=now))
 
     def seconds_left(self, now: float | None = None) -> float:
         """Seconds until expiry (infinite when the server gave no lifetime)."""
@@ -107,9 +166,11 @@ class LockedGrant:
 class TokenStore:
     """Accounts and encrypted tokens in a SQLAlchemy database."""
 
-    def __init__(self, db: Database, cipher: TokenCipher) -> None:
+    def __init__(self, db: Database, cipher: TokenCipher, home: Path | None = None) -> None:
         self.db = db
         self.cipher = cipher
+        #: Where recovery files go (None: no recovery files).
+        self.home = home
 
     @classmethod
     def open(cls, db: Database, home: Any, keys: tuple[Any, ...]) -> TokenStore:
@@ -118,9 +179,11 @@ class TokenStore:
         The key file is generated only while the store holds no tokens; otherwise a missing key
         is an error, never a silent new key that would orphan the stored grants.
         """
+        home = Path(home)
+        secure_home(home)
         db.migrate()
         if keys:
-            return cls(db, TokenCipher([k.value.encode() for k in keys]))
+            return cls(db, TokenCipher([k.value.encode() for k in keys]), home)
         key = read_key_file(home)
         if key is None:
             with db.session() as session:
@@ -132,7 +195,7 @@ class TokenStore:
                     reason="no_key",
                 )
             key = create_key_file(home)
-        return cls(db, TokenCipher([key]))
+        return cls(db, TokenCipher([key]), home)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -143,7 +206,7 @@ class TokenStore:
             id_token=self.cipher.decrypt(row.id_token) if row.id_token else None,
             token_type=row.token_type,
             scope=row.scope,
-            expires_at=row.expires_at,
+            expires_at=_finite(row.expires_at),
         )
 
     def _info(self, account: Account, row: Token | None) -> AccountInfo:
@@ -157,7 +220,7 @@ class TokenStore:
             grant_type=account.grant_type,
             status=account.status,
             scope=row.scope if row else None,
-            expires_at=row.expires_at if row else None,
+            expires_at=_finite(row.expires_at) if row else None,
             has_refresh_token=bool(row and row.refresh_token),
             last_login_at=account.last_login_at,
         )
@@ -241,10 +304,147 @@ class TokenStore:
             session.flush()
             return self._info(account, row)
 
+    # -- single-flight refresh ------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A short write transaction whose database failures become StoreNotWritable."""
+        try:
+            with self.db.write_session() as session:
+                yield session
+        except DBAPIError as exc:
+            cause = str(exc.orig or exc).splitlines()[0][:200]
+            raise StoreNotWritable(
+                f"cannot write to the store {self.db.safe_url}: {cause}", cause=cause
+            ) from None
+
+    def _locked_rows(
+        self, session: Session, account_id: int
+    ) -> tuple[Account | None, Token | None]:
+        account_query = select(Account).where(Account.id == account_id)
+        token_query = select(Token).where(Token.account_id == account_id)
+        if not self.db.is_sqlite:
+            account_query = account_query.with_for_update()
+            token_query = token_query.with_for_update()
+        return session.scalars(account_query).first(), session.scalars(token_query).first()
+
+    def claim_refresh(
+        self,
+        account_id: int,
+        claimant: str,
+        lease: float,
+        wanted: Callable[[TokenSet | None, str], bool],
+    ) -> RefreshClaim:
+        """Claim the account's refresh for ``lease`` seconds if ``wanted(tokens, status)`` says
+        a refresh is still needed and nobody else holds a live claim (one short transaction)."""
+        with self._writing() as session:
+            account, row = self._locked_rows(session, account_id)
+            if account is None:
+                raise StoreError(f"account {account_id} no longer exists: sign in again")
+            tokens = self._decode(row) if row is not None else None
+            version = row.version if row is not None else 0
+            seen = RefreshClaim(account.status, account.username, tokens, version, held=False)
+            if row is None or not wanted(tokens, account.status):
+                return seen
+            now = time.time()
+            other = row.refresh_claimant
+            if (
+                other is not None
+                and other != claimant
+                and (row.refresh_claimed_until or 0.0) > now
+                and not _claimant_gone(other)
+            ):
+                return replace(seen, busy_until=row.refresh_claimed_until)
+            row.refresh_claimed_until = now + lease
+            row.refresh_claimant = claimant
+            return replace(seen, held=True)
+
+    def finish_refresh(
+        self, account_id: int, claimant: str, tokens: TokenSet | None, event: str | None
+    ) -> None:
+        """Store the refreshed ``tokens`` (if any) and release ``claimant``'s claim, in one
+        short transaction."""
+        with self._writing() as session:
+            _, row = self._locked_rows(session, account_id)
+            if tokens is not None:
+                row = self._write_row(session, account_id, tokens)
+            if row is not None and row.refresh_claimant == claimant:
+                row.refresh_claimed_until = None
+                row.refresh_claimant = None
+            if event is not None:
+                session.add(AuditEvent(account_id=account_id, event=event))
+
+    # -- recovery files ---------------------------------------------------------------------
+
+    def recovery_path(self, account_id: int) -> Path | None:
+        """Where a grant the database could not take is kept for this account."""
+        if self.home is None:
+            return None
+        digest = hashlib.sha256(f"{self.db.url}|{account_id}".encode()).hexdigest()[:16]
+        return self.home / f"recovered-grant-{digest}.fernet"
+
+    def save_recovery(
+        self, account_id: int, base_version: int, claimant: str, tokens: TokenSet
+    ) -> Path | None:
+        """Write ``tokens`` encrypted (store key, mode 0600) for :meth:`restore_recovery`;
+        None when that fails too."""
+        path = self.recovery_path(account_id)
+        if path is None:
+            return None
+        record = {"base_version": base_version, "claimant": claimant, "tokens": asdict(tokens)}
+        blob = self.cipher.encrypt(json.dumps(record))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not write the recovery file %s (%s)", path, exc.strerror or exc)
+            tmp.unlink(missing_ok=True)
+            return None
+        return path
+
+    def restore_recovery(self, account_id: int) -> bool:
+        """Put a kept grant back into the database; True when one was restored.
+
+        It is restored only over the grant it replaced (same version); a newer sign-in wins and
+        the file is dropped. The file stays while the database still cannot be written.
+        """
+        path = self.recovery_path(account_id)
+        if path is None or not path.exists():
+            return False
+        try:
+            record = json.loads(self.cipher.decrypt(path.read_bytes()))
+            tokens = TokenSet(**record["tokens"])
+            base_version = int(record["base_version"])
+            claimant = str(record["claimant"])
+        except (OSError, ValueError, KeyError, TypeError):
+            log.warning("ignoring the unreadable recovery file %s", path)
+            path.unlink(missing_ok=True)
+            return False
+        restored = False
+        with self._writing() as session:
+            _, row = self._locked_rows(session, account_id)
+            if row is not None and row.version == base_version:
+                row = self._write_row(session, account_id, tokens)
+                if row.refresh_claimant == claimant:
+                    row.refresh_claimed_until = None
+                    row.refresh_claimant = None
+                session.add(AuditEvent(account_id=account_id, event="recovered"))
+                restored = True
+        path.unlink(missing_ok=True)
+        return restored
+
     @contextmanager
     def lock_grant(self, account_id: int) -> Iterator[LockedGrant]:
         """Hold the account's grant under the store's write lock (SQLite: the database's
-        write lock via BEGIN IMMEDIATE; PostgreSQL: a row lock), re-reading it once held."""
+        write lock via BEGIN IMMEDIATE; PostgreSQL: a row lock), re-reading it once held.
+
+        For short, local changes only: a refresh uses :meth:`claim_refresh`, so that no lock is
+        held across a network call."""
         with self.db.write_session() as session:
             account_query = select(Account).where(Account.id == account_id)
             token_query = select(Token).where(Token.account_id == account_id)
@@ -302,3 +502,15 @@ class TokenStore:
             if account_id is not None:
                 query = query.where(AuditEvent.account_id == account_id)
             return [(e, d) for e, d in session.execute(query).all()]
+
+
+def secure_home(home: Path) -> None:
+    """Create ``home`` mode 0700, or tighten an existing one that others can read."""
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = home.stat().st_mode & 0o777
+        if mode & 0o077 and home.stat().st_uid == os.getuid():
+            os.chmod(home, 0o700)
+            log.info("tightened %s from %o to 700 (it holds the store and its key)", home, mode)
+    except OSError:
+        return  # reported where the home is used (database, key file) and by `doctor`
