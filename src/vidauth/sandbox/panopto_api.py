@@ -81,6 +81,10 @@ class PanoptoSandboxOptions:
     """Added to every S3 request, in seconds (benchmark knob)."""
     s3_bandwidth: float | None = None
     """Bytes per second shared by all S3 request bodies together (benchmark knob)."""
+    s3_signature: str | None = None
+    """Accept only this S3 signature scheme (``s3v4``, ``s3``, ``unsigned``); None: any."""
+    s3_max_parts_in_flight: int | None = None
+    """Answer 503 SlowDown to UploadParts beyond this many at once; None: no limit."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,8 @@ class PanoptoSandbox:
             self._check_prefix,
             latency=options.s3_latency,
             bandwidth=options.s3_bandwidth,
+            signature=options.s3_signature,
+            max_parts_in_flight=options.s3_max_parts_in_flight,
         )
 
     # -- seed data and lookups ----------------------------------------------------------------

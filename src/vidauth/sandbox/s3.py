@@ -3,15 +3,19 @@
 Only the operations an uploader needs are implemented, on path-style URLs
 ``/Panopto/Upload/{prefix}/{key}`` (bucket ``Upload``, endpoint ``{base}/Panopto``):
 CreateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload,
-PutObject, HeadObject, GetObject and DeleteObject. Credentials and signatures are ignored
-(SigV2 ``AWS key:sig``, SigV4 and unsigned requests are all accepted), as Panopto does.
+PutObject, HeadObject, GetObject and DeleteObject. Credentials are never checked. By default
+every signature scheme is accepted (SigV2 ``AWS key:sig``, SigV4 and unsigned requests), as
+Panopto does today; ``signature=`` makes the target accept only one scheme and refuse the others
+the way S3 does (see :func:`refusal_for`), because Panopto's own sample has switched schemes.
 
 Bodies are never held whole in memory: they are read with ``request.stream()`` into a buffer of
 at most :data:`FLUSH_BYTES` which is written and hashed on a worker thread. Panopto's limits are
 enforced: parts 1..10000, at most 25 MiB per part, every part but the last at least 5 MiB.
 
 Two benchmark knobs: a fixed latency added to every request and a bandwidth cap shared by all
-request bodies together (:class:`TokenBucket`).
+request bodies together (:class:`TokenBucket`). One throttling knob: ``max_parts_in_flight``
+answers ``503 SlowDown`` to an UploadPart that would exceed that many at once, as S3 does to a
+client that asks too much of a prefix.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import shutil
@@ -26,7 +31,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -36,7 +41,7 @@ from xml.sax.saxutils import escape
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from vidauth.sandbox.ucs import safe_fromstring
 
@@ -50,6 +55,11 @@ BUCKET = "Upload"
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 _FAULT_CODES = {500: "InternalError", 503: "SlowDown", 502: "BadGateway", 403: "AccessDenied"}
+
+#: The signature schemes a request can use, in boto3's names (``s3`` is SigV2).
+SIGNATURE_SCHEMES = ("s3v4", "s3", "unsigned")
+SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+SLOW_DOWN_MESSAGE = "Please reduce your request rate."
 
 
 class S3Error(Exception):
@@ -148,6 +158,52 @@ def check_key(key: str) -> str:
     ):
         raise S3Error(400, "InvalidArgument", "object key not accepted by the sandbox")
     return key
+
+
+def request_signature(request: Request) -> str:
+    """Which scheme signed ``request``: ``s3v4``, ``s3`` (SigV2), ``unsigned`` or ``other``.
+
+    Only the shape is read (header ``Authorization: AWS4-HMAC-SHA256 Credential=…`` or
+    ``AWS key:signature``, or the presigned-URL query parameters); nothing is verified.
+    """
+    authorization = request.headers.get("authorization", "").strip()
+    query = request.query_params
+    if authorization.startswith(SIGV4_ALGORITHM + " ") or query.get("X-Amz-Algorithm") == (
+        SIGV4_ALGORITHM
+    ):
+        return "s3v4"
+    if authorization.startswith("AWS ") or ("AWSAccessKeyId" in query and "Signature" in query):
+        return "s3"
+    return "other" if authorization else "unsigned"
+
+
+def refusal_for(accepted: str, used: str) -> S3Error | None:
+    """The error S3 answers when a target that accepts only ``accepted`` gets ``used``.
+
+    A SigV2 request where SigV4 is required: ``400 InvalidRequest`` naming the mechanism; an
+    unsigned request where a signature is required: ``403 AccessDenied``; any other signature
+    of the wrong version: ``403 SignatureDoesNotMatch``; an authorization header of no S3
+    scheme at all: ``400 InvalidArgument``. None when the request is acceptable.
+    """
+    if used == accepted:
+        return None
+    if used == "other":
+        return S3Error(400, "InvalidArgument", "Unsupported Authorization Type")
+    if accepted == "s3v4" and used == "s3":
+        return S3Error(
+            400,
+            "InvalidRequest",
+            "The authorization mechanism you have provided is not supported. "
+            f"Please use {SIGV4_ALGORITHM}.",
+        )
+    if used == "unsigned":
+        return S3Error(403, "AccessDenied", "Access Denied")
+    return S3Error(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    )
 
 
 class S3Storage:
@@ -358,15 +414,34 @@ class S3Target:
         *,
         latency: float = 0.0,
         bandwidth: float | None = None,
+        signature: str | None = None,
+        max_parts_in_flight: int | None = None,
     ) -> None:
+        if signature is not None and signature not in SIGNATURE_SCHEMES:
+            raise ValueError(f"signature must be one of {', '.join(SIGNATURE_SCHEMES)} or None")
+        if max_parts_in_flight is not None and max_parts_in_flight < 1:
+            raise ValueError("max_parts_in_flight must be at least 1")
         self.storage = storage
         self.check_prefix = check_prefix
         self.latency = latency
         self.bucket = TokenBucket(bandwidth) if bandwidth else None
+        #: The only signature scheme accepted, or None for any (Panopto today).
+        self.signature = signature
+        #: UploadParts beyond this many at once are answered 503 SlowDown (None: no limit).
+        self.max_parts_in_flight = max_parts_in_flight
         self._lock = threading.Lock()
         self._faults: deque[int] = deque()
         self.bytes_received = 0
         self.upload_part_requests = 0
+        #: Requests seen per scheme (``s3v4``, ``s3``, ``unsigned``, ``other``).
+        self.requests_by_signature: dict[str, int] = {}
+        #: Requests refused for their signature, per scheme they used.
+        self.signature_refusals: dict[str, int] = {}
+        #: UploadParts refused with SlowDown for exceeding ``max_parts_in_flight``.
+        self.slow_downs = 0
+        self.parts_in_flight = 0
+        #: The most UploadParts ever received at once (refused ones not counted).
+        self.peak_parts_in_flight = 0
 
     def fail_parts(self, count: int, status: int = 500) -> None:
         """Make the next ``count`` UploadPart requests fail with ``status``, storing nothing."""
@@ -377,6 +452,48 @@ class S3Target:
         with self._lock:
             self.upload_part_requests += 1
             return self._faults.popleft() if self._faults else None
+
+    def stats(self) -> dict[str, object]:
+        """Counters of the target, as JSON (``GET /sandbox/s3/stats``)."""
+        with self._lock:
+            return {
+                "signature": self.signature or "any",
+                "max_parts_in_flight": self.max_parts_in_flight,
+                "requests_by_signature": dict(self.requests_by_signature),
+                "signature_refusals": dict(self.signature_refusals),
+                "upload_part_requests": self.upload_part_requests,
+                "bytes_received": self.bytes_received,
+                "slow_downs": self.slow_downs,
+                "peak_parts_in_flight": self.peak_parts_in_flight,
+            }
+
+    def _check_signature(self, request: Request) -> None:
+        used = request_signature(request)
+        with self._lock:
+            self.requests_by_signature[used] = self.requests_by_signature.get(used, 0) + 1
+        if self.signature is None:
+            return
+        refusal = refusal_for(self.signature, used)
+        if refusal is not None:
+            with self._lock:
+                self.signature_refusals[used] = self.signature_refusals.get(used, 0) + 1
+            raise refusal
+
+    @contextlib.contextmanager
+    def _part_slot(self) -> Iterator[None]:
+        """Count an UploadPart in flight; SlowDown when that exceeds ``max_parts_in_flight``."""
+        with self._lock:
+            limit = self.max_parts_in_flight
+            if limit is not None and self.parts_in_flight >= limit:
+                self.slow_downs += 1
+                raise S3Error(503, "SlowDown", SLOW_DOWN_MESSAGE)
+            self.parts_in_flight += 1
+            self.peak_parts_in_flight = max(self.peak_parts_in_flight, self.parts_in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.parts_in_flight -= 1
 
     # -- bodies -----------------------------------------------------------------------------
 
@@ -513,7 +630,12 @@ class S3Target:
         fault = self._next_fault()
         if fault is not None:
             code = _FAULT_CODES.get(fault, "InjectedFault")
-            raise S3Error(fault, code, "Injected failure (sandbox fail_parts).")
+            message = SLOW_DOWN_MESSAGE if code == "SlowDown" else "Injected failure."
+            raise S3Error(fault, code, f"{message} (sandbox fail_parts)")
+        with self._part_slot():
+            return await self._upload_part(request, prefix, key)
+
+    async def _upload_part(self, request: Request, prefix: str, key: str) -> Response:
         try:
             number = int(request.query_params["partNumber"])
         except ValueError:
@@ -659,6 +781,7 @@ class S3Target:
         query = request.query_params
         method = request.method
         try:
+            self._check_signature(request)
             check_key(key)
             if method == "POST" and "uploads" in query:
                 return await self.create_multipart(prefix, key)
@@ -689,10 +812,16 @@ class S3Target:
         async def s3_object(request: Request, prefix: str, key: str) -> Response:
             return await self.dispatch(request, prefix, key)
 
+        async def s3_stats() -> JSONResponse:
+            return JSONResponse(self.stats())
+
         router.add_api_route(
             f"{path}/{{prefix}}/{{key:path}}",
             s3_object,
             methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
             include_in_schema=False,
+        )
+        router.add_api_route(
+            "/sandbox/s3/stats", s3_stats, methods=["GET"], include_in_schema=False
         )
         return router
