@@ -480,20 +480,23 @@ class S3Target:
             raise refusal
 
     @contextlib.contextmanager
-    def _part_slot(self) -> Iterator[None]:
-        """Count an UploadPart in flight; SlowDown when that exceeds ``max_parts_in_flight``."""
+    def _part_slot(self) -> Iterator[bool]:
+        """Count an UploadPart in flight from its arrival to its answer; yields False (and
+        counts a SlowDown) when it would exceed ``max_parts_in_flight``."""
         with self._lock:
             limit = self.max_parts_in_flight
-            if limit is not None and self.parts_in_flight >= limit:
+            admitted = limit is None or self.parts_in_flight < limit
+            if admitted:
+                self.parts_in_flight += 1
+                self.peak_parts_in_flight = max(self.peak_parts_in_flight, self.parts_in_flight)
+            else:
                 self.slow_downs += 1
-                raise S3Error(503, "SlowDown", SLOW_DOWN_MESSAGE)
-            self.parts_in_flight += 1
-            self.peak_parts_in_flight = max(self.peak_parts_in_flight, self.parts_in_flight)
         try:
-            yield
+            yield admitted
         finally:
-            with self._lock:
-                self.parts_in_flight -= 1
+            if admitted:
+                with self._lock:
+                    self.parts_in_flight -= 1
 
     # -- bodies -----------------------------------------------------------------------------
 
@@ -632,10 +635,6 @@ class S3Target:
             code = _FAULT_CODES.get(fault, "InjectedFault")
             message = SLOW_DOWN_MESSAGE if code == "SlowDown" else "Injected failure."
             raise S3Error(fault, code, f"{message} (sandbox fail_parts)")
-        with self._part_slot():
-            return await self._upload_part(request, prefix, key)
-
-    async def _upload_part(self, request: Request, prefix: str, key: str) -> Response:
         try:
             number = int(request.query_params["partNumber"])
         except ValueError:
@@ -776,11 +775,20 @@ class S3Target:
 
     async def dispatch(self, request: Request, prefix: str, key: str) -> Response:
         """Pick the S3 operation from method and query, answering S3 XML errors."""
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
+        query = request.query_params
+        method = request.method
+        is_part = method == "PUT" and "uploadId" in query and "partNumber" in query
+        with self._part_slot() if is_part else contextlib.nullcontext(True) as admitted:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            return await self._dispatch(request, prefix, key, admitted)
+
+    async def _dispatch(self, request: Request, prefix: str, key: str, admitted: bool) -> Response:
         query = request.query_params
         method = request.method
         try:
+            if not admitted:
+                raise S3Error(503, "SlowDown", SLOW_DOWN_MESSAGE)
             self._check_signature(request)
             check_key(key)
             if method == "POST" and "uploads" in query:
