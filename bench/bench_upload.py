@@ -153,8 +153,11 @@ class Sandbox:
         return parse_upload_target(created["UploadTarget"]), str(created["ID"])
 
     def discard(self, upload_id: str) -> None:
-        """Delete what an upload stored (the runs would otherwise fill the disk)."""
+        """Delete what an upload stored (the runs would otherwise fill the disk): its objects,
+        and the parts of completed uploads (nothing else is in flight between runs)."""
         shutil.rmtree(self.storage / upload_id, ignore_errors=True)
+        for parts in (self.storage / ".multipart").glob("*"):
+            shutil.rmtree(parts, ignore_errors=True)
 
     def stop(self) -> None:
         self.va.close()

@@ -487,3 +487,46 @@ def test_sandbox_command_flags_set_the_knobs() -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(15)
+
+
+def test_completed_parts_are_joined_when_first_read_not_while_complete_waits(
+    target: Target,
+) -> None:
+    """CompleteMultipartUpload answers without copying every byte (as S3); the object's bytes
+    are the parts' in order once read, and a replaced or deleted object leaves no parts."""
+    s3 = target.client()
+    prefix = target.new_upload()
+    key = f"{prefix}/lazy.mp4"
+    chunks = [os.urandom(5 * MiB), os.urandom(123)]
+
+    def complete_upload() -> Path:
+        upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+        parts = [
+            {
+                "PartNumber": n,
+                "ETag": s3.upload_part(
+                    Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=n, Body=data
+                )["ETag"],
+            }
+            for n, data in enumerate(chunks, start=1)
+        ]
+        s3.complete_multipart_upload(
+            Bucket="Upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        return target.sandbox.storage.root / ".multipart" / upload_id
+
+    parts_dir = complete_upload()
+    stored = target.sandbox.storage.objects(prefix)["lazy.mp4"]
+    assert len(stored.parts) == 2 and parts_dir.is_dir()
+    assert s3.head_object(Bucket="Upload", Key=key)["ContentLength"] == 5 * MiB + 123
+    body = s3.get_object(Bucket="Upload", Key=key)["Body"].read()
+    assert body == b"".join(chunks)
+    assert not parts_dir.exists() and target.sandbox.storage.objects(prefix)["lazy.mp4"].parts == ()
+    chunks = [os.urandom(5 * MiB), os.urandom(7)]
+    replaced_dir = complete_upload()
+    newer_dir = complete_upload()  # the same key again: the older parts go
+    assert not replaced_dir.exists() and newer_dir.is_dir()
+    assert target.sandbox.object_path(prefix, "lazy.mp4").read_bytes() == b"".join(chunks)
+    complete_upload()
+    s3.delete_object(Bucket="Upload", Key=key)
+    assert list((target.sandbox.storage.root / ".multipart").iterdir()) == []

@@ -138,12 +138,18 @@ class MultipartUpload:
 
 @dataclass(frozen=True)
 class StoredObject:
-    """A complete object (put or multipart-completed)."""
+    """A complete object (put or multipart-completed).
+
+    A completed multipart object is kept as its ``parts`` (in ``parts_dir``) until it is first
+    read, as S3 does not make CompleteMultipartUpload wait for a copy of every byte.
+    """
 
     key: str
     size: int
     etag: str  # quoted, as S3 sends it
     last_modified: datetime
+    parts: tuple[Path, ...] = ()
+    parts_dir: Path | None = None
 
 
 def check_key(key: str) -> str:
@@ -219,12 +225,52 @@ class S3Storage:
         self._uploads: dict[str, MultipartUpload] = {}
         self._completed: dict[str, tuple[str, str, str]] = {}  # id -> (prefix, key, etag)
         self._objects: dict[str, dict[str, StoredObject]] = {}
+        self._materializing = threading.Lock()
         for sub in (".multipart", ".tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
-    def object_path(self, prefix: str, key: str) -> Path:
-        """Where object ``key`` of ``prefix`` lives (whether or not it exists yet)."""
+    def _path(self, prefix: str, key: str) -> Path:
         return self.root / prefix / check_key(key)
+
+    def object_path(self, prefix: str, key: str) -> Path:
+        """Where object ``key`` of ``prefix`` lives (whether or not it exists yet); a completed
+        multipart object is concatenated there first (blocking)."""
+        with self._lock:
+            found = self._objects.get(prefix, {}).get(key)
+        if found is not None and found.parts:
+            self._materialize(prefix, found)
+        return self._path(prefix, key)
+
+    def _materialize(self, prefix: str, found: StoredObject) -> None:
+        with self._materializing:
+            with self._lock:
+                current = self._objects.get(prefix, {}).get(found.key)
+            if current is not found:  # done meanwhile, replaced or deleted
+                return
+            temp = self.temp_path()
+            try:
+                with temp.open("wb", buffering=0) as out:
+                    for part in found.parts:
+                        with part.open("rb") as src:
+                            _copy(src, out)
+                target = self._path(prefix, found.key)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, target)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+            with self._lock:
+                if self._objects.get(prefix, {}).get(found.key) is found:
+                    self._objects[prefix][found.key] = StoredObject(
+                        found.key, found.size, found.etag, found.last_modified
+                    )
+            if found.parts_dir is not None:
+                shutil.rmtree(found.parts_dir, ignore_errors=True)
+
+    @staticmethod
+    def _drop_parts(found: StoredObject | None) -> None:
+        if found is not None and found.parts_dir is not None:
+            shutil.rmtree(found.parts_dir, ignore_errors=True)
 
     def temp_path(self) -> Path:
         """A fresh file name on the same file system, for a body being received."""
@@ -245,19 +291,20 @@ class S3Storage:
 
     def commit_object(self, prefix: str, key: str, temp: Path, size: int, etag: str) -> None:
         """Move a received file into place as object ``key`` (replacing any older one)."""
-        target = self.object_path(prefix, key)
+        target = self._path(prefix, key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, target)
         with self._lock:
-            self._objects.setdefault(prefix, {})[key] = StoredObject(
-                key, size, etag, datetime.now(UTC)
-            )
+            replaced = self._objects.setdefault(prefix, {}).get(key)
+            self._objects[prefix][key] = StoredObject(key, size, etag, datetime.now(UTC))
+        self._drop_parts(replaced)
 
     def delete_object(self, prefix: str, key: str) -> None:
         """Remove an object if it exists (S3 answers 204 either way)."""
         with self._lock:
-            self._objects.get(prefix, {}).pop(key, None)
-        self.object_path(prefix, key).unlink(missing_ok=True)
+            found = self._objects.get(prefix, {}).pop(key, None)
+        self._drop_parts(found)
+        self._path(prefix, key).unlink(missing_ok=True)
 
     def create_multipart(self, prefix: str, key: str) -> str:
         """Open a multipart upload; answer its UploadId."""
@@ -332,25 +379,27 @@ class S3Storage:
         return chosen
 
     def assemble(self, upload: MultipartUpload, parts: list[PartInfo]) -> str:
-        """Concatenate parts into the object (blocking; run on a thread); answer its ETag."""
-        temp = self.temp_path()
-        try:
-            with temp.open("wb") as out:
-                for part in parts:
-                    with part.path.open("rb") as src:
-                        shutil.copyfileobj(src, out, FLUSH_BYTES)
-            digests = b"".join(bytes.fromhex(p.md5) for p in parts)
-            etag = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
-            size = sum(p.size for p in parts)
-            self.commit_object(upload.prefix, upload.key, temp, size, etag)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            with self._lock:  # give the upload back so the client may retry or abort
-                self._uploads.setdefault(upload.upload_id, upload)
-            raise
+        """Make the parts the object (concatenated when first read); answer its ETag."""
+        digests = b"".join(bytes.fromhex(p.md5) for p in parts)
+        etag = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
+        size = sum(p.size for p in parts)
+        unused = {p.path for p in upload.parts.values()} - {p.path for p in parts}
+        for path in unused:
+            path.unlink(missing_ok=True)
+        stored = StoredObject(
+            upload.key,
+            size,
+            etag,
+            datetime.now(UTC),
+            parts=tuple(p.path for p in parts),
+            parts_dir=upload.directory,
+        )
         with self._lock:
+            replaced = self._objects.setdefault(upload.prefix, {}).get(upload.key)
+            self._objects[upload.prefix][upload.key] = stored
             self._completed[upload.upload_id] = (upload.prefix, upload.key, etag)
-        shutil.rmtree(upload.directory, ignore_errors=True)
+        self._drop_parts(replaced)
+        self._path(upload.prefix, upload.key).unlink(missing_ok=True)  # an older object's bytes
         return etag
 
     def completed_etag(self, prefix: str, key: str, upload_id: str) -> str | None:
@@ -371,10 +420,32 @@ class S3Storage:
             doomed = [u for u in self._uploads.values() if u.prefix == prefix]
             for upload in doomed:
                 del self._uploads[upload.upload_id]
-            self._objects.pop(prefix, None)
+            objects = self._objects.pop(prefix, {})
+        for found in objects.values():
+            self._drop_parts(found)
         for upload in doomed:
             shutil.rmtree(upload.directory, ignore_errors=True)
         shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+
+def _copy(src: BinaryIO, out: BinaryIO) -> None:
+    """Append ``src`` to ``out`` (unbuffered): in the kernel where it can (copy_file_range)."""
+    start = out.tell()
+    try:
+        left = os.fstat(src.fileno()).st_size
+        while left > 0:
+            copied = os.copy_file_range(src.fileno(), out.fileno(), left)
+            if copied == 0:
+                break
+            left -= copied
+        if left == 0:
+            return
+    except OSError:
+        pass
+    src.seek(0)
+    out.seek(start)
+    out.truncate()
+    shutil.copyfileobj(src, out, FLUSH_BYTES)
 
 
 def _write_chunk(out: BinaryIO, digest: hashlib._Hash, data: bytearray) -> None:
@@ -758,8 +829,9 @@ class S3Target:
         """GetObject / HeadObject: the stored file, streamed."""
         self.check_prefix(prefix, False)
         found = self.storage.get_object(prefix, key)
+        path = await anyio.to_thread.run_sync(self.storage.object_path, prefix, key)
         return FileResponse(
-            self.storage.object_path(prefix, key),
+            path,
             media_type="application/octet-stream",
             headers={"ETag": found.etag, "Last-Modified": _http_date(found.last_modified)},
         )
