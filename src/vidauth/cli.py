@@ -407,6 +407,9 @@ def sandbox(
     storage: Annotated[Path | None, typer.Option(help="Where uploads are stored.")] = None,
     s3_latency: Annotated[float, typer.Option(help="Added seconds per S3 request.")] = 0.0,
     s3_bandwidth: Annotated[float, typer.Option(help="S3 bandwidth cap, MB/s (0: none).")] = 0.0,
+    s3_request_bandwidth: Annotated[
+        float, typer.Option(help="S3 bandwidth cap per request body, MB/s (0: none).")
+    ] = 0.0,
     s3_signature: Annotated[
         str,
         typer.Option(help="S3 signature accepted: any, s3v4, s3 (SigV2) or unsigned."),
@@ -435,6 +438,7 @@ def sandbox(
         storage=storage,
         s3_latency=s3_latency,
         s3_bandwidth_mb=s3_bandwidth or None,
+        s3_request_bandwidth_mb=s3_request_bandwidth or None,
         s3_signature=None if s3_signature == "any" else s3_signature,
         s3_max_parts_in_flight=s3_max_parts_in_flight or None,
     )

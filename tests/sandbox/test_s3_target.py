@@ -530,3 +530,25 @@ def test_completed_parts_are_joined_when_first_read_not_while_complete_waits(
     complete_upload()
     s3.delete_object(Bucket="Upload", Key=key)
     assert list((target.sandbox.storage.root / ".multipart").iterdir()) == []
+
+
+def test_request_bandwidth_knob_caps_each_request_not_all_together(tmp_path: Path) -> None:
+    import concurrent.futures as cf
+
+    for target in serve(tmp_path, s3_request_bandwidth=4e6):
+        s3 = target.client()
+        prefix = target.new_upload()
+        body = os.urandom(2_000_000)
+
+        def put(name: str, s3: Any = s3, prefix: str = prefix, body: bytes = body) -> None:
+            s3.put_object(Bucket="Upload", Key=f"{prefix}/{name}", Body=body)
+
+        started = time.monotonic()
+        put("one.bin")
+        alone = time.monotonic() - started
+        started = time.monotonic()
+        with cf.ThreadPoolExecutor(3) as pool:
+            list(pool.map(put, ["a.bin", "b.bin", "c.bin"]))
+        together = time.monotonic() - started
+        assert 0.4 <= alone < 5, alone
+        assert together < 2 * alone, (alone, together)  # three at once: not three times as long

@@ -24,6 +24,7 @@ def build_full_sandbox(
     processing_delay: float = 1.0,
     s3_latency: float = 0.0,
     s3_bandwidth: float | None = None,
+    s3_request_bandwidth: float | None = None,
     s3_signature: str | None = None,
     s3_max_parts_in_flight: int | None = None,
 ) -> FullSandbox:
@@ -37,6 +38,7 @@ def build_full_sandbox(
         processing_delay=processing_delay,
         s3_latency=s3_latency,
         s3_bandwidth=s3_bandwidth,
+        s3_request_bandwidth=s3_request_bandwidth,
         s3_signature=s3_signature,
         s3_max_parts_in_flight=s3_max_parts_in_flight,
     )
@@ -61,6 +63,7 @@ def run_sandbox_cli(
     storage: Path | None,
     s3_latency: float,
     s3_bandwidth_mb: float | None,
+    s3_request_bandwidth_mb: float | None = None,
     s3_signature: str | None = None,
     s3_max_parts_in_flight: int | None = None,
 ) -> None:
@@ -76,6 +79,7 @@ def run_sandbox_cli(
         storage_dir=storage,
         s3_latency=s3_latency,
         s3_bandwidth=s3_bandwidth_mb * 1e6 if s3_bandwidth_mb else None,
+        s3_request_bandwidth=s3_request_bandwidth_mb * 1e6 if s3_request_bandwidth_mb else None,
         s3_signature=s3_signature,
         s3_max_parts_in_flight=s3_max_parts_in_flight,
     )

@@ -81,6 +81,8 @@ class PanoptoSandboxOptions:
     """Added to every S3 request, in seconds (benchmark knob)."""
     s3_bandwidth: float | None = None
     """Bytes per second shared by all S3 request bodies together (benchmark knob)."""
+    s3_request_bandwidth: float | None = None
+    """Bytes per second one S3 request body gets at most (a connection's window / RTT)."""
     s3_signature: str | None = None
     """Accept only this S3 signature scheme (``s3v4``, ``s3``, ``unsigned``); None: any."""
     s3_max_parts_in_flight: int | None = None
@@ -208,6 +210,7 @@ class PanoptoSandbox:
             self._check_prefix,
             latency=options.s3_latency,
             bandwidth=options.s3_bandwidth,
+            request_bandwidth=options.s3_request_bandwidth,
             signature=options.s3_signature,
             max_parts_in_flight=options.s3_max_parts_in_flight,
         )

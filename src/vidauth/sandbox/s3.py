@@ -12,8 +12,9 @@ Bodies are never held whole in memory: they are read with ``request.stream()`` i
 at most :data:`FLUSH_BYTES` which is written and hashed on a worker thread. Panopto's limits are
 enforced: parts 1..10000, at most 25 MiB per part, every part but the last at least 5 MiB.
 
-Two benchmark knobs: a fixed latency added to every request and a bandwidth cap shared by all
-request bodies together (:class:`TokenBucket`). One throttling knob: ``max_parts_in_flight``
+Three benchmark knobs: a fixed latency added to every request, a bandwidth cap shared by all
+request bodies together (:class:`TokenBucket`), and a cap per request body (what one TCP
+connection gets over a long round trip: window / RTT). One throttling knob: ``max_parts_in_flight``
 answers ``503 SlowDown`` to an UploadPart that would exceed that many at once, as S3 does to a
 client that asks too much of a prefix.
 """
@@ -485,6 +486,7 @@ class S3Target:
         *,
         latency: float = 0.0,
         bandwidth: float | None = None,
+        request_bandwidth: float | None = None,
         signature: str | None = None,
         max_parts_in_flight: int | None = None,
     ) -> None:
@@ -496,6 +498,8 @@ class S3Target:
         self.check_prefix = check_prefix
         self.latency = latency
         self.bucket = TokenBucket(bandwidth) if bandwidth else None
+        #: Bytes per second one request body may use at most (None: no cap).
+        self.request_bandwidth = request_bandwidth
         #: The only signature scheme accepted, or None for any (Panopto today).
         self.signature = signature
         #: UploadParts beyond this many at once are answered 503 SlowDown (None: no limit).
@@ -644,6 +648,7 @@ class S3Target:
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         buffer = bytearray()
+        own = TokenBucket(self.request_bandwidth) if self.request_bandwidth else None
         try:
             with temp.open("wb") as out:
                 async for chunk in self._chunks(request):
@@ -656,6 +661,8 @@ class S3Target:
                             "EntityTooLarge",
                             f"Your proposed upload exceeds the maximum size of {limit} bytes.",
                         )
+                    if own is not None:
+                        await own.consume(len(chunk))
                     if self.bucket is not None:
                         await self.bucket.consume(len(chunk))
                     buffer += chunk
