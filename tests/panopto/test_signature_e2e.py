@@ -130,3 +130,39 @@ def test_a_bad_signature_choice_is_a_usage_error(cli: Any, panopto: PanoptoSetup
     code, _, err = cli(panopto, "upload", "x.mp4", "--folder", "f", "--signature", "v4")
     assert code == 2
     assert err.strip() == "vidauth: --signature v4: choose one of auto, s3, s3v4, unsigned"
+
+
+def test_the_profile_signature_key_is_used_as_given_and_the_flag_wins(
+    make_panopto: Callable[..., PanoptoSetup],
+    cli: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vidauth.client import Vidauth
+    from vidauth.config import load_settings
+
+    setup = make_panopto(s3_signature="s3")
+    setup.home.mkdir(parents=True, exist_ok=True)
+    (setup.home / "vidauth.toml").write_text(
+        "[profiles.pinned]\n"
+        'provider = "panopto"\n'
+        f'server = "{setup.server.url}"\n'
+        f'client_id = "{setup.client_id}"\n'
+        'client_secret = "env:PINNED_SECRET"\n'
+        f'redirect_uri = "{setup.redirect_uri}"\n'
+        'signature = "s3v4"\n'
+    )
+    monkeypatch.setenv("PINNED_SECRET", setup.client_secret)
+    monkeypatch.chdir(tmp_path)
+    va = Vidauth(load_settings(**setup.flags(vidauth_profile="pinned")))
+    assert va.profile.signature == "s3v4"
+    setup.login(va)
+    va.close()
+    video = write_random(tmp_path / "profiled.mp4", 6 * MiB, seed=6)
+    args = ("--profile", "pinned", "upload", str(video), "--folder", "SIT102 Labs", "--no-wait")
+    code, _, err = cli(setup, *args)
+    assert code == 4 and "refused the s3v4 signature (SignatureDoesNotMatch, HTTP 403)" in err
+    assert _refusals(setup) == {"s3v4": 1}
+    code, _, err = cli(setup, *args, "--signature", "auto")
+    assert code == 0, err
+    assert _refusals(setup) == {"s3v4": 1}  # auto starts with s3, which this target takes
