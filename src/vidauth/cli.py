@@ -414,6 +414,9 @@ def sandbox(
         str,
         typer.Option(help="S3 signature accepted: any, s3v4, s3 (SigV2) or unsigned."),
     ] = "any",
+    s3_lazy_complete: Annotated[
+        bool, typer.Option(help="Complete without joining the parts (joined when first read).")
+    ] = False,
     s3_max_parts_in_flight: Annotated[
         int, typer.Option(min=0, help="503 SlowDown to UploadParts beyond this many (0: none).")
     ] = 0,
@@ -441,6 +444,7 @@ def sandbox(
         s3_request_bandwidth_mb=s3_request_bandwidth or None,
         s3_signature=None if s3_signature == "any" else s3_signature,
         s3_max_parts_in_flight=s3_max_parts_in_flight or None,
+        s3_lazy_complete=s3_lazy_complete,
     )
 
 

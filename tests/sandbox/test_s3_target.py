@@ -489,11 +489,15 @@ def test_sandbox_command_flags_set_the_knobs() -> None:
         proc.wait(15)
 
 
-def test_completed_parts_are_joined_when_first_read_not_while_complete_waits(
-    target: Target,
-) -> None:
-    """CompleteMultipartUpload answers without copying every byte (as S3); the object's bytes
-    are the parts' in order once read, and a replaced or deleted object leaves no parts."""
+def test_lazy_complete_joins_the_parts_when_first_read(tmp_path: Path) -> None:
+    """With the knob, CompleteMultipartUpload answers without copying every byte (as S3); the
+    object's bytes are the parts' in order once read, and a replaced or deleted object leaves
+    no parts."""
+    for target in serve(tmp_path, s3_lazy_complete=True):
+        _check_lazy_complete(target)
+
+
+def _check_lazy_complete(target: Target) -> None:
     s3 = target.client()
     prefix = target.new_upload()
     key = f"{prefix}/lazy.mp4"

@@ -141,8 +141,9 @@ class MultipartUpload:
 class StoredObject:
     """A complete object (put or multipart-completed).
 
-    A completed multipart object is kept as its ``parts`` (in ``parts_dir``) until it is first
-    read, as S3 does not make CompleteMultipartUpload wait for a copy of every byte.
+    With ``lazy_complete``, a completed multipart object is kept as its ``parts`` (in
+    ``parts_dir``) until it is first read, as S3 does not make CompleteMultipartUpload wait for
+    a copy of every byte.
     """
 
     key: str
@@ -220,8 +221,11 @@ class S3Storage:
     parts of open multipart uploads and ``.tmp/`` files being received.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, lazy_complete: bool = False) -> None:
         self.root = root
+        #: Join a completed upload's parts when the object is first read instead of before
+        #: CompleteMultipartUpload answers (S3 does not make Complete wait for a copy).
+        self.lazy_complete = lazy_complete
         self._lock = threading.Lock()
         self._uploads: dict[str, MultipartUpload] = {}
         self._completed: dict[str, tuple[str, str, str]] = {}  # id -> (prefix, key, etag)
@@ -380,7 +384,8 @@ class S3Storage:
         return chosen
 
     def assemble(self, upload: MultipartUpload, parts: list[PartInfo]) -> str:
-        """Make the parts the object (concatenated when first read); answer its ETag."""
+        """Make the parts the object (joined now, or when first read with ``lazy_complete``;
+        blocking: run on a thread); answer its ETag."""
         digests = b"".join(bytes.fromhex(p.md5) for p in parts)
         etag = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
         size = sum(p.size for p in parts)
@@ -401,6 +406,8 @@ class S3Storage:
             self._completed[upload.upload_id] = (upload.prefix, upload.key, etag)
         self._drop_parts(replaced)
         self._path(upload.prefix, upload.key).unlink(missing_ok=True)  # an older object's bytes
+        if not self.lazy_complete:
+            self._materialize(upload.prefix, stored)
         return etag
 
     def completed_etag(self, prefix: str, key: str, upload_id: str) -> str | None:
