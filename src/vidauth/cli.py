@@ -407,14 +407,32 @@ def sandbox(
     storage: Annotated[Path | None, typer.Option(help="Where uploads are stored.")] = None,
     s3_latency: Annotated[float, typer.Option(help="Added seconds per S3 request.")] = 0.0,
     s3_bandwidth: Annotated[float, typer.Option(help="S3 bandwidth cap, MB/s (0: none).")] = 0.0,
+    s3_request_bandwidth: Annotated[
+        float, typer.Option(help="S3 bandwidth cap per request body, MB/s (0: none).")
+    ] = 0.0,
+    s3_signature: Annotated[
+        str,
+        typer.Option(help="S3 signature accepted: any, s3v4, s3 (SigV2) or unsigned."),
+    ] = "any",
+    s3_lazy_complete: Annotated[
+        bool, typer.Option(help="Complete without joining the parts (joined when first read).")
+    ] = False,
+    s3_max_parts_in_flight: Annotated[
+        int, typer.Option(min=0, help="503 SlowDown to UploadParts beyond this many (0: none).")
+    ] = 0,
 ) -> None:
     """Run the local Panopto-compatible sandbox (OAuth2 server, REST and upload APIs)."""
     from vidauth._urls import is_loopback_host
-    from vidauth.errors import ConfigError
+    from vidauth.errors import ConfigError, UsageError
     from vidauth.sandbox.full import run_sandbox_cli
+    from vidauth.sandbox.s3 import SIGNATURE_SCHEMES
 
     if not is_loopback_host(host):
         raise ConfigError(f"--host {host}: the sandbox binds loopback addresses only")
+    if s3_signature not in ("any", *SIGNATURE_SCHEMES):
+        raise UsageError(
+            f"--s3-signature {s3_signature}: choose any, {', '.join(SIGNATURE_SCHEMES)}"
+        )
     run_sandbox_cli(
         host=host,
         port=port,
@@ -423,6 +441,10 @@ def sandbox(
         storage=storage,
         s3_latency=s3_latency,
         s3_bandwidth_mb=s3_bandwidth or None,
+        s3_request_bandwidth_mb=s3_request_bandwidth or None,
+        s3_signature=None if s3_signature == "any" else s3_signature,
+        s3_max_parts_in_flight=s3_max_parts_in_flight or None,
+        s3_lazy_complete=s3_lazy_complete,
     )
 
 

@@ -27,6 +27,15 @@ def _cancel_or_resume(facts: Facts) -> str:
     return again
 
 
+def _signature(facts: Facts) -> str:
+    if facts.get("explicit"):
+        return (
+            "leave out --signature (and the profile's `signature` key) to let vidauth find the "
+            "scheme it accepts, or choose another"
+        )
+    return "report this to your Panopto administrator"
+
+
 def _folder(facts: Facts) -> str:
     if facts.get("name") is not None:
         return "list folders with `vidauth folders --search`"
@@ -94,6 +103,7 @@ ADVICE: dict[ErrorCode, tuple[str, Callable[[Facts], str]]] = {
         ": ",
         lambda f: f"cancel it with `vidauth uploads cancel {f.get('record_id')}` and upload again",
     ),
+    ErrorCode.SIGNATURE_REFUSED: (": ", _signature),
     ErrorCode.CANCEL_FAILED: (
         "; ",
         lambda f: f"try `vidauth uploads cancel {f.get('record_id')}` again",
@@ -126,6 +136,7 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.REMOTE_FAILED: 4,
     ErrorCode.UPLOAD_TARGET_FAILED: 4,
     ErrorCode.MULTIPART_UPLOAD_GONE: 4,
+    ErrorCode.SIGNATURE_REFUSED: 4,
     ErrorCode.CANCEL_FAILED: 4,
     ErrorCode.PROCESSING_FAILED: 4,
     ErrorCode.PROCESSING_TIMEOUT: 4,

@@ -169,13 +169,19 @@ def upload(
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Wait until Panopto has processed it.")
     ] = True,
-    parallel: Annotated[int, typer.Option(help="Parts in flight, shared by all files.")] = 8,
+    parallel: Annotated[
+        int | None,
+        typer.Option(help="Pin the parts in flight, shared by all files (default: adapted)."),
+    ] = None,
     part_size: Annotated[
         int | None, typer.Option("--part-size", help="Part size in MiB, a whole number 5..25.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON-lines events and results.")] = False,
     force: Annotated[bool, typer.Option(help="Upload files without a video extension.")] = False,
-    signature: Annotated[str, typer.Option(help="S3 signature: s3, s3v4 or unsigned.")] = "s3",
+    signature: Annotated[
+        str | None,
+        typer.Option(help="S3 signature: auto (default), s3, s3v4 or unsigned."),
+    ] = None,
     account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
     again: Annotated[
         bool,
@@ -195,12 +201,12 @@ def upload(
     from vidauth.panopto.engine import UploadJob, UploadOptions
     from vidauth.panopto.files import check_media_file
     from vidauth.panopto.files import part_size as choose_part_size
-    from vidauth.panopto.target import SIGNATURES
+    from vidauth.panopto.signature import check_choice
 
     cli = _cli()
-    if signature not in SIGNATURES:
-        raise UsageError(f"--signature {signature}: choose one of {', '.join(SIGNATURES)}")
-    if not 1 <= parallel <= 64:
+    if signature is not None:
+        check_choice(signature)
+    if parallel is not None and not 1 <= parallel <= 64:
         raise UsageError(f"--parallel {parallel}: choose 1 to 64 parts in flight")
     if not folder.strip():
         raise UsageError("--folder is empty: give a folder id (GUID) or its exact name")
@@ -209,9 +215,7 @@ def upload(
     checked = [check_media_file(path, force=force) for path in files]
     if len(set(checked)) != len(checked):
         raise UsageError("the same file is given twice: give each file once")
-    options = UploadOptions(
-        parallel=parallel, part_size_mib=part_size, signature=signature, wait=wait, force=force
-    )
+    options = UploadOptions(parallel=parallel, part_size_mib=part_size, wait=wait, force=force)
     reporter: Any
     if as_json:
         reporter = JsonReporter()
@@ -219,23 +223,27 @@ def upload(
         reporter = RichReporter(cli.err)
     else:
         reporter = PlainReporter(cli.err)
-    with cli._vidauth() as va, build_engine(va, options, subject=account) as engine:
-        target = engine.rest.resolve_folder(folder)
-        jobs = [UploadJob(path, target.id, title, description) for path in checked]
-        earlier = {} if again else completed_before(engine, jobs)
-        todo = [job for job in jobs if job not in earlier]
-        try:
-            for job, record in earlier.items():
-                _announce_earlier(reporter, as_json, job, record)
-            sent = iter(engine.upload_many(todo, reporter) if todo else [])
-            results = [
-                _earlier_result(job, earlier[job]) if job in earlier else next(sent) for job in jobs
-            ]
-        except KeyboardInterrupt:
-            engine.cancel_event.set()
-            raise
-        finally:
-            reporter.close()
+    with cli._vidauth() as va:
+        # the flag, else the profile's `signature` key, else auto; an explicit one is used as is
+        options.signature = signature or getattr(va.profile, "signature", None) or "auto"
+        with build_engine(va, options, subject=account) as engine:
+            target = engine.rest.resolve_folder(folder)
+            jobs = [UploadJob(path, target.id, title, description) for path in checked]
+            earlier = {} if again else completed_before(engine, jobs)
+            todo = [job for job in jobs if job not in earlier]
+            try:
+                for job, record in earlier.items():
+                    _announce_earlier(reporter, as_json, job, record)
+                sent = iter(engine.upload_many(todo, reporter) if todo else [])
+                results = [
+                    _earlier_result(job, earlier[job]) if job in earlier else next(sent)
+                    for job in jobs
+                ]
+            except KeyboardInterrupt:
+                engine.cancel_event.set()
+                raise
+            finally:
+                reporter.close()
     skipped = {str(job.path) for job in earlier}
     for result in results:
         if as_json:

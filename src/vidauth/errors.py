@@ -34,6 +34,7 @@ class ErrorCode(StrEnum):
     REMOTE_FAILED = "remote_failed"
     UPLOAD_TARGET_FAILED = "upload_target_failed"
     MULTIPART_UPLOAD_GONE = "multipart_upload_gone"
+    SIGNATURE_REFUSED = "signature_refused"
     CANCEL_FAILED = "cancel_failed"
     PROCESSING_FAILED = "processing_failed"
     PROCESSING_TIMEOUT = "processing_timeout"

@@ -79,6 +79,8 @@ class Profile:
     #: A reference (``env:NAME`` / ``file:PATH``) to a Panopto ID provider's application key;
     #: never the key itself. Resolved only when a grant needs it.
     application_key: str | None = None
+    #: The S3 signature uploads use (``auto``, ``s3``, ``s3v4``, ``unsigned``); None: auto.
+    signature: str | None = None
     #: Where the profile was defined (a vidauth.toml path, or ``.env/environment``).
     source: str = ".env/environment"
 
@@ -117,6 +119,7 @@ class ProfileModel(BaseModel):
     refresh_token_reuse: Literal["strict", "grace"] | None = None
     authorize_params: dict[str, str] | None = None
     application_key: str | None = None
+    signature: Literal["auto", "s3", "s3v4", "unsigned"] | None = None
 
 
 class ProfilesFile(BaseModel):
@@ -317,6 +320,7 @@ def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Prof
         refresh_token_reuse=model.refresh_token_reuse or provider.refresh_token_reuse,
         authorize_params=dict(model.authorize_params or {}),
         application_key=model.application_key,
+        signature=model.signature,
         source=source.label,
     )
 

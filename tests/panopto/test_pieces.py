@@ -19,8 +19,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from vidauth.errors import ErrorCode, RemoteServiceError
 from vidauth.panopto.files import fingerprint, part_count
+from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import TransferPlan, UploadPlanner
 from vidauth.panopto.s3calls import S3Caller, Stop
+from vidauth.panopto.signature import SignatureNegotiator
 from vidauth.panopto.target import parse_upload_target
 from vidauth.panopto.transfer import PartTransfer
 from vidauth.panopto.upload_types import UploadEvent, UploadInterrupted, UploadOptions
@@ -116,7 +118,7 @@ class OneClient:
     def __init__(self, s3: MemoryS3) -> None:
         self.s3 = s3
 
-    def get(self, endpoint: str) -> MemoryS3:
+    def get(self, endpoint: str, signature: str) -> MemoryS3:
         return self.s3
 
 
@@ -165,6 +167,7 @@ def _planner(store: UploadStore, s3: MemoryS3, policy: RetryPolicy = FAST) -> Up
         OneClient(s3),  # type: ignore[arg-type]
         S3Caller(policy),
         UploadOptions(),
+        SignatureNegotiator("auto", None),
     )
 
 
@@ -268,7 +271,7 @@ def test_list_parts_retries_transient_failures(store: UploadStore, media: Path) 
 def _transfer(
     pool: cf.Executor, store: UploadStore, policy: RetryPolicy = FAST, tokens: Any = None
 ) -> PartTransfer:
-    return PartTransfer(pool, S3Caller(policy), store, tokens)
+    return PartTransfer(pool, S3Caller(policy), store, controller_for(4)[1], tokens)
 
 
 def test_transfer_sends_only_missing_parts_and_assembles(

@@ -320,3 +320,239 @@ def test_refused_bodies_leave_the_connection_usable(target: Target) -> None:
         assert ok.status_code == 200
         assert ok.headers["ETag"] == f'"{hashlib.md5(b"a" * 5000).hexdigest()}"'  # noqa: S324
     assert target.sandbox.bytes_received == 5000
+
+
+# -- the signature knob: a target that accepts one scheme and refuses the others as S3 does --
+
+REFUSALS = {
+    # (accepted, used) -> (HTTP status, S3 code)
+    ("s3v4", "s3"): (400, "InvalidRequest"),
+    ("s3v4", "unsigned"): (403, "AccessDenied"),
+    ("s3", "s3v4"): (403, "SignatureDoesNotMatch"),
+    ("s3", "unsigned"): (403, "AccessDenied"),
+    ("unsigned", "s3v4"): (403, "SignatureDoesNotMatch"),
+    ("unsigned", "s3"): (403, "SignatureDoesNotMatch"),
+}
+BOTO_SIGNATURE: dict[str, Any] = {"s3v4": "s3v4", "s3": "s3", "unsigned": botocore.UNSIGNED}
+
+
+@pytest.mark.parametrize("accepted", ["s3v4", "s3", "unsigned"])
+def test_signature_knob_accepts_one_scheme_and_refuses_the_others(
+    tmp_path: Path, accepted: str
+) -> None:
+    for target in serve(tmp_path, s3_signature=accepted):
+        prefix = target.new_upload()
+        key = f"{prefix}/v.mp4"
+        ok = target.client(BOTO_SIGNATURE[accepted])
+        upload_id = ok.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+        etag = ok.upload_part(
+            Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=1, Body=b"p" * 1000
+        )["ETag"]
+        ok.complete_multipart_upload(
+            Bucket="Upload",
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+        )
+        refused_schemes = [s for s in BOTO_SIGNATURE if s != accepted]
+        for used in refused_schemes:
+            wrong = target.client(BOTO_SIGNATURE[used])
+            with pytest.raises(ClientError) as refused:
+                wrong.create_multipart_upload(Bucket="Upload", Key=f"{prefix}/other.mp4")
+            status, code = REFUSALS[(accepted, used)]
+            assert error_code(refused) == code
+            assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+            if code == "InvalidRequest":
+                assert "AWS4-HMAC-SHA256" in refused.value.response["Error"]["Message"]
+            # a refused part is refused before anything is stored
+            with pytest.raises(ClientError):
+                wrong.upload_part(
+                    Bucket="Upload", Key=key, UploadId="x", PartNumber=1, Body=b"q" * 10
+                )
+        stats = target.sandbox.s3.stats()
+        assert stats["signature"] == accepted
+        assert stats["requests_by_signature"][accepted] == 3
+        assert stats["signature_refusals"] == {used: 2 for used in refused_schemes}
+        assert target.sandbox.bytes_received == 1000
+        assert target.sandbox.object_path(prefix, "v.mp4").read_bytes() == b"p" * 1000
+
+
+def test_signature_is_read_from_the_header_shape_and_presigned_queries(tmp_path: Path) -> None:
+    for target in serve(tmp_path, s3_signature="s3v4"):
+        prefix = target.new_upload()
+        url = f"{target.url}/Panopto/Upload/{prefix}/m.xml"
+        v4 = "AWS4-HMAC-SHA256 Credential=k/20250101/us-east-1/s3/aws4_request, Signature=ab"
+        assert httpx.put(url, content=b"x", headers={"Authorization": v4}).status_code == 200
+        presigned = {"X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Signature": "ab"}
+        assert httpx.put(url, content=b"x", params=presigned).status_code == 200
+        v2 = httpx.put(url, content=b"x", headers={"Authorization": "AWS k:c2lnbmF0dXJl"})
+        assert v2.status_code == 400 and "<Code>InvalidRequest</Code>" in v2.text
+        v2_query = httpx.put(url, content=b"x", params={"AWSAccessKeyId": "k", "Signature": "s"})
+        assert v2_query.status_code == 400
+        bearer = httpx.put(url, content=b"x", headers={"Authorization": "Bearer abc"})
+        assert bearer.status_code == 400 and "<Code>InvalidArgument</Code>" in bearer.text
+        # the refused bodies were drained: this connection-reusing client still works
+        with httpx.Client() as http:
+            assert http.put(url, content=b"y" * 5000).status_code == 403
+            assert http.put(url, content=b"y", headers={"Authorization": v4}).status_code == 200
+        stats = httpx.get(f"{target.url}/sandbox/s3/stats").json()
+        assert stats["signature_refusals"] == {"s3": 2, "other": 1, "unsigned": 1}
+
+
+def test_any_signature_by_default(target: Target) -> None:
+    prefix = target.new_upload()
+    for signature in SIGNATURES:
+        target.client(signature).put_object(Bucket="Upload", Key=f"{prefix}/m.xml", Body=b"x")
+    stats = target.sandbox.s3.stats()
+    assert stats["signature"] == "any" and stats["signature_refusals"] == {}
+    assert stats["requests_by_signature"] == {"s3": 1, "s3v4": 1, "unsigned": 1}
+
+
+def test_bad_knob_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="signature"):
+        next(serve(tmp_path, s3_signature="sigv5"))
+    with pytest.raises(ValueError, match="max_parts_in_flight"):
+        next(serve(tmp_path, s3_max_parts_in_flight=0))
+
+
+def _send_part(s3: Any, key: str, upload_id: str, number: int) -> str:
+    """Send a 1 MB part; answer "ok" or the S3 error code of a 503."""
+    try:
+        s3.upload_part(
+            Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=number, Body=b"s" * 1_000_000
+        )
+    except ClientError as exc:
+        assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        return str(exc.response["Error"]["Code"])
+    return "ok"
+
+
+def test_parts_beyond_the_in_flight_limit_get_slow_down(tmp_path: Path) -> None:
+    """Two parts at once pass; a third while they are being received is told to slow down."""
+    import concurrent.futures as cf
+    import functools
+
+    for target in serve(tmp_path, s3_max_parts_in_flight=2, s3_bandwidth=2e6):
+        s3 = target.client()
+        prefix = target.new_upload()
+        key = f"{prefix}/v.mp4"
+        upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+        send = functools.partial(_send_part, s3, key, upload_id)
+        with cf.ThreadPoolExecutor(4) as pool:
+            outcomes = sorted(pool.map(send, [1, 2, 3, 4]))
+        # at 2 MB/s a 1 MB body takes ~0.5 s per pair: the third and fourth find both slots taken
+        assert outcomes.count("ok") >= 2 and "SlowDown" in outcomes, outcomes
+        stats = target.sandbox.s3.stats()
+        assert stats["peak_parts_in_flight"] == 2
+        assert stats["slow_downs"] == outcomes.count("SlowDown")
+        assert send(5) == "ok"  # the slots are free again
+
+
+def test_injected_503_is_slow_down(target: Target) -> None:
+    s3 = target.client()
+    prefix = target.new_upload()
+    key = f"{prefix}/v.mp4"
+    upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+    target.sandbox.fail_parts(1, status=503)
+    with pytest.raises(ClientError) as slow:
+        s3.upload_part(Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=1, Body=b"x")
+    assert error_code(slow) == "SlowDown"
+    assert "reduce your request rate" in slow.value.response["Error"]["Message"]
+
+
+def test_sandbox_command_flags_set_the_knobs() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "vidauth", "sandbox", "--port", "0"]
+    bad = subprocess.run(
+        [*command, "--s3-signature", "sigv5"], capture_output=True, text=True, timeout=30
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("vidauth: --s3-signature sigv5: choose any, s3v4")
+    proc = subprocess.Popen(
+        [*command, "--s3-signature", "s3v4", "--s3-max-parts-in-flight", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        stats = httpx.get(f"{url}/sandbox/s3/stats", timeout=10).json()
+        assert stats["signature"] == "s3v4" and stats["max_parts_in_flight"] == 3
+        refused = httpx.post(f"{url}/Panopto/Upload/x/v.mp4?uploads", timeout=10)
+        assert refused.status_code == 403 and "<Code>AccessDenied</Code>" in refused.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+
+
+def test_lazy_complete_joins_the_parts_when_first_read(tmp_path: Path) -> None:
+    """With the knob, CompleteMultipartUpload answers without copying every byte (as S3); the
+    object's bytes are the parts' in order once read, and a replaced or deleted object leaves
+    no parts."""
+    for target in serve(tmp_path, s3_lazy_complete=True):
+        _check_lazy_complete(target)
+
+
+def _check_lazy_complete(target: Target) -> None:
+    s3 = target.client()
+    prefix = target.new_upload()
+    key = f"{prefix}/lazy.mp4"
+    chunks = [os.urandom(5 * MiB), os.urandom(123)]
+
+    def complete_upload() -> Path:
+        upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+        parts = [
+            {
+                "PartNumber": n,
+                "ETag": s3.upload_part(
+                    Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=n, Body=data
+                )["ETag"],
+            }
+            for n, data in enumerate(chunks, start=1)
+        ]
+        s3.complete_multipart_upload(
+            Bucket="Upload", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+        return target.sandbox.storage.root / ".multipart" / upload_id
+
+    parts_dir = complete_upload()
+    stored = target.sandbox.storage.objects(prefix)["lazy.mp4"]
+    assert len(stored.parts) == 2 and parts_dir.is_dir()
+    assert s3.head_object(Bucket="Upload", Key=key)["ContentLength"] == 5 * MiB + 123
+    body = s3.get_object(Bucket="Upload", Key=key)["Body"].read()
+    assert body == b"".join(chunks)
+    assert not parts_dir.exists() and target.sandbox.storage.objects(prefix)["lazy.mp4"].parts == ()
+    chunks = [os.urandom(5 * MiB), os.urandom(7)]
+    replaced_dir = complete_upload()
+    newer_dir = complete_upload()  # the same key again: the older parts go
+    assert not replaced_dir.exists() and newer_dir.is_dir()
+    assert target.sandbox.object_path(prefix, "lazy.mp4").read_bytes() == b"".join(chunks)
+    complete_upload()
+    s3.delete_object(Bucket="Upload", Key=key)
+    assert list((target.sandbox.storage.root / ".multipart").iterdir()) == []
+
+
+def test_request_bandwidth_knob_caps_each_request_not_all_together(tmp_path: Path) -> None:
+    import concurrent.futures as cf
+
+    for target in serve(tmp_path, s3_request_bandwidth=4e6):
+        s3 = target.client()
+        prefix = target.new_upload()
+        body = os.urandom(2_000_000)
+
+        def put(name: str, s3: Any = s3, prefix: str = prefix, body: bytes = body) -> None:
+            s3.put_object(Bucket="Upload", Key=f"{prefix}/{name}", Body=body)
+
+        started = time.monotonic()
+        put("one.bin")
+        alone = time.monotonic() - started
+        started = time.monotonic()
+        with cf.ThreadPoolExecutor(3) as pool:
+            list(pool.map(put, ["a.bin", "b.bin", "c.bin"]))
+        together = time.monotonic() - started
+        assert 0.4 <= alone < 5, alone
+        assert together < 2 * alone, (alone, together)  # three at once: not three times as long

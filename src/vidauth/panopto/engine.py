@@ -7,7 +7,9 @@ the service's worker both drive through it:
 - :class:`~vidauth.panopto.transfer.PartTransfer` — the parts in flight and their retries;
 - :class:`~vidauth.panopto.finish.UploadFinisher` — manifest, ``State: 1``, polling, viewer URL.
 
-One engine serves any number of files; their parts share one pool of ``parallel`` workers.
+One engine serves any number of files; their parts share one gate of parts in flight, adapted
+to the link or pinned (:mod:`~vidauth.panopto.parallelism`), and one choice of S3 signature
+per upload host (:mod:`~vidauth.panopto.signature`).
 Every S3 call retries under the same :class:`~vidauth.retry.RetryPolicy` as token and API
 calls::
 
@@ -31,9 +33,11 @@ from vidauth.errors import ErrorCode, RemoteServiceError, UsageError, VidauthErr
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import check_media_file
 from vidauth.panopto.finish import UploadFinisher
+from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import UploadPlanner, not_found
 from vidauth.panopto.rest import PanoptoRest
 from vidauth.panopto.s3calls import S3Caller, Stop
+from vidauth.panopto.signature import SignatureNegotiator
 from vidauth.panopto.target import S3Clients, prewarm
 from vidauth.panopto.transfer import PartTransfer, open_for_reading
 from vidauth.panopto.upload_types import (
@@ -47,6 +51,7 @@ from vidauth.panopto.upload_types import (
 )
 from vidauth.retry import RetryPolicy
 from vidauth.store.db import Database
+from vidauth.store.signatures import SignatureHostStore
 from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
 
 __all__ = [
@@ -86,14 +91,17 @@ class UploadEngine:
         self.rest = api if isinstance(api, PanoptoRest) else PanoptoRest(api)
         self.store = UploadStore(db)
         self.options = options or UploadOptions()
-        if self.options.parallel < 1:
+        if self.options.parallel is not None and self.options.parallel < 1:
             raise UsageError("--parallel must be at least 1")
         self.account_id = account_id
         self.server = server
         self.retry_policy = retry_policy or RetryPolicy()
         self.cancel_event = cancel or threading.Event()
-        self.s3 = S3Clients(self.options.signature, self.options.parallel + 2)
-        self._pool = cf.ThreadPoolExecutor(self.options.parallel, thread_name_prefix="vidauth-part")
+        self.signatures = SignatureNegotiator(self.options.signature, SignatureHostStore(db))
+        self.parallelism, self.slots = controller_for(self.options.parallel)
+        workers = self.parallelism.maximum
+        self.s3 = S3Clients(workers + 2)
+        self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="vidauth-part")
         # Small calls that overlap the transfer (boto3's warm-up, the manifest), off the part pool.
         self._side = cf.ThreadPoolExecutor(2, thread_name_prefix="vidauth-side")
         self._side.submit(prewarm)
@@ -104,6 +112,7 @@ class UploadEngine:
             self.s3,
             caller,
             self.options,
+            self.signatures,
             account_id=account_id,
             server=server,
         )
@@ -114,6 +123,7 @@ class UploadEngine:
             self._pool,
             caller,
             self.store,
+            self.slots,
             token_source,
             self.options.token_min_validity,
             open_file=self.open_file,
@@ -160,7 +170,7 @@ class UploadEngine:
         emit = progress or (lambda _e: None)
         if len(jobs) == 1:
             return [self._upload(jobs[0], emit)]
-        workers = min(len(jobs), max(2, self.options.parallel))
+        workers = min(len(jobs), max(2, self.parallelism.limit))
         with cf.ThreadPoolExecutor(workers, thread_name_prefix="vidauth-file") as files:
             futures = [files.submit(self._upload, job, emit) for job in jobs]
             try:

@@ -3,12 +3,14 @@
 :class:`UploadPlanner` picks the part size, finds a recorded upload of the same file, starts
 over when the file changed (size, mtime, fingerprint) or Panopto dropped the sessionUpload,
 creates the sessionUpload otherwise, and — before parts go — opens the multipart upload or
-reconciles the recorded parts with the target's ListParts. It sends no parts.
+reconciles the recorded parts with the target's ListParts. It sends no parts. That first S3 call
+of an upload is where the signature scheme is settled (:mod:`vidauth.panopto.signature`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from vidauth.errors import ErrorCode, RemoteServiceError, UsageError, VidauthErr
 from vidauth.panopto.files import check_media_file, fingerprint, part_count, part_range, part_size
 from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
 from vidauth.panopto.s3calls import S3Caller, Stop, no_such_upload
+from vidauth.panopto.signature import SignatureNegotiator, signature_refusal, upload_host
 from vidauth.panopto.target import S3Clients, UploadTarget, parse_upload_target
 from vidauth.panopto.upload_types import Progress, UploadEvent, UploadJob, UploadOptions
 from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
@@ -45,6 +48,10 @@ class TransferPlan:
     parts: dict[int, tuple[str, int]] = field(default_factory=dict)
     assembled: bool = False
     """The target already holds the whole object (CompleteMultipartUpload went through)."""
+    signature: str = "s3"
+    """The signature scheme the target accepted (``s3`` is the client ``s3`` signs with)."""
+    round_trip: float | None = None
+    """Seconds the first S3 call took: the target's round trip, to space the parts' starts."""
 
     @property
     def bytes_done(self) -> int:
@@ -74,6 +81,7 @@ class UploadPlanner:
         s3: S3Clients,
         caller: S3Caller,
         options: UploadOptions,
+        signatures: SignatureNegotiator,
         *,
         account_id: int | None = None,
         server: str | None = None,
@@ -81,6 +89,7 @@ class UploadPlanner:
         self.rest = rest
         self.store = store
         self.s3 = s3
+        self.signatures = signatures
         self.caller = caller
         self.options = options
         self.account_id = account_id
@@ -201,7 +210,7 @@ class UploadPlanner:
         if not (record.upload_target and record.s3_upload_id):
             return
         target = parse_upload_target(record.upload_target)
-        s3 = self.s3.get(target.endpoint)
+        s3 = self.s3.get(target.endpoint, self.signatures.scheme(upload_host(target.endpoint)))
         with contextlib.suppress(Exception):
             s3.abort_multipart_upload(
                 Bucket=target.bucket,
@@ -215,19 +224,23 @@ class UploadPlanner:
         """Open the multipart upload, or take the parts the target already holds."""
         assert record.upload_target is not None
         target = parse_upload_target(record.upload_target)
-        s3 = self.s3.get(target.endpoint)
         key = target.key(record.object_key)
-        plan = TransferPlan(record, target, s3, key, size, part_count(size, record.part_size))
+        plan = TransferPlan(record, target, None, key, size, part_count(size, record.part_size))
         name = Path(record.file_path).name
         if record.s3_upload_id is None:
-            created = self.caller.call(
-                stop,
-                "starting the multipart upload",
-                name,
-                s3.create_multipart_upload,
-                Bucket=target.bucket,
-                Key=key,
-            )
+
+            def create(s3: Any, refused: Any) -> Any:
+                return self.caller.call(
+                    stop,
+                    "starting the multipart upload",
+                    name,
+                    s3.create_multipart_upload,
+                    passthrough=refused,
+                    Bucket=target.bucket,
+                    Key=key,
+                )
+
+            created = self._first_call(plan, create)
             self.store.update(record.id, s3_upload_id=str(created["UploadId"]))
             plan.record = self.record(record.id)
             return plan
@@ -246,29 +259,48 @@ class UploadPlanner:
         )
         return plan
 
+    def _first_call(self, plan: TransferPlan, call: Any) -> Any:
+        """The upload's first S3 call, ``call(client, passthrough)``, under the signature the
+        host takes; sets ``plan.s3``, ``plan.signature`` and ``plan.round_trip``."""
+        endpoint = plan.target.endpoint
+
+        def attempt(scheme: str) -> Any:
+            plan.s3 = self.s3.get(endpoint, scheme)
+            started = time.monotonic()
+            answer = call(plan.s3, lambda exc: signature_refusal(exc, scheme))
+            plan.round_trip = time.monotonic() - started
+            return answer
+
+        answer, plan.signature = self.signatures.first_call(upload_host(endpoint), attempt)
+        return answer
+
     def reconcile(self, plan: TransferPlan, stop: Stop) -> None:
         """Take the parts S3 holds (ListParts) whose sizes match the plan into ``plan.parts``
         and the store; sets ``plan.assembled`` when the object is already complete."""
         record = plan.record
-        s3 = plan.s3
         expected = {
             n: part_range(n, plan.size, record.part_size)[1] for n in range(1, plan.count + 1)
         }
         found: dict[int, tuple[str, int]] = {}
         marker = 0
+
+        def list_page(s3: Any, refused: Any = None) -> Any:
+            return self.caller.call(
+                stop,
+                "listing the uploaded parts",
+                Path(record.file_path).name,
+                s3.list_parts,
+                raw_errors=True,
+                passthrough=refused,
+                Bucket=plan.target.bucket,
+                Key=plan.key,
+                UploadId=record.s3_upload_id,
+                PartNumberMarker=marker,
+            )
+
         try:
             while True:
-                page = self.caller.call(
-                    stop,
-                    "listing the uploaded parts",
-                    Path(record.file_path).name,
-                    s3.list_parts,
-                    raw_errors=True,
-                    Bucket=plan.target.bucket,
-                    Key=plan.key,
-                    UploadId=record.s3_upload_id,
-                    PartNumberMarker=marker,
-                )
+                page = list_page(plan.s3) if marker else self._first_call(plan, list_page)
                 for part in page.get("Parts", []):
                     number, part_bytes = int(part["PartNumber"]), int(part["Size"])
                     if expected.get(number) == part_bytes:

@@ -90,13 +90,15 @@ class S3Caller:
         call: Callable[..., Any],
         *,
         raw_errors: bool = False,
+        passthrough: Callable[[BaseException], bool] | None = None,
         before: Callable[[], None] | None = None,
         **kw: Any,
     ) -> Any:
         """``call(**kw)``, retried on transient failures within the policy's bounds.
 
         ``before`` runs before every attempt (a token refresh); ``raw_errors`` lets a
-        NoSuchUpload through as it is, for the caller to handle.
+        NoSuchUpload through as it is, for the caller to handle, and so does ``passthrough``
+        any error it accepts (a signature refusal, for the negotiation).
         """
         budget = self.policy.start()
         while True:
@@ -113,7 +115,7 @@ class S3Caller:
                 if delay is not None:
                     stop.wait(delay)
                     continue
-                if raw_errors and no_such_upload(exc):
+                if (raw_errors and no_such_upload(exc)) or (passthrough and passthrough(exc)):
                     raise
                 raise target_failure(what, filename, stop.record_id, exc, attempt) from None
 

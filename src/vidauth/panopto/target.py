@@ -103,23 +103,23 @@ def prewarm() -> None:
 class S3Clients:
     """One boto3 client per (endpoint, signature), created once and shared by threads."""
 
-    def __init__(self, signature: str, max_pool_connections: int) -> None:
-        self.signature = signature
+    def __init__(self, max_pool_connections: int) -> None:
         self.max_pool_connections = max_pool_connections
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, endpoint: str) -> Any:
-        """The client for ``endpoint``."""
+    def get(self, endpoint: str, signature: str) -> Any:
+        """The client for ``endpoint`` signing with ``signature`` (``s3``, ``s3v4``,
+        ``unsigned``)."""
         with self._lock:
-            client = self._clients.get(endpoint)
+            client = self._clients.get((endpoint, signature))
             if client is None:
                 client = s3_client(
                     endpoint,
-                    signature=self.signature,
+                    signature=signature,
                     max_pool_connections=self.max_pool_connections,
                 )
-                self._clients[endpoint] = client
+                self._clients[(endpoint, signature)] = client
             return client
 
     def close(self) -> None:

@@ -1,9 +1,12 @@
-"""Transfer: send a plan's missing parts, at most ``parallel`` in flight, then assemble them.
+"""Transfer: send a plan's missing parts through the gate of parts in flight, then assemble them.
 
-Each part is read from the file at its offset as it is sent (memory stays near
-``parallel * part size``), retried under the one policy with a fresh token before every
-attempt, and recorded in the store as soon as the target acknowledges it, so a crash loses at
-most the parts in flight. The first part that fails for good stops its siblings.
+Each attempt holds a slot of :class:`~vidauth.panopto.parallelism.PartSlots` (released while a
+retry waits) and reports to its controller: acknowledged bytes (throughput), and throttling
+(503, SlowDown, timeouts), so the number in flight follows the link. Each part is read from the
+file at its offset as it is sent (memory stays below parts in flight times part size), retried under
+the one policy with a fresh token before every attempt, and recorded in the store as soon as the
+target acknowledges it, so a crash loses at most the parts in flight. The first part that fails
+for good stops its siblings.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import FilePart, part_range
+from vidauth.panopto.parallelism import PartSlots, throttling
 from vidauth.panopto.plan import TransferPlan
 from vidauth.panopto.s3calls import S3Caller, Stop
 from vidauth.panopto.upload_types import Progress, UploadEvent
@@ -36,6 +40,7 @@ class PartTransfer:
         pool: cf.Executor,
         caller: S3Caller,
         store: UploadStore,
+        slots: PartSlots,
         token_source: AccessTokenSource | None = None,
         token_min_validity: float = 300.0,
         *,
@@ -44,6 +49,7 @@ class PartTransfer:
         self.pool = pool
         self.caller = caller
         self.store = store
+        self.slots = slots
         self.token_source = token_source
         self.token_min_validity = token_min_validity
         self.open_file = open_file or open_for_reading
@@ -61,6 +67,8 @@ class PartTransfer:
         ``sent`` hears the bytes sent by this call even when it fails.
         """
         progress = _Progress(plan)
+        if plan.round_trip is not None:
+            self.slots.observe_round_trip(plan.round_trip)
         fd = self.open_file(path)
         try:
             self._send_parts(plan, fd, plan.missing, stop, emit, progress)
@@ -127,15 +135,25 @@ class PartTransfer:
         record = plan.record
         offset, length = part_range(number, plan.size, record.part_size)
 
+        controller = self.slots.controller
+
         def upload_part() -> Any:  # a fresh body per attempt: each reads from the offset
-            return plan.s3.upload_part(
-                Bucket=plan.target.bucket,
-                Key=plan.key,
-                UploadId=record.s3_upload_id,
-                PartNumber=number,
-                Body=FilePart(fd, offset, length),
-                ContentLength=length,
-            )
+            with self.slots.slot(length, stop):
+                try:
+                    answer = plan.s3.upload_part(
+                        Bucket=plan.target.bucket,
+                        Key=plan.key,
+                        UploadId=record.s3_upload_id,
+                        PartNumber=number,
+                        Body=FilePart(fd, offset, length),
+                        ContentLength=length,
+                    )
+                except Exception as exc:
+                    if throttling(exc):
+                        controller.throttled()
+                    raise
+            controller.part_done(length)
+            return answer
 
         answer = self.caller.call(
             stop,

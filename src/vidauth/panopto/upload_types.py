@@ -10,6 +10,7 @@ from typing import Any
 from vidauth.errors import ErrorCode, VidauthError
 from vidauth.store.uploads import UploadState
 
+#: Parts in flight at the start when adapting (see :mod:`vidauth.panopto.parallelism`).
 DEFAULT_PARALLEL = 8
 
 
@@ -24,12 +25,14 @@ class UploadInterrupted(VidauthError):
 class UploadOptions:
     """How uploads run. Retries follow the engine's :class:`~vidauth.retry.RetryPolicy`."""
 
-    parallel: int = DEFAULT_PARALLEL
-    """Parts in flight, shared by every file of the engine."""
+    parallel: int | None = None
+    """Parts in flight, shared by every file of the engine: None adapts the number to the
+    link (from 8, within 256 MiB of parts); a number pins it."""
     part_size_mib: int | None = None
     """Whole MiB, 5..25; None picks 8 MiB or what the file size needs."""
-    signature: str = "s3"
-    """boto3 signature version: ``s3``, ``s3v4`` or ``unsigned``."""
+    signature: str = "auto"
+    """S3 signature: ``auto`` (found per upload host and remembered), or one of ``s3``
+    (SigV2), ``s3v4`` and ``unsigned``, used as it is."""
     wait: bool = True
     """Wait until Panopto has processed the upload."""
     force: bool = False

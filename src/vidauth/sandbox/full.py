@@ -24,6 +24,10 @@ def build_full_sandbox(
     processing_delay: float = 1.0,
     s3_latency: float = 0.0,
     s3_bandwidth: float | None = None,
+    s3_request_bandwidth: float | None = None,
+    s3_signature: str | None = None,
+    s3_max_parts_in_flight: int | None = None,
+    s3_lazy_complete: bool = False,
 ) -> FullSandbox:
     """A not-yet-started sandbox serving both the authorization server and the Panopto API.
 
@@ -35,6 +39,10 @@ def build_full_sandbox(
         processing_delay=processing_delay,
         s3_latency=s3_latency,
         s3_bandwidth=s3_bandwidth,
+        s3_request_bandwidth=s3_request_bandwidth,
+        s3_signature=s3_signature,
+        s3_max_parts_in_flight=s3_max_parts_in_flight,
+        s3_lazy_complete=s3_lazy_complete,
     )
     server.panopto = PanoptoSandbox(options, authenticate=server.state.authenticate_access_token)
     server.app.include_router(server.panopto.router())
@@ -57,6 +65,10 @@ def run_sandbox_cli(
     storage: Path | None,
     s3_latency: float,
     s3_bandwidth_mb: float | None,
+    s3_request_bandwidth_mb: float | None = None,
+    s3_signature: str | None = None,
+    s3_max_parts_in_flight: int | None = None,
+    s3_lazy_complete: bool = False,
 ) -> None:
     """``vidauth sandbox``: serve the whole sandbox until Ctrl-C."""
     config = SandboxConfig(host=host, port=port, access_token_lifetime=token_lifetime)
@@ -70,6 +82,10 @@ def run_sandbox_cli(
         storage_dir=storage,
         s3_latency=s3_latency,
         s3_bandwidth=s3_bandwidth_mb * 1e6 if s3_bandwidth_mb else None,
+        s3_request_bandwidth=s3_request_bandwidth_mb * 1e6 if s3_request_bandwidth_mb else None,
+        s3_signature=s3_signature,
+        s3_max_parts_in_flight=s3_max_parts_in_flight,
+        s3_lazy_complete=s3_lazy_complete,
     )
     serve_until_interrupted(
         server,

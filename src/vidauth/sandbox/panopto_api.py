@@ -81,6 +81,15 @@ class PanoptoSandboxOptions:
     """Added to every S3 request, in seconds (benchmark knob)."""
     s3_bandwidth: float | None = None
     """Bytes per second shared by all S3 request bodies together (benchmark knob)."""
+    s3_lazy_complete: bool = False
+    """CompleteMultipartUpload answers without joining the parts; they are joined when the
+    object is first read (benchmark knob: S3 does not copy every byte while Complete waits)."""
+    s3_request_bandwidth: float | None = None
+    """Bytes per second one S3 request body gets at most (a connection's window / RTT)."""
+    s3_signature: str | None = None
+    """Accept only this S3 signature scheme (``s3v4``, ``s3``, ``unsigned``); None: any."""
+    s3_max_parts_in_flight: int | None = None
+    """Answer 503 SlowDown to UploadParts beyond this many at once; None: no limit."""
 
 
 @dataclass(frozen=True)
@@ -198,12 +207,15 @@ class PanoptoSandbox:
         self._denied: set[str] = set()
         self._seed()
         options.storage_dir.mkdir(parents=True, exist_ok=True)
-        self.storage = S3Storage(options.storage_dir)
+        self.storage = S3Storage(options.storage_dir, lazy_complete=options.s3_lazy_complete)
         self.s3 = S3Target(
             self.storage,
             self._check_prefix,
             latency=options.s3_latency,
             bandwidth=options.s3_bandwidth,
+            request_bandwidth=options.s3_request_bandwidth,
+            signature=options.s3_signature,
+            max_parts_in_flight=options.s3_max_parts_in_flight,
         )
 
     # -- seed data and lookups ----------------------------------------------------------------

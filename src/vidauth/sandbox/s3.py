@@ -3,15 +3,20 @@
 Only the operations an uploader needs are implemented, on path-style URLs
 ``/Panopto/Upload/{prefix}/{key}`` (bucket ``Upload``, endpoint ``{base}/Panopto``):
 CreateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload,
-PutObject, HeadObject, GetObject and DeleteObject. Credentials and signatures are ignored
-(SigV2 ``AWS key:sig``, SigV4 and unsigned requests are all accepted), as Panopto does.
+PutObject, HeadObject, GetObject and DeleteObject. Credentials are never checked. By default
+every signature scheme is accepted (SigV2 ``AWS key:sig``, SigV4 and unsigned requests), as
+Panopto does today; ``signature=`` makes the target accept only one scheme and refuse the others
+the way S3 does (see :func:`refusal_for`), because Panopto's own sample has switched schemes.
 
 Bodies are never held whole in memory: they are read with ``request.stream()`` into a buffer of
 at most :data:`FLUSH_BYTES` which is written and hashed on a worker thread. Panopto's limits are
 enforced: parts 1..10000, at most 25 MiB per part, every part but the last at least 5 MiB.
 
-Two benchmark knobs: a fixed latency added to every request and a bandwidth cap shared by all
-request bodies together (:class:`TokenBucket`).
+Three benchmark knobs: a fixed latency added to every request, a bandwidth cap shared by all
+request bodies together (:class:`TokenBucket`), and a cap per request body (what one TCP
+connection gets over a long round trip: window / RTT). One throttling knob: ``max_parts_in_flight``
+answers ``503 SlowDown`` to an UploadPart that would exceed that many at once, as S3 does to a
+client that asks too much of a prefix.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import shutil
@@ -26,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -36,7 +42,7 @@ from xml.sax.saxutils import escape
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from vidauth.sandbox.ucs import safe_fromstring
 
@@ -50,6 +56,11 @@ BUCKET = "Upload"
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 _FAULT_CODES = {500: "InternalError", 503: "SlowDown", 502: "BadGateway", 403: "AccessDenied"}
+
+#: The signature schemes a request can use, in boto3's names (``s3`` is SigV2).
+SIGNATURE_SCHEMES = ("s3v4", "s3", "unsigned")
+SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+SLOW_DOWN_MESSAGE = "Please reduce your request rate."
 
 
 class S3Error(Exception):
@@ -128,12 +139,19 @@ class MultipartUpload:
 
 @dataclass(frozen=True)
 class StoredObject:
-    """A complete object (put or multipart-completed)."""
+    """A complete object (put or multipart-completed).
+
+    With ``lazy_complete``, a completed multipart object is kept as its ``parts`` (in
+    ``parts_dir``) until it is first read, as S3 does not make CompleteMultipartUpload wait for
+    a copy of every byte.
+    """
 
     key: str
     size: int
     etag: str  # quoted, as S3 sends it
     last_modified: datetime
+    parts: tuple[Path, ...] = ()
+    parts_dir: Path | None = None
 
 
 def check_key(key: str) -> str:
@@ -150,6 +168,52 @@ def check_key(key: str) -> str:
     return key
 
 
+def request_signature(request: Request) -> str:
+    """Which scheme signed ``request``: ``s3v4``, ``s3`` (SigV2), ``unsigned`` or ``other``.
+
+    Only the shape is read (header ``Authorization: AWS4-HMAC-SHA256 Credential=…`` or
+    ``AWS key:signature``, or the presigned-URL query parameters); nothing is verified.
+    """
+    authorization = request.headers.get("authorization", "").strip()
+    query = request.query_params
+    if authorization.startswith(SIGV4_ALGORITHM + " ") or query.get("X-Amz-Algorithm") == (
+        SIGV4_ALGORITHM
+    ):
+        return "s3v4"
+    if authorization.startswith("AWS ") or ("AWSAccessKeyId" in query and "Signature" in query):
+        return "s3"
+    return "other" if authorization else "unsigned"
+
+
+def refusal_for(accepted: str, used: str) -> S3Error | None:
+    """The error S3 answers when a target that accepts only ``accepted`` gets ``used``.
+
+    A SigV2 request where SigV4 is required: ``400 InvalidRequest`` naming the mechanism; an
+    unsigned request where a signature is required: ``403 AccessDenied``; any other signature
+    of the wrong version: ``403 SignatureDoesNotMatch``; an authorization header of no S3
+    scheme at all: ``400 InvalidArgument``. None when the request is acceptable.
+    """
+    if used == accepted:
+        return None
+    if used == "other":
+        return S3Error(400, "InvalidArgument", "Unsupported Authorization Type")
+    if accepted == "s3v4" and used == "s3":
+        return S3Error(
+            400,
+            "InvalidRequest",
+            "The authorization mechanism you have provided is not supported. "
+            f"Please use {SIGV4_ALGORITHM}.",
+        )
+    if used == "unsigned":
+        return S3Error(403, "AccessDenied", "Access Denied")
+    return S3Error(
+        403,
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+    )
+
+
 class S3Storage:
     """On-disk objects per prefix plus the open multipart uploads; thread-safe.
 
@@ -157,18 +221,61 @@ class S3Storage:
     parts of open multipart uploads and ``.tmp/`` files being received.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, lazy_complete: bool = False) -> None:
         self.root = root
+        #: Join a completed upload's parts when the object is first read instead of before
+        #: CompleteMultipartUpload answers (S3 does not make Complete wait for a copy).
+        self.lazy_complete = lazy_complete
         self._lock = threading.Lock()
         self._uploads: dict[str, MultipartUpload] = {}
         self._completed: dict[str, tuple[str, str, str]] = {}  # id -> (prefix, key, etag)
         self._objects: dict[str, dict[str, StoredObject]] = {}
+        self._materializing = threading.Lock()
         for sub in (".multipart", ".tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
-    def object_path(self, prefix: str, key: str) -> Path:
-        """Where object ``key`` of ``prefix`` lives (whether or not it exists yet)."""
+    def _path(self, prefix: str, key: str) -> Path:
         return self.root / prefix / check_key(key)
+
+    def object_path(self, prefix: str, key: str) -> Path:
+        """Where object ``key`` of ``prefix`` lives (whether or not it exists yet); a completed
+        multipart object is concatenated there first (blocking)."""
+        with self._lock:
+            found = self._objects.get(prefix, {}).get(key)
+        if found is not None and found.parts:
+            self._materialize(prefix, found)
+        return self._path(prefix, key)
+
+    def _materialize(self, prefix: str, found: StoredObject) -> None:
+        with self._materializing:
+            with self._lock:
+                current = self._objects.get(prefix, {}).get(found.key)
+            if current is not found:  # done meanwhile, replaced or deleted
+                return
+            temp = self.temp_path()
+            try:
+                with temp.open("wb", buffering=0) as out:
+                    for part in found.parts:
+                        with part.open("rb") as src:
+                            _copy(src, out)
+                target = self._path(prefix, found.key)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, target)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+            with self._lock:
+                if self._objects.get(prefix, {}).get(found.key) is found:
+                    self._objects[prefix][found.key] = StoredObject(
+                        found.key, found.size, found.etag, found.last_modified
+                    )
+            if found.parts_dir is not None:
+                shutil.rmtree(found.parts_dir, ignore_errors=True)
+
+    @staticmethod
+    def _drop_parts(found: StoredObject | None) -> None:
+        if found is not None and found.parts_dir is not None:
+            shutil.rmtree(found.parts_dir, ignore_errors=True)
 
     def temp_path(self) -> Path:
         """A fresh file name on the same file system, for a body being received."""
@@ -189,19 +296,20 @@ class S3Storage:
 
     def commit_object(self, prefix: str, key: str, temp: Path, size: int, etag: str) -> None:
         """Move a received file into place as object ``key`` (replacing any older one)."""
-        target = self.object_path(prefix, key)
+        target = self._path(prefix, key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, target)
         with self._lock:
-            self._objects.setdefault(prefix, {})[key] = StoredObject(
-                key, size, etag, datetime.now(UTC)
-            )
+            replaced = self._objects.setdefault(prefix, {}).get(key)
+            self._objects[prefix][key] = StoredObject(key, size, etag, datetime.now(UTC))
+        self._drop_parts(replaced)
 
     def delete_object(self, prefix: str, key: str) -> None:
         """Remove an object if it exists (S3 answers 204 either way)."""
         with self._lock:
-            self._objects.get(prefix, {}).pop(key, None)
-        self.object_path(prefix, key).unlink(missing_ok=True)
+            found = self._objects.get(prefix, {}).pop(key, None)
+        self._drop_parts(found)
+        self._path(prefix, key).unlink(missing_ok=True)
 
     def create_multipart(self, prefix: str, key: str) -> str:
         """Open a multipart upload; answer its UploadId."""
@@ -276,25 +384,30 @@ class S3Storage:
         return chosen
 
     def assemble(self, upload: MultipartUpload, parts: list[PartInfo]) -> str:
-        """Concatenate parts into the object (blocking; run on a thread); answer its ETag."""
-        temp = self.temp_path()
-        try:
-            with temp.open("wb") as out:
-                for part in parts:
-                    with part.path.open("rb") as src:
-                        shutil.copyfileobj(src, out, FLUSH_BYTES)
-            digests = b"".join(bytes.fromhex(p.md5) for p in parts)
-            etag = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
-            size = sum(p.size for p in parts)
-            self.commit_object(upload.prefix, upload.key, temp, size, etag)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            with self._lock:  # give the upload back so the client may retry or abort
-                self._uploads.setdefault(upload.upload_id, upload)
-            raise
+        """Make the parts the object (joined now, or when first read with ``lazy_complete``;
+        blocking: run on a thread); answer its ETag."""
+        digests = b"".join(bytes.fromhex(p.md5) for p in parts)
+        etag = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
+        size = sum(p.size for p in parts)
+        unused = {p.path for p in upload.parts.values()} - {p.path for p in parts}
+        for path in unused:
+            path.unlink(missing_ok=True)
+        stored = StoredObject(
+            upload.key,
+            size,
+            etag,
+            datetime.now(UTC),
+            parts=tuple(p.path for p in parts),
+            parts_dir=upload.directory,
+        )
         with self._lock:
+            replaced = self._objects.setdefault(upload.prefix, {}).get(upload.key)
+            self._objects[upload.prefix][upload.key] = stored
             self._completed[upload.upload_id] = (upload.prefix, upload.key, etag)
-        shutil.rmtree(upload.directory, ignore_errors=True)
+        self._drop_parts(replaced)
+        self._path(upload.prefix, upload.key).unlink(missing_ok=True)  # an older object's bytes
+        if not self.lazy_complete:
+            self._materialize(upload.prefix, stored)
         return etag
 
     def completed_etag(self, prefix: str, key: str, upload_id: str) -> str | None:
@@ -315,10 +428,32 @@ class S3Storage:
             doomed = [u for u in self._uploads.values() if u.prefix == prefix]
             for upload in doomed:
                 del self._uploads[upload.upload_id]
-            self._objects.pop(prefix, None)
+            objects = self._objects.pop(prefix, {})
+        for found in objects.values():
+            self._drop_parts(found)
         for upload in doomed:
             shutil.rmtree(upload.directory, ignore_errors=True)
         shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+
+def _copy(src: BinaryIO, out: BinaryIO) -> None:
+    """Append ``src`` to ``out`` (unbuffered): in the kernel where it can (copy_file_range)."""
+    start = out.tell()
+    try:
+        left = os.fstat(src.fileno()).st_size
+        while left > 0:
+            copied = os.copy_file_range(src.fileno(), out.fileno(), left)
+            if copied == 0:
+                break
+            left -= copied
+        if left == 0:
+            return
+    except OSError:
+        pass
+    src.seek(0)
+    out.seek(start)
+    out.truncate()
+    shutil.copyfileobj(src, out, FLUSH_BYTES)
 
 
 def _write_chunk(out: BinaryIO, digest: hashlib._Hash, data: bytearray) -> None:
@@ -358,15 +493,37 @@ class S3Target:
         *,
         latency: float = 0.0,
         bandwidth: float | None = None,
+        request_bandwidth: float | None = None,
+        signature: str | None = None,
+        max_parts_in_flight: int | None = None,
     ) -> None:
+        if signature is not None and signature not in SIGNATURE_SCHEMES:
+            raise ValueError(f"signature must be one of {', '.join(SIGNATURE_SCHEMES)} or None")
+        if max_parts_in_flight is not None and max_parts_in_flight < 1:
+            raise ValueError("max_parts_in_flight must be at least 1")
         self.storage = storage
         self.check_prefix = check_prefix
         self.latency = latency
         self.bucket = TokenBucket(bandwidth) if bandwidth else None
+        #: Bytes per second one request body may use at most (None: no cap).
+        self.request_bandwidth = request_bandwidth
+        #: The only signature scheme accepted, or None for any (Panopto today).
+        self.signature = signature
+        #: UploadParts beyond this many at once are answered 503 SlowDown (None: no limit).
+        self.max_parts_in_flight = max_parts_in_flight
         self._lock = threading.Lock()
         self._faults: deque[int] = deque()
         self.bytes_received = 0
         self.upload_part_requests = 0
+        #: Requests seen per scheme (``s3v4``, ``s3``, ``unsigned``, ``other``).
+        self.requests_by_signature: dict[str, int] = {}
+        #: Requests refused for their signature, per scheme they used.
+        self.signature_refusals: dict[str, int] = {}
+        #: UploadParts refused with SlowDown for exceeding ``max_parts_in_flight``.
+        self.slow_downs = 0
+        self.parts_in_flight = 0
+        #: The most UploadParts ever received at once (refused ones not counted).
+        self.peak_parts_in_flight = 0
 
     def fail_parts(self, count: int, status: int = 500) -> None:
         """Make the next ``count`` UploadPart requests fail with ``status``, storing nothing."""
@@ -377,6 +534,51 @@ class S3Target:
         with self._lock:
             self.upload_part_requests += 1
             return self._faults.popleft() if self._faults else None
+
+    def stats(self) -> dict[str, object]:
+        """Counters of the target, as JSON (``GET /sandbox/s3/stats``)."""
+        with self._lock:
+            return {
+                "signature": self.signature or "any",
+                "max_parts_in_flight": self.max_parts_in_flight,
+                "requests_by_signature": dict(self.requests_by_signature),
+                "signature_refusals": dict(self.signature_refusals),
+                "upload_part_requests": self.upload_part_requests,
+                "bytes_received": self.bytes_received,
+                "slow_downs": self.slow_downs,
+                "peak_parts_in_flight": self.peak_parts_in_flight,
+            }
+
+    def _check_signature(self, request: Request) -> None:
+        used = request_signature(request)
+        with self._lock:
+            self.requests_by_signature[used] = self.requests_by_signature.get(used, 0) + 1
+        if self.signature is None:
+            return
+        refusal = refusal_for(self.signature, used)
+        if refusal is not None:
+            with self._lock:
+                self.signature_refusals[used] = self.signature_refusals.get(used, 0) + 1
+            raise refusal
+
+    @contextlib.contextmanager
+    def _part_slot(self) -> Iterator[bool]:
+        """Count an UploadPart in flight from its arrival to its answer; yields False (and
+        counts a SlowDown) when it would exceed ``max_parts_in_flight``."""
+        with self._lock:
+            limit = self.max_parts_in_flight
+            admitted = limit is None or self.parts_in_flight < limit
+            if admitted:
+                self.parts_in_flight += 1
+                self.peak_parts_in_flight = max(self.peak_parts_in_flight, self.parts_in_flight)
+            else:
+                self.slow_downs += 1
+        try:
+            yield admitted
+        finally:
+            if admitted:
+                with self._lock:
+                    self.parts_in_flight -= 1
 
     # -- bodies -----------------------------------------------------------------------------
 
@@ -453,6 +655,7 @@ class S3Target:
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         buffer = bytearray()
+        own = TokenBucket(self.request_bandwidth) if self.request_bandwidth else None
         try:
             with temp.open("wb") as out:
                 async for chunk in self._chunks(request):
@@ -465,6 +668,8 @@ class S3Target:
                             "EntityTooLarge",
                             f"Your proposed upload exceeds the maximum size of {limit} bytes.",
                         )
+                    if own is not None:
+                        await own.consume(len(chunk))
                     if self.bucket is not None:
                         await self.bucket.consume(len(chunk))
                     buffer += chunk
@@ -513,7 +718,8 @@ class S3Target:
         fault = self._next_fault()
         if fault is not None:
             code = _FAULT_CODES.get(fault, "InjectedFault")
-            raise S3Error(fault, code, "Injected failure (sandbox fail_parts).")
+            message = SLOW_DOWN_MESSAGE if code == "SlowDown" else "Injected failure."
+            raise S3Error(fault, code, f"{message} (sandbox fail_parts)")
         try:
             number = int(request.query_params["partNumber"])
         except ValueError:
@@ -637,8 +843,9 @@ class S3Target:
         """GetObject / HeadObject: the stored file, streamed."""
         self.check_prefix(prefix, False)
         found = self.storage.get_object(prefix, key)
+        path = await anyio.to_thread.run_sync(self.storage.object_path, prefix, key)
         return FileResponse(
-            self.storage.object_path(prefix, key),
+            path,
             media_type="application/octet-stream",
             headers={"ETag": found.etag, "Last-Modified": _http_date(found.last_modified)},
         )
@@ -654,11 +861,21 @@ class S3Target:
 
     async def dispatch(self, request: Request, prefix: str, key: str) -> Response:
         """Pick the S3 operation from method and query, answering S3 XML errors."""
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
+        query = request.query_params
+        method = request.method
+        is_part = method == "PUT" and "uploadId" in query and "partNumber" in query
+        with self._part_slot() if is_part else contextlib.nullcontext(True) as admitted:
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            return await self._dispatch(request, prefix, key, admitted)
+
+    async def _dispatch(self, request: Request, prefix: str, key: str, admitted: bool) -> Response:
         query = request.query_params
         method = request.method
         try:
+            if not admitted:
+                raise S3Error(503, "SlowDown", SLOW_DOWN_MESSAGE)
+            self._check_signature(request)
             check_key(key)
             if method == "POST" and "uploads" in query:
                 return await self.create_multipart(prefix, key)
@@ -689,10 +906,16 @@ class S3Target:
         async def s3_object(request: Request, prefix: str, key: str) -> Response:
             return await self.dispatch(request, prefix, key)
 
+        async def s3_stats() -> JSONResponse:
+            return JSONResponse(self.stats())
+
         router.add_api_route(
             f"{path}/{{prefix}}/{{key:path}}",
             s3_object,
             methods=["GET", "HEAD", "PUT", "POST", "DELETE"],
             include_in_schema=False,
+        )
+        router.add_api_route(
+            "/sandbox/s3/stats", s3_stats, methods=["GET"], include_in_schema=False
         )
         return router
