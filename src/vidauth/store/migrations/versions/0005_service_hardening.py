@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-# The lead chains this after 0004 (helper "refresh"); for testing on its own branch: "0003".
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
