@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from vidauth.errors import VidauthError
 
@@ -114,22 +113,35 @@ def _sign_in(console: Console, va: object, robot: object) -> None:
 
 
 def _show_status(console: Console, va: object) -> None:
+    from vidauth.cli_tables import Column, print_listing
     from vidauth.client import Vidauth
 
     assert isinstance(va, Vidauth)
-    table = Table(title="3. vidauth status")
-    for column in ("account", "server", "scopes", "expires in", "refreshable"):
-        table.add_column(column)
+    rows = []
     for a in va.store.list_accounts(va.profile.key):
         left = f"{(a.expires_at or 0) - time.time():.0f} s" if a.expires_at else "-"
-        table.add_row(
-            a.username or a.subject,
-            a.server or "",
-            a.scope or "",
-            left,
-            "yes" if a.has_refresh_token else "no",
+        rows.append(
+            [
+                a.username or a.subject,
+                a.server or "",
+                a.scope or "",
+                left,
+                "yes" if a.has_refresh_token else "no",
+            ]
         )
-    console.print(table)
+    # the same listing as `vidauth status`: the server URL is never cut
+    print_listing(
+        console,
+        "3. vidauth status",
+        [
+            Column("account", heading=True),
+            Column("server"),
+            Column("scopes", whole=False),
+            Column("expires in"),
+            Column("refreshable"),
+        ],
+        rows,
+    )
 
 
 def _call_api(console: Console, va: object) -> None:
