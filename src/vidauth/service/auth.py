@@ -53,6 +53,18 @@ class KeyInfo:
     has_webhook_secret: bool
 
 
+def _key_info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(
+        row.id,
+        row.name,
+        row.tenant,
+        row.created_at,
+        row.last_used_at,
+        row.revoked_at,
+        row.webhook_secret is not None,
+    )
+
+
 def hash_key(key: str) -> str:
     """The stored form of a key (hex SHA-256; keys carry 256 random bits, so no salt needed)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -93,18 +105,7 @@ def list_api_keys(db: Database, include_revoked: bool = False) -> list[KeyInfo]:
         query = select(ApiKey).order_by(ApiKey.id)
         if not include_revoked:
             query = query.where(ApiKey.revoked_at.is_(None))
-        return [
-            KeyInfo(
-                row.id,
-                row.name,
-                row.tenant,
-                row.created_at,
-                row.last_used_at,
-                row.revoked_at,
-                row.webhook_secret is not None,
-            )
-            for row in session.scalars(query)
-        ]
+        return [_key_info(row) for row in session.scalars(query)]
 
 
 def revoke_api_key(db: Database, key_id: int) -> KeyInfo | None:
@@ -116,15 +117,7 @@ def revoke_api_key(db: Database, key_id: int) -> KeyInfo | None:
             return None
         if row.revoked_at is None:
             row.revoked_at = utcnow()
-        return KeyInfo(
-            row.id,
-            row.name,
-            row.tenant,
-            row.created_at,
-            row.last_used_at,
-            row.revoked_at,
-            row.webhook_secret is not None,
-        )
+        return _key_info(row)
 
 
 class KeyChecker:
