@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import httpx
 
@@ -72,3 +73,38 @@ def test_sandbox_on_a_busy_port_is_one_line_and_exit_2() -> None:
     assert done.stderr.strip() == (
         f"vidauth: 127.0.0.1:{port} is in use: stop what listens there, or choose another --port"
     )
+
+
+def test_ctrl_c_does_not_wait_for_a_client_stuck_mid_request() -> None:
+    """A client that sent half a request must not hold the sandbox open (uvicorn's default
+    graceful shutdown waits for every connection)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidauth", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        host, port = lines[0].split()[-1].removeprefix("http://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as stuck:
+            stuck.sendall(
+                b"POST /Panopto/Upload/x/v.mp4?partNumber=1&uploadId=u HTTP/1.1\r\n"
+                b"Host: x\r\nContent-Length: 1000000\r\n\r\nonly-the-start"
+            )
+            time.sleep(0.5)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+            took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert took < 8, f"the sandbox took {took:.1f} s to stop"

@@ -27,7 +27,11 @@ class SandboxServer:
         self.config = config or SandboxConfig()
         self.state = SandboxState(self.config)
         self.app: FastAPI = create_app(state=self.state)
-        self._server = BackgroundServer(self.app, host=self.config.host, port=self.config.port)
+        # A test or a developer's Ctrl-C must not wait on a client that keeps a connection
+        # open: after 3 s uvicorn closes what is left (its default waits for ever).
+        self._server = BackgroundServer(
+            self.app, host=self.config.host, port=self.config.port, timeout_graceful_shutdown=3
+        )
 
     @property
     def url(self) -> str:
