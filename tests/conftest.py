@@ -37,6 +37,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No setting leaks in from the developer's environment; cwd is a fresh directory."""
     for name in SETTING_NAMES:
         monkeypatch.delenv(name, raising=False)
+    # the platform's default state directory (platformdirs reads XDG_DATA_HOME) lies in this
+    # test's own directory: no test reads or writes the developer's ~/.local/share/vidauth
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -276,7 +276,8 @@ def status(
 ) -> None:
     """Signed-in accounts: account, server, scopes, expiry (never a token)."""
     with _vidauth() as va:
-        accounts = va.store.list_accounts(va.profile.key)
+        key = va.profile.key  # a configuration mistake is reported before the store is opened
+        accounts = va.store.list_accounts(key)
         rows = [
             {
                 "account": a.username or a.subject,
@@ -364,7 +365,8 @@ def logout(
         err.print(f"Deleted {count} account(s) and their tokens from the local store.")
         return
     with _vidauth() as va:
-        if account is None and not va.store.list_accounts(va.profile.key):
+        key = va.profile.key  # a configuration mistake is reported before the store is opened
+        if account is None and not va.store.list_accounts(key):
             err.print(
                 f"Not signed in to {va.profile.server or va.profile.name}: nothing to sign out.",
                 markup=False,
