@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from fastapi import FastAPI
 
+from tests.helpers.processes import stop_or_explain
 from vidauth._serving import BackgroundServer
 from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
 from vidauth.sandbox.s3 import MAX_PART_SIZE, MiB, TokenBucket
@@ -486,7 +487,7 @@ def test_sandbox_command_flags_set_the_knobs() -> None:
         assert refused.status_code == 403 and "<Code>AccessDenied</Code>" in refused.text
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(15)
+        stop_or_explain(proc)
 
 
 def test_lazy_complete_joins_the_parts_when_first_read(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import time
 
 import httpx
 
+from tests.helpers.processes import stop_or_explain
+
 
 def test_sandbox_command_serves_until_interrupted() -> None:
     proc = subprocess.Popen(
@@ -44,7 +46,7 @@ def test_sandbox_command_serves_until_interrupted() -> None:
         assert httpx.get(f"{url}/Panopto/api/v1/folders/search?searchQuery=x").status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(15)
+        stop_or_explain(proc)
     assert proc.returncode == 0
 
 

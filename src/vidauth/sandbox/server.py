@@ -93,6 +93,7 @@ def serve_until_interrupted(
     import sys
 
     stream = out or sys.stdout
+    _stop_on_interrupt_and_term()
     server.start()
     print(describe(server), file=stream, flush=True)
     for line in describe_extra:
@@ -104,3 +105,16 @@ def serve_until_interrupted(
         pass
     finally:
         server.stop()
+
+
+def _stop_on_interrupt_and_term() -> None:
+    """SIGINT and SIGTERM stop the sandbox, whatever was inherited: a shell starts background
+    jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
