@@ -106,8 +106,9 @@ def _identity(info: os.stat_result) -> str:
     return f"{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
 
 
-def check(shared_dir: Path, tenant: str, given: str) -> SharedFile:
-    """Check a ``path`` given at submit time; the SharedFile to record with the job."""
+def _open_and_check(shared_dir: Path, tenant: str, given: str) -> tuple[int, os.stat_result, Path]:
+    """Open ``given`` beneath the tenant's directory without following links and check what
+    was opened: its descriptor, its stat and its path; SharedFileError otherwise."""
     root = tenant_dir(shared_dir, tenant)
     parts = _parts(root, given)
     try:
@@ -116,22 +117,25 @@ def check(shared_dir: Path, tenant: str, given: str) -> SharedFile:
         raise SharedFileError() from None
     try:
         info = _check_opened(fd, root, parts[-1])
-    finally:
-        os.close(fd)
-    return SharedFile(root.joinpath(*parts), _identity(info), info.st_size)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        raise
+    return fd, info, root.joinpath(*parts)
+
+
+def check(shared_dir: Path, tenant: str, given: str) -> SharedFile:
+    """Check a ``path`` given at submit time; the SharedFile to record with the job."""
+    fd, info, path = _open_and_check(shared_dir, tenant, given)
+    os.close(fd)
+    return SharedFile(path, _identity(info), info.st_size)
 
 
 def open_checked(shared_dir: Path, tenant: str, path: str, identity: str) -> int:
     """Open a job's shared file again for reading; SharedFileError unless it is the same,
     unchanged file (device, inode, size, mtime) checked at submit time. The caller closes it."""
-    root = tenant_dir(shared_dir, tenant)
-    parts = _parts(root, path)
+    fd, info, _ = _open_and_check(shared_dir, tenant, path)
     try:
-        fd = _open_beneath(root, parts)
-    except (OSError, ValueError):
-        raise SharedFileError() from None
-    try:
-        info = _check_opened(fd, root, parts[-1])
         if _identity(info) != identity:
             raise SharedFileError()
         os.set_blocking(fd, True)
