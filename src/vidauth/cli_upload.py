@@ -197,7 +197,7 @@ def upload(
     A file already uploaded to the folder under the same title is not sent again: the
     existing session is printed instead (--again uploads it anew).
     """
-    from vidauth.panopto.api import build_engine
+    from vidauth.panopto.api import build_engine, send_or_skip
     from vidauth.panopto.engine import UploadJob, UploadOptions
     from vidauth.panopto.files import check_media_file
     from vidauth.panopto.files import part_size as choose_part_size
@@ -229,29 +229,27 @@ def upload(
         with build_engine(va, options, subject=account) as engine:
             target = engine.rest.resolve_folder(folder)
             jobs = [UploadJob(path, target.id, title, description) for path in checked]
-            earlier = {} if again else completed_before(engine, jobs)
-            todo = [job for job in jobs if job not in earlier]
             try:
-                for job, record in earlier.items():
-                    _announce_earlier(reporter, as_json, job, record)
-                sent = iter(engine.upload_many(todo, reporter) if todo else [])
-                results = [
-                    _earlier_result(job, earlier[job]) if job in earlier else next(sent)
-                    for job in jobs
-                ]
+                results = send_or_skip(
+                    engine,
+                    jobs,
+                    reporter,
+                    again=again,
+                    on_skipped=lambda job, record: _announce_earlier(
+                        reporter, as_json, job, record
+                    ),
+                )
             except KeyboardInterrupt:
                 engine.cancel_event.set()
                 raise
             finally:
                 reporter.close()
-    skipped = {str(job.path) for job in earlier}
     for result in results:
         if as_json:
-            extra = {"already_uploaded": True} if result.path in skipped else {}
-            reporter.line({"result": {**result.as_dict(), **extra}})
+            reporter.line({"result": result.as_dict()})
             continue
         name = Path(result.path).name
-        if result.path in skipped:
+        if result.already_uploaded:
             cli.out.print(
                 f"{name}: already uploaded (upload {result.upload_id}); session "
                 f"{result.session_id} {result.viewer_url or ''}".rstrip(),
@@ -278,43 +276,6 @@ def upload(
     codes = [_exit_code(r) for r in results if not r.ok]
     if codes:
         raise typer.Exit(codes[0])
-
-
-def completed_before(engine: Any, jobs: list[Any]) -> dict[Any, Any]:
-    """The jobs whose file (size, mtime, fingerprint) already completed in the same folder
-    under the same title for the engine's account: job → its upload record. Decided per file;
-    nothing is sent to Panopto."""
-    from vidauth.panopto.files import fingerprint
-
-    found: dict[Any, Any] = {}
-    for job in jobs:
-        stat = job.path.stat()
-        record = engine.store.find_completed(
-            account_id=engine.account_id,
-            server=engine.server,
-            folder_id=job.folder_id,
-            title=job.title or job.path.stem,  # the title the engine would give it
-            file_size=stat.st_size,
-            file_mtime=stat.st_mtime,
-            fingerprint=fingerprint(job.path, stat.st_size),
-        )
-        if record is not None:
-            found[job] = record
-    return found
-
-
-def _earlier_result(job: Any, record: Any) -> Any:
-    from vidauth.panopto.engine import UploadResult
-
-    return UploadResult(
-        path=str(job.path),
-        state=record.state,
-        record_id=record.id,
-        upload_id=record.session_upload_id,
-        session_id=record.session_id,
-        viewer_url=record.viewer_url,
-        message=f"already uploaded on {record.updated_at:%Y-%m-%d %H:%M} UTC; nothing sent",
-    )
 
 
 def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> None:

@@ -202,3 +202,37 @@ def test_help_names_the_flag(run_cli: RunCli) -> None:
     code, out, _ = run_cli("upload", "--help")
     assert code == 0
     assert "--again" in out
+
+
+def test_library_upload_files_again_sends_nothing_unless_asked(
+    panopto: PanoptoSetup, tmp_path: Path
+) -> None:
+    """The same rule for a program using the library: ``upload_files`` run twice makes one
+    video; ``again=True`` makes a second on purpose."""
+    from vidauth.panopto.api import upload_files
+    from vidauth.panopto.engine import UploadOptions
+
+    video = write_random(tmp_path / "lecture2.mp4", 6 * MiB, seed=2)
+
+    def send(**kwargs: object) -> object:
+        options = UploadOptions(part_size_mib=5, poll_initial=0.05, poll_max=0.2)
+        (result,) = upload_files(
+            panopto.va, [video], "SIT102 Labs", title="Week 2", options=options, **kwargs
+        )
+        return result
+
+    first = send()
+    assert first.ok and not first.already_uploaded and first.session_id
+    parts_before = panopto.panopto.upload_part_requests
+
+    second = send()
+    assert second.ok and second.already_uploaded
+    assert (second.session_id, second.viewer_url) == (first.session_id, first.viewer_url)
+    assert second.bytes_sent == 0 and "nothing sent" in (second.message or "")
+    assert panopto.panopto.upload_part_requests == parts_before
+    assert _session_uploads(panopto) == 1
+
+    third = send(again=True)
+    assert third.ok and not third.already_uploaded and third.session_id != first.session_id
+    assert _session_uploads(panopto) == 2
+    assert _sessions_by_title(panopto)["Week 2"] == 2

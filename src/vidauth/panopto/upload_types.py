@@ -89,6 +89,9 @@ class UploadResult:
     message: str | None = None
     bytes_sent: int = 0
     resumed: bool = False
+    already_uploaded: bool = False
+    """True when nothing was sent: this very file had already completed in the folder under
+    the title (the session and viewer URL are the earlier upload's)."""
     error: VidauthError | None = field(default=None, repr=False)
 
     @property
