@@ -42,7 +42,7 @@ class ServiceEnv(BaseSettings):
     vidauth_heartbeat_seconds: float = 10.0
     vidauth_poll_seconds: float = 1.0
     vidauth_worker_jobs: int = 2
-    vidauth_upload_parallel: int = 4
+    vidauth_upload_parallel: int | None = None
     vidauth_part_size_mib: int | None = None
     vidauth_token_min_validity: float = 300.0
     vidauth_processing_poll_max: float = 10.0
@@ -70,7 +70,8 @@ class ServiceSettings:
     heartbeat_seconds: float
     poll_seconds: float
     worker_jobs: int
-    upload_parallel: int
+    upload_parallel: int | None
+    """Parts in flight per upload: None adapts them to the link; a number pins it."""
     part_size_mib: int | None
     token_min_validity: float
     processing_poll_max: float
@@ -138,12 +139,13 @@ def load_service_settings(
         "VIDAUTH_HEARTBEAT_SECONDS": raw.vidauth_heartbeat_seconds,
         "VIDAUTH_POLL_SECONDS": raw.vidauth_poll_seconds,
         "VIDAUTH_WORKER_JOBS": raw.vidauth_worker_jobs,
-        "VIDAUTH_UPLOAD_PARALLEL": raw.vidauth_upload_parallel,
         "VIDAUTH_JOB_ATTEMPTS": raw.vidauth_job_attempts,
         "VIDAUTH_WEBHOOK_ATTEMPTS": raw.vidauth_webhook_attempts,
         "VIDAUTH_PAGE_LINK_SECONDS": raw.vidauth_page_link_seconds,
         "VIDAUTH_CONNECT_SECONDS": raw.vidauth_connect_seconds,
     }
+    if raw.vidauth_upload_parallel is not None:
+        positive["VIDAUTH_UPLOAD_PARALLEL"] = raw.vidauth_upload_parallel
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be positive (got {value})")
