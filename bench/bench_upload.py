@@ -22,7 +22,9 @@ trip), where the number of parts in flight, not the link, limits a client. The s
 
 On the first two links both vidauth and the TransferManager come within a few per cent of the
 floor no client can beat: the link time of the file plus the round trips that must follow each
-other (sessionUpload, CreateMultipartUpload, the first part's latency, Complete).
+other (CreateMultipartUpload, the first part's latency, Complete). The table prints that floor
+and the largest ratio to the TransferManager it leaves to any client: when the TransferManager
+is within 5 % of the floor, the goal of 1.05 times it cannot be met by anyone on that link.
 
 Each round runs every variant on every profile, interleaved (so a burst of load on the shared
 machine hits every variant alike); the whole upload is timed, sessionUpload creation included:
@@ -271,6 +273,15 @@ def one_run(profile: Profile, name: str, run: Callable[[Sandbox, Path], str], ta
     return elapsed
 
 
+def floor_seconds(profile: Profile) -> float:
+    """The least time any client needs on ``profile``'s link: the file's bytes at the whole
+    cap, plus the S3 round trips that must follow each other — CreateMultipartUpload, the
+    first part's request latency, CompleteMultipartUpload — (the sandbox's REST calls have no
+    added latency). With a cap per request the link may not be reachable at all, so this is a
+    bound, not a prediction."""
+    return profile.size_mib * MiB / profile.bandwidth + 3 * profile.latency
+
+
 def throughput(profiles: list[Profile], rounds: int) -> list[str]:
     """Interleaved rounds; answers the missed goals."""
     for r in range(rounds):
@@ -298,6 +309,14 @@ def throughput(profiles: list[Profile], rounds: int) -> list[str]:
             rate = size / median
             share = 100 * rate / profile.bandwidth
             print(f"  {name:29s} {median:7.2f}s {rate / 1e6:7.1f} {share:8.1f}%")
+        floor = floor_seconds(profile)
+        print(
+            f"  {'floor (computed, see below)':29s} {floor:7.2f}s {size / floor / 1e6:7.1f} "
+            f"{100 * size / floor / profile.bandwidth:8.1f}%"
+        )
+        if "c boto3 TransferManager" in medians:
+            best = medians["c boto3 TransferManager"] / floor
+            print(f"  the floor allows at most {best:.2f}x TransferManager, for any client")
         if not profile.goals:
             a, c = medians["a vidauth"], medians["c boto3 TransferManager"]
             print(f"  vidauth / TransferManager {c / a:.2f}x (no goal: for information)")
