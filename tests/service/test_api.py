@@ -324,8 +324,12 @@ def test_cancel_queued_upload(make_service: Callable[..., ServiceSetup]) -> None
 
 
 def test_cancel_running_upload(make_service: Callable[..., ServiceSetup]) -> None:
-    # A slow S3 target: the upload is still sending when the cancel arrives.
-    service = make_service(VIDAUTH_PART_SIZE_MIB="5", s3_bandwidth=4_000_000)
+    # A slow S3 target: the upload is still sending when the cancel arrives. Four of its six
+    # parts in flight at most, so that some are never sent (adapting, all six would start
+    # at once, and parts in flight are finished, not cut).
+    service = make_service(
+        VIDAUTH_PART_SIZE_MIB="5", VIDAUTH_UPLOAD_PARALLEL="4", s3_bandwidth=4_000_000
+    )
     service.connect("u1")
     r = service.api.upload("u1", content=video_bytes(30 * 1024 * 1024), folder=FOLDER)
     upload_id = r.json()["upload_id"]
