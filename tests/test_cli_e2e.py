@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SandboxSetup
+from tests.helpers.processes import run_vidauth as vidauth
 
 ROOT = Path(__file__).resolve().parents[1]
 ROBOT = ROOT / "tests" / "helpers" / "robot_browser.py"
@@ -24,20 +25,6 @@ def robot_env(sandbox: SandboxSetup, tmp_path: Path, **extra: str) -> dict[str, 
     env = sandbox.env(BROWSER=str(launcher), PYTHONPATH=str(ROOT), **extra)
     env.pop("VIDAUTH_DEBUG", None)
     return env
-
-
-def vidauth(
-    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vidauth", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_full_run_leaks_no_token_code_or_secret(sandbox: SandboxSetup, tmp_path: Path) -> None:

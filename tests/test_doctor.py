@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from tests.conftest import SETTING_NAMES, SandboxSetup
 from tests.helpers.ports import free_port
+from tests.helpers.processes import run_vidauth
 from vidauth.cli import run
 from vidauth.config import load_settings
 from vidauth.doctor import FAIL, OK, SKIPPED, run_doctor, tls_check
@@ -201,18 +201,6 @@ def test_tls_certificate_is_really_verified(self_signed_server: int) -> None:
     assert check.fix and "certificate" in check.fix
 
 
-def _doctor(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vidauth", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def _env(tmp_path: Path, server: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     env.update(
@@ -233,7 +221,7 @@ def test_unreachable_server_is_said_once_and_blocks_the_rest(tmp_path: Path) -> 
     port = free_port()
     env = _env(tmp_path, f"http://127.0.0.1:{port}")
     started = time.monotonic()
-    done = _doctor("doctor", env=env, cwd=tmp_path)
+    done = run_vidauth("doctor", env=env, cwd=tmp_path)
     elapsed = time.monotonic() - started
     assert done.returncode == 2, done.stderr
     assert done.stderr == "", "doctor speaks only in its table without -v"
@@ -241,7 +229,7 @@ def test_unreachable_server_is_said_once_and_blocks_the_rest(tmp_path: Path) -> 
     assert "skipped: server unreachable" in done.stdout
     assert "check the server name, that it is running" in done.stdout  # the fix, once
     assert elapsed < 20, f"doctor took {elapsed:.1f} s on a refused connection"
-    report = json.loads(_doctor("doctor", "--json", env=env, cwd=tmp_path).stdout)
+    report = json.loads(run_vidauth("doctor", "--json", env=env, cwd=tmp_path).stdout)
     found = {c["name"].split(" ")[0]: c for c in report["checks"]}
     assert found["server"]["status"] == FAIL
     for name in ("discovery", "clock", "client"):
@@ -274,8 +262,8 @@ def test_retry_warnings_show_only_with_verbose(tmp_path: Path) -> None:
     thread.start()
     try:
         env = _env(tmp_path, f"http://127.0.0.1:{server.server_address[1]}")
-        quiet = _doctor("doctor", env=env, cwd=tmp_path)
-        loud = _doctor("-v", "doctor", env=env, cwd=tmp_path)
+        quiet = run_vidauth("doctor", env=env, cwd=tmp_path)
+        loud = run_vidauth("-v", "doctor", env=env, cwd=tmp_path)
     finally:
         server.shutdown()
         server.server_close()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tests.helpers.processes import run_vidauth as cli
 from tests.oauth.test_thirdparty_common import (
-    cli,
     login_with_browser,
     refresh_is_refused,
     vidauth_for,

@@ -79,21 +79,6 @@ def refresh_is_refused(server: ThirdPartyServer, refresh_token: str) -> bool:
     return response.status_code == 400 and response.json().get("error") == "invalid_grant"
 
 
-def cli(
-    *args: str, cwd: Path, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m vidauth`` in ``cwd``."""
-    return subprocess.run(
-        [sys.executable, "-m", "vidauth", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def cli_login_no_browser(
     *args: str, cwd: Path, env: dict[str, str], act: Callable[[str], None], timeout: float = 60
 ) -> tuple[int, str]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import run_vidauth as cli
 from tests.oauth.test_thirdparty_common import (
-    cli,
     cli_login_no_browser,
     login_with_browser,
     refresh_is_refused,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import run_vidauth as cli
 from tests.oauth.test_thirdparty_common import (
     BrowserThread,
-    cli,
     login_with_browser,
     refresh_is_refused,
     vidauth_for,

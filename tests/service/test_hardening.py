@@ -14,7 +14,6 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ import pytest
 from sqlalchemy import select, text
 
 from tests.conftest import SETTING_NAMES, free_port
+from tests.helpers.processes import run_vidauth
 from tests.service.conftest import (
     METRICS_TOKEN,
     WEBHOOK_SECRET,
@@ -460,15 +460,7 @@ def test_dns_rebinding_after_submit_is_refused_at_send_time(
 def _cli(service: ServiceSetup, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     env.update({k.upper(): str(v) for k, v in service.settings_flags.items() if k != "env_file"})
-    return subprocess.run(
-        [sys.executable, "-m", "vidauth", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-    )
+    return run_vidauth(*args, env=env, cwd=cwd)
 
 
 def test_apikey_list_and_revoke_take_effect_at_once(service: ServiceSetup, tmp_path: Path) -> None:
