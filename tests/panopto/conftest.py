@@ -189,3 +189,26 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(MiB), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+RunCli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run_cli(
+    panopto: PanoptoSetup, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> RunCli:
+    """Run the CLI in-process against the sandbox; answer (exit code, stdout, stderr)."""
+    from vidauth.cli import run
+
+    for key, value in panopto.env().items():
+        if key.startswith(("PANOPTO_", "VIDAUTH_")):
+            monkeypatch.setenv(key, value)
+
+    def call(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = run(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return call

@@ -9,36 +9,11 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
-from tests.panopto.conftest import MiB, PanoptoSetup, write_random
+from tests.panopto.conftest import MiB, PanoptoSetup, RunCli, write_random
 
 SIT102 = ("Sandbox Courses", "SIT102 Labs")
-
-RunCli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def run_cli(
-    panopto: PanoptoSetup, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> RunCli:
-    """Run the CLI in-process against the sandbox; answer (exit code, stdout, stderr)."""
-    from vidauth.cli import run
-
-    for key, value in panopto.env().items():
-        if key.startswith(("PANOPTO_", "VIDAUTH_")):
-            monkeypatch.setenv(key, value)
-
-    def call(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
 
 
 def _session_uploads(panopto: PanoptoSetup) -> int:

@@ -20,26 +20,6 @@ from vidauth.store.uploads import UploadStore
 SIT102 = ("Sandbox Courses", "SIT102 Labs")
 
 
-@pytest.fixture
-def run_cli(
-    panopto: PanoptoSetup, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-):  # type: ignore[no-untyped-def]
-    """Run the CLI in-process against the sandbox; answer (exit code, stdout, stderr)."""
-    from vidauth.cli import run
-
-    for key, value in panopto.env().items():
-        if key.startswith(("PANOPTO_", "VIDAUTH_")):
-            monkeypatch.setenv(key, value)
-
-    def call(*argv: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = run(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return call
-
-
 def _error_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.startswith("vidauth:")]
     assert len(lines) == 1, err
