@@ -19,6 +19,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 
 import vidauth
+from tests.conftest import database_url
 from vidauth.store import Database
 
 # Run in a fresh interpreter, so the only tables on Base.metadata are those env.py imports.
@@ -44,12 +45,6 @@ def every_model() -> MetaData:
     from vidauth.store.models import Base
 
     return Base.metadata
-
-
-def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "postgres":
-        return str(request.getfixturevalue("postgres_url"))  # a private schema, dropped after
-    return f"sqlite:///{tmp_path / 'fresh.db'}"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData
 
+from tests.conftest import database_url
 from vidauth.store import Database
 from vidauth.store.signatures import SignatureHost, SignatureHostStore
 
 
 def _database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Database:
-    if backend == "postgres":
-        return Database(request.getfixturevalue("postgres_url"))
-    return Database(f"sqlite:///{tmp_path / 'x.db'}")
+    return Database(database_url(backend, tmp_path, request))
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from tests.conftest import database_url
 from vidauth.config import Secret
 from vidauth.errors import StoreError
 from vidauth.store import Database, TokenSet, TokenStore
@@ -46,11 +47,7 @@ def test_head_constant_matches_alembic(tmp_path: Path) -> None:
 def test_round_trip_and_versioning(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        request.getfixturevalue("postgres_url")
-        if backend == "postgres"
-        else f"sqlite:///{tmp_path / 'x.db'}"
-    )
+    url = database_url(backend, tmp_path, request)
     store = TokenStore.open(Database(url), tmp_path, ())
     account_id = _grant(store)
     again = _grant(store, access="access-2", refresh="refresh-2")
@@ -139,11 +136,7 @@ def _always(_tokens: TokenSet | None, _status: str) -> bool:
 def test_refresh_claim_is_exclusive_until_released(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        request.getfixturevalue("postgres_url")
-        if backend == "postgres"
-        else f"sqlite:///{tmp_path / 'x.db'}"
-    )
+    url = database_url(backend, tmp_path, request)
     store = TokenStore.open(Database(url), tmp_path, ())
     account_id = _grant(store)
     first = store.claim_refresh(account_id, "elsewhere:1:a", 60, _always)
