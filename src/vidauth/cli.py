@@ -1,7 +1,7 @@
 """The ``vidauth`` command line (Typer + Rich).
 
 Exit codes: 0 ok, 1 unexpected, 2 configuration/usage, 3 sign-in needed/denied,
-4 remote service failed after retries.
+4 remote service failed after retries, 130 interrupted (Ctrl-C: one line says what to do).
 """
 
 from __future__ import annotations
@@ -57,6 +57,21 @@ class GlobalOptions:
 
 
 _options = GlobalOptions()
+
+#: What the interrupted command's user can do next (a command sets it when it starts).
+_on_interrupt: list[str] = []
+
+
+def on_interrupt(advice: str) -> None:
+    """Say ``advice`` after "interrupted" if Ctrl-C (SIGINT) stops this command."""
+    _on_interrupt[:] = [advice]
+
+
+def _interrupted() -> int:
+    """Print the one line about Ctrl-C (SIGINT) and answer its exit code, 130."""
+    advice = f": {_on_interrupt[0]}" if _on_interrupt else ""
+    err.print(f"vidauth: interrupted{advice}", markup=False, highlight=False)
+    return 130
 
 
 @app.callback()
@@ -177,6 +192,7 @@ def login(
         raise UsageError("--username is empty: give the user's name (ID provider: 'NetID\\john')")
     if password and application_key:
         raise UsageError("give --password or --application-key, not both")
+    on_interrupt("the sign-in did not finish and nothing was saved; run `vidauth login` again")
     with _vidauth() as va:
         va.store  # noqa: B018 - open the store (and fail on a bad key) before anything else
         if client_credentials:
@@ -477,19 +493,39 @@ def _register_optional_commands() -> None:
         mod.register(app)
 
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) stopped the command; carried past Typer, which would end it silently."""
+
+
+def _speak_on_interrupt(command: Any) -> None:
+    """Make ``command`` raise :class:`Interrupted` on Ctrl-C: Typer's ``main`` turns a
+    KeyboardInterrupt into ``Exit(130)`` and, outside standalone mode, returns 130 without a
+    word, so the interrupt must leave the command as another exception."""
+    invoke = command.invoke
+
+    def invoke_interruptible(ctx: Any) -> Any:
+        try:
+            return invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted from exc
+
+    command.invoke = invoke_interruptible
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (errors become one line on stderr)."""
     from vidauth.cli_help import tidy_help
 
     _register_optional_commands()
+    _on_interrupt.clear()
     command = tidy_help(typer.main.get_command(app))
+    _speak_on_interrupt(command)
     try:
         result = command.main(args=argv, prog_name="vidauth", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except typer.Abort:
-        err.print("vidauth: interrupted")
-        return 130
+    except (Interrupted, typer.Abort):
+        return _interrupted()
     except typer.TyperException as exc:  # click's usage errors (Typer vendors click)
         show = getattr(exc, "show", None)
         if callable(show):
@@ -503,8 +539,7 @@ def run(argv: list[str] | None = None) -> int:
         err.print(f"vidauth: {sentence(exc)}", markup=False, highlight=False)
         return exit_code(exc)
     except KeyboardInterrupt:
-        err.print("vidauth: interrupted")
-        return 130
+        return _interrupted()
     except Exception as exc:
         if os.environ.get("VIDAUTH_DEBUG"):
             raise
