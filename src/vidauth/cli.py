@@ -74,6 +74,23 @@ def _interrupted() -> int:
     return 130
 
 
+def _version(value: bool) -> None:
+    """``--version``: the installed distribution's version on stdout."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    from vidauth import __version__
+
+    try:
+        number = installed("vidauth")
+    except PackageNotFoundError:  # run from a source tree
+        number = __version__
+    sys.stdout.write(f"vidauth {number}\n")
+    raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     env_file: Annotated[
@@ -107,6 +124,12 @@ def main_options(
     ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print vidauth's version and exit.", is_eager=True, callback=_version
+        ),
     ] = False,
 ) -> None:
     """Global options; put them before the command: ``vidauth --env-file x.env login``."""
@@ -304,7 +327,8 @@ def status(
                 "grant": a.grant_type,
                 "scopes": (a.scope or "").split(),
                 "expires_at": _when(a.expires_at) if a.expires_at else None,
-                "refreshable": a.has_refresh_token,
+                # a refresh token the server refused renews nothing
+                "refreshable": a.has_refresh_token and a.status != "needs_signin",
             }
             for a in accounts
         ]
@@ -335,6 +359,13 @@ def status(
                     ]
                     for row in rows
                 ],
+            )
+        expired = [row["account"] for row in rows if row["status"] == "needs_signin"]
+        if expired and not as_json:
+            err.print(
+                f"The sign-in of {', '.join(expired)} is no longer valid: run `vidauth login`.",
+                markup=False,
+                highlight=False,
             )
         if not rows:  # the same exit code with --json: the format never changes the answer
             if not as_json:
@@ -433,7 +464,11 @@ def sandbox(
         typer.Option(help="S3 signature accepted: any, s3v4, s3 (SigV2) or unsigned."),
     ] = "any",
     s3_lazy_complete: Annotated[
-        bool, typer.Option(help="Complete without joining the parts (joined when first read).")
+        bool,
+        typer.Option(
+            "--s3-lazy-complete",
+            help="Complete without joining the parts (joined when first read).",
+        ),
     ] = False,
     s3_max_parts_in_flight: Annotated[
         int, typer.Option(min=0, help="503 SlowDown to UploadParts beyond this many (0: none).")

@@ -290,8 +290,8 @@ def _wrong_account(ctx: ServiceContext, pending: _Pending, tokens: Any) -> Conne
     return ConnectOutcome(
         WRONG_ACCOUNT,
         "you signed in to Panopto as a different user than your application expects, so "
-        "nothing was connected: sign out of Panopto, open the link again and sign in with "
-        "your own account",
+        "nothing was connected: sign out of Panopto, then ask your application for a new "
+        "sign-in link (each link works once) and sign in with your own account",
         tenant=pending.tenant,
         external_user_id=pending.external_user_id,
     )
