@@ -12,7 +12,6 @@ import os
 import sys
 import webbrowser
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -155,7 +154,9 @@ def _vidauth() -> Any:
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "no expiry given"
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    from vidauth._times import rfc3339
+
+    return str(rfc3339(epoch))
 
 
 # -- sign-in -------------------------------------------------------------------------------

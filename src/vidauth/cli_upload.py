@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from vidauth._times import rfc3339
 from vidauth.cli_errors import exit_code, sentence
 from vidauth.cli_tables import Column, print_listing
 from vidauth.errors import UsageError, VidauthError
@@ -319,7 +320,7 @@ def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> No
                 "upload_id": record.session_upload_id,
                 "session_id": record.session_id,
                 "viewer_url": record.viewer_url,
-                "completed_at": record.updated_at.isoformat(timespec="seconds"),
+                "completed_at": rfc3339(record.updated_at),
             }
         )
         return

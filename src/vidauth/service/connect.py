@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
 
+from vidauth._times import rfc3339
 from vidauth.errors import VidauthError
 from vidauth.oauth.authorization_code import AuthorizationRequest
 from vidauth.oauth.identity import identify
@@ -346,9 +347,9 @@ def account_status(ctx: ServiceContext, tenant: str, external_user_id: str) -> d
         "status": status,
         "username": account.username,
         "scopes": (token.scope or "").split(),
-        "expires_at": token.expires_at,
+        "expires_at": rfc3339(token.expires_at),
         "refreshable": token.refresh_token is not None,
-        "connected_at": account.last_login_at.isoformat(timespec="seconds"),
+        "connected_at": rfc3339(account.last_login_at),
     }
 
 

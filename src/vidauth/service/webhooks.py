@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from vidauth._times import now_rfc3339
 from vidauth._urls import check_transport
 from vidauth.retry import parse_retry_after
 from vidauth.service.context import ServiceContext
@@ -71,7 +72,7 @@ def job_payload(job: Job, event: str) -> dict[str, Any]:
         "viewer_url": job.viewer_url,
         "error": error,
         "error_code": error_code,
-        "sent_at": time.time(),
+        "sent_at": now_rfc3339(),
     }
 
 
