@@ -1,7 +1,7 @@
 """The ``vidauth`` command line (Typer + Rich).
 
 Exit codes: 0 ok, 1 unexpected, 2 configuration/usage, 3 sign-in needed/denied,
-4 remote service failed after retries.
+4 remote service failed after retries, 130 interrupted (Ctrl-C: one line says what to do).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import sys
 import webbrowser
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +57,38 @@ class GlobalOptions:
 
 _options = GlobalOptions()
 
+#: What the interrupted command's user can do next (a command sets it when it starts).
+_on_interrupt: list[str] = []
+
+
+def on_interrupt(advice: str) -> None:
+    """Say ``advice`` after "interrupted" if Ctrl-C (SIGINT) stops this command."""
+    _on_interrupt[:] = [advice]
+
+
+def _interrupted() -> int:
+    """Print the one line about Ctrl-C (SIGINT) and answer its exit code, 130."""
+    advice = f": {_on_interrupt[0]}" if _on_interrupt else ""
+    err.print(f"vidauth: interrupted{advice}", markup=False, highlight=False)
+    return 130
+
+
+def _version(value: bool) -> None:
+    """``--version``: the installed distribution's version on stdout."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    from vidauth import __version__
+
+    try:
+        number = installed("vidauth")
+    except PackageNotFoundError:  # run from a source tree
+        number = __version__
+    sys.stdout.write(f"vidauth {number}\n")
+    raise typer.Exit(0)
+
 
 @app.callback()
 def main_options(
@@ -93,6 +124,12 @@ def main_options(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log progress to stderr.")
     ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print vidauth's version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
 ) -> None:
     """Global options; put them before the command: ``vidauth --env-file x.env login``."""
     _options.env_file = env_file
@@ -117,7 +154,9 @@ def _vidauth() -> Any:
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "no expiry given"
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+    from vidauth._times import rfc3339
+
+    return str(rfc3339(epoch))
 
 
 # -- sign-in -------------------------------------------------------------------------------
@@ -177,6 +216,7 @@ def login(
         raise UsageError("--username is empty: give the user's name (ID provider: 'NetID\\john')")
     if password and application_key:
         raise UsageError("give --password or --application-key, not both")
+    on_interrupt("the sign-in did not finish and nothing was saved; run `vidauth login` again")
     with _vidauth() as va:
         va.store  # noqa: B018 - open the store (and fail on a bad key) before anything else
         if client_credentials:
@@ -288,7 +328,8 @@ def status(
                 "grant": a.grant_type,
                 "scopes": (a.scope or "").split(),
                 "expires_at": _when(a.expires_at) if a.expires_at else None,
-                "refreshable": a.has_refresh_token,
+                # a refresh token the server refused renews nothing
+                "refreshable": a.has_refresh_token and a.status != "needs_signin",
             }
             for a in accounts
         ]
@@ -319,6 +360,13 @@ def status(
                     ]
                     for row in rows
                 ],
+            )
+        expired = [row["account"] for row in rows if row["status"] == "needs_signin"]
+        if expired and not as_json:
+            err.print(
+                f"The sign-in of {', '.join(expired)} is no longer valid: run `vidauth login`.",
+                markup=False,
+                highlight=False,
             )
         if not rows:  # the same exit code with --json: the format never changes the answer
             if not as_json:
@@ -417,7 +465,11 @@ def sandbox(
         typer.Option(help="S3 signature accepted: any, s3v4, s3 (SigV2) or unsigned."),
     ] = "any",
     s3_lazy_complete: Annotated[
-        bool, typer.Option(help="Complete without joining the parts (joined when first read).")
+        bool,
+        typer.Option(
+            "--s3-lazy-complete",
+            help="Complete without joining the parts (joined when first read).",
+        ),
     ] = False,
     s3_max_parts_in_flight: Annotated[
         int, typer.Option(min=0, help="503 SlowDown to UploadParts beyond this many (0: none).")
@@ -477,19 +529,39 @@ def _register_optional_commands() -> None:
         mod.register(app)
 
 
+class Interrupted(Exception):
+    """Ctrl-C (SIGINT) stopped the command; carried past Typer, which would end it silently."""
+
+
+def _speak_on_interrupt(command: Any) -> None:
+    """Make ``command`` raise :class:`Interrupted` on Ctrl-C: Typer's ``main`` turns a
+    KeyboardInterrupt into ``Exit(130)`` and, outside standalone mode, returns 130 without a
+    word, so the interrupt must leave the command as another exception."""
+    invoke = command.invoke
+
+    def invoke_interruptible(ctx: Any) -> Any:
+        try:
+            return invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted from exc
+
+    command.invoke = invoke_interruptible
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (errors become one line on stderr)."""
     from vidauth.cli_help import tidy_help
 
     _register_optional_commands()
+    _on_interrupt.clear()
     command = tidy_help(typer.main.get_command(app))
+    _speak_on_interrupt(command)
     try:
         result = command.main(args=argv, prog_name="vidauth", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
-    except typer.Abort:
-        err.print("vidauth: interrupted")
-        return 130
+    except (Interrupted, typer.Abort):
+        return _interrupted()
     except typer.TyperException as exc:  # click's usage errors (Typer vendors click)
         show = getattr(exc, "show", None)
         if callable(show):
@@ -503,8 +575,7 @@ def run(argv: list[str] | None = None) -> int:
         err.print(f"vidauth: {sentence(exc)}", markup=False, highlight=False)
         return exit_code(exc)
     except KeyboardInterrupt:
-        err.print("vidauth: interrupted")
-        return 130
+        return _interrupted()
     except Exception as exc:
         if os.environ.get("VIDAUTH_DEBUG"):
             raise

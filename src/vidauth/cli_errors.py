@@ -111,6 +111,10 @@ ADVICE: dict[ErrorCode, tuple[str, Callable[[Facts], str]]] = {
     ErrorCode.PROCESSING_FAILED: ("; ", lambda f: "fix the file and upload it again"),
     ErrorCode.PROCESSING_TIMEOUT: ("; ", lambda f: "check it later with `vidauth uploads`"),
     ErrorCode.OAUTH_ERROR: ("; ", _oauth),
+    ErrorCode.UPLOAD_RUNNING: (
+        ": ",
+        lambda f: "let it finish, or stop that process and run the same command again",
+    ),
     ErrorCode.UPLOAD_INTERRUPTED: (
         ": ",
         lambda f: RESUME if "record_id" in f or "upload_id" in f else "",
@@ -141,6 +145,7 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.PROCESSING_FAILED: 4,
     ErrorCode.PROCESSING_TIMEOUT: 4,
     ErrorCode.UPLOAD_INTERRUPTED: 130,
+    ErrorCode.UPLOAD_RUNNING: 2,
     ErrorCode.REFRESH_OUTCOME_UNKNOWN: 4,
     ErrorCode.TOKEN_RESPONSE_INVALID: 4,
     ErrorCode.STORE_UNWRITABLE: 2,

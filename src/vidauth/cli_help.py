@@ -44,6 +44,23 @@ class _Argument(TyperArgument):
         return None  # the name says what it is
 
 
+class _Option(TyperOption):
+    """An option whose number range is said in its help (``[x>=1]``), not beside its type: in
+    that narrow column it pushed long option names to be cut at 80 columns."""
+
+    def _get_number_range_help_str(self) -> str:
+        return ""
+
+
+def _range_into_help(param: Any) -> None:
+    from rich.markup import escape  # the help is Rich markup: "[x>=1]" would read as a tag
+
+    text = TyperOption._get_number_range_help_str(param)
+    if text:
+        param.help = f"{param.help or ''} {escape(f'[{text}]')}".strip()
+    param.__class__ = _Option
+
+
 def _value_name(param: Any, ctx: Any) -> str:
     label = str(param.display_type(ctx)).strip("<>")
     inner = re.fullmatch(r"list\[(.*)\]", label)
@@ -65,6 +82,8 @@ def _tidy_params(command: Any, ctx: Any) -> None:
                 param.metavar = ""
             elif param.metavar is None:
                 param.metavar = _value_name(param, ctx)
+            if type(param) is TyperOption:
+                _range_into_help(param)
         elif isinstance(param, TyperArgument):
             if param.metavar is None:
                 name = param.name or "value"
@@ -80,6 +99,20 @@ def _one_line_summary(command: Any) -> None:
         command.short_help = " ".join(first.split())
 
 
+def _reflowed(text: str) -> str:
+    """``text`` with each prose paragraph on one line, for the terminal to wrap: Rich keeps a
+    docstring's line breaks, which at 80 columns leaves a word alone on a line. Paragraphs
+    with indented or bulleted lines keep their breaks."""
+    paragraphs = []
+    for paragraph in text.strip().split("\n\n"):
+        lines = paragraph.splitlines()
+        if any(line[:1].isspace() or line.lstrip().startswith(("-", "*", "•")) for line in lines):
+            paragraphs.append(paragraph)
+        else:
+            paragraphs.append(" ".join(paragraph.split()))
+    return "\n\n".join(paragraphs)
+
+
 def tidy_help(command: Any) -> Any:
     """Give every command in ``command``'s tree plain metavars and one-line summaries."""
     from typer._click import Context  # Typer vendors click
@@ -89,5 +122,7 @@ def tidy_help(command: Any) -> Any:
         current = stack.pop()
         _tidy_params(current, Context(current))
         _one_line_summary(current)
+        if current.help:
+            current.help = _reflowed(current.help)
         stack.extend(getattr(current, "commands", {}).values())
     return command

@@ -269,6 +269,7 @@ def apikey_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key.")] = False,
 ) -> None:
     """List the API keys: id, name, tenant, created, last used — never a key or its hash."""
+    from vidauth._times import rfc3339
     from vidauth.service.auth import list_api_keys
 
     try:
@@ -285,13 +286,9 @@ def apikey_list(
                         "id": k.id,
                         "name": k.name,
                         "tenant": k.tenant,
-                        "created_at": k.created_at.isoformat(timespec="seconds"),
-                        "last_used_at": (
-                            k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else None
-                        ),
-                        "revoked_at": (
-                            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None
-                        ),
+                        "created_at": rfc3339(k.created_at),
+                        "last_used_at": (rfc3339(k.last_used_at)),
+                        "revoked_at": (rfc3339(k.revoked_at)),
                         "webhook_secret": k.has_webhook_secret,
                     }
                 )

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from vidauth._times import rfc3339
 from vidauth.cli_errors import exit_code, sentence
 from vidauth.cli_tables import Column, print_listing
-from vidauth.errors import UsageError
+from vidauth.errors import UsageError, VidauthError
 
 if TYPE_CHECKING:
     from vidauth.panopto.upload_types import UploadResult
@@ -223,27 +224,38 @@ def upload(
         reporter = RichReporter(cli.err)
     else:
         reporter = PlainReporter(cli.err)
+    begun: dict[str, int] = {}  # file → its upload record, for the line after Ctrl-C
+
+    def report(event: Any) -> None:
+        if event.record_id is not None:
+            begun[event.path] = event.record_id
+        reporter(event)
+
+    cli.on_interrupt("nothing was sent; run the same command again")
     with cli._vidauth() as va:
-        # the flag, else the profile's `signature` key, else auto; an explicit one is used as is
-        options.signature = signature or getattr(va.profile, "signature", None) or "auto"
-        with build_engine(va, options, subject=account) as engine:
-            target = engine.rest.resolve_folder(folder)
-            jobs = [UploadJob(path, target.id, title, description) for path in checked]
-            try:
-                results = send_or_skip(
-                    engine,
-                    jobs,
-                    reporter,
-                    again=again,
-                    on_skipped=lambda job, record: _announce_earlier(
-                        reporter, as_json, job, record
-                    ),
-                )
-            except KeyboardInterrupt:
-                engine.cancel_event.set()
-                raise
-            finally:
-                reporter.close()
+        try:
+            # the flag, else the profile's `signature` key, else auto; explicit ones used as is
+            options.signature = signature or getattr(va.profile, "signature", None) or "auto"
+            with build_engine(va, options, subject=account) as engine:
+                target = engine.rest.resolve_folder(folder)
+                jobs = [UploadJob(path, target.id, title, description) for path in checked]
+                try:
+                    results = send_or_skip(
+                        engine,
+                        jobs,
+                        report,
+                        again=again,
+                        on_skipped=lambda job, record: _announce_earlier(
+                            reporter, as_json, job, record
+                        ),
+                    )
+                except KeyboardInterrupt:
+                    engine.cancel_event.set()
+                    raise
+        except KeyboardInterrupt as exc:  # the engine has stopped and released its leases
+            raise _interrupted(va, begun) from exc
+        finally:
+            reporter.close()
     for result in results:
         if as_json:
             reporter.line({"result": result.as_dict()})
@@ -278,6 +290,25 @@ def upload(
         raise typer.Exit(codes[0])
 
 
+def _interrupted(va: Any, begun: dict[str, int]) -> VidauthError:
+    """The error that tells which uploads stopped where, after Ctrl-C."""
+    from vidauth.panopto.upload_types import UploadInterrupted
+    from vidauth.store.uploads import UploadState, UploadStore
+
+    store = UploadStore(va.store.db)
+    stopped = []
+    for record_id in begun.values():
+        record = store.get(record_id)
+        if record is not None and record.state in UploadState.RESUMABLE:
+            pct = 100 * record.bytes_done / record.file_size if record.file_size else 100
+            stopped.append(f"upload {record.id} ({Path(record.file_path).name}) at {pct:.0f} %")
+    if not stopped:
+        return UploadInterrupted("interrupted before any upload began; nothing to resume")
+    return UploadInterrupted(
+        f"interrupted; paused {', '.join(stopped)}", record_id=next(iter(begun.values()))
+    )
+
+
 def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> None:
     """Say that ``job``'s file is not sent again, and how to send it anyway."""
     if as_json:
@@ -289,7 +320,7 @@ def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> No
                 "upload_id": record.session_upload_id,
                 "session_id": record.session_id,
                 "viewer_url": record.viewer_url,
-                "completed_at": record.updated_at.isoformat(timespec="seconds"),
+                "completed_at": rfc3339(record.updated_at),
             }
         )
         return
@@ -310,15 +341,20 @@ def uploads_list(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """List recorded uploads with their state and progress."""
+    """List recorded uploads with their state and progress.
+
+    ``paused``: stopped part way (Ctrl-C, a crash); the same upload command resumes it.
+    """
     if ctx.invoked_subcommand is not None:
         return
+    from vidauth.store.leases import LeaseStore
     from vidauth.store.uploads import UploadStore
 
     cli = _cli()
     with cli._vidauth() as va:
         records = UploadStore(va.store.db).list_uploads()
-    rows = [r.as_dict() for r in records]
+        running = LeaseStore(va.store.db).live(r.id for r in records)
+    rows = [_listed(r.as_dict(), running.get(r.id)) for r in records]
     if as_json:
         cli.out.print_json(json.dumps({"uploads": rows}))
         return
@@ -352,6 +388,19 @@ def uploads_list(
             for row in rows
         ],
     )
+
+
+def _listed(row: dict[str, Any], lease: Any) -> dict[str, Any]:
+    """A listing row: an upload that is sending parts but held by no live process is
+    ``paused`` (stopped or killed; the same command resumes it); a running one names its
+    process."""
+    if row["state"] == "uploading":
+        if lease is None:
+            row["state"] = "paused"
+        else:
+            row["running"] = {"pid": lease.pid, "host": lease.host}
+            row["message"] = row["message"] or f"running: process {lease.pid} on {lease.host}"
+    return row
 
 
 def uploads_cancel(

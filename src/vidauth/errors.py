@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     PROCESSING_FAILED = "processing_failed"
     PROCESSING_TIMEOUT = "processing_timeout"
     UPLOAD_INTERRUPTED = "upload_interrupted"
+    UPLOAD_RUNNING = "upload_running"
     REFRESH_OUTCOME_UNKNOWN = "refresh_outcome_unknown"
     TOKEN_RESPONSE_INVALID = "token_response_invalid"  # noqa: S105 - an error code
     STORE_UNWRITABLE = "store_unwritable"

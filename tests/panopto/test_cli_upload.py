@@ -174,7 +174,7 @@ def test_folders_pages_and_uploads_listing_and_cancel(
     assert result.exit_code == 130
     code, out, _ = run_cli("uploads", "--json")
     [row] = json.loads(out)["uploads"]
-    assert row["state"] == "uploading" and row["upload_id"] == result.upload_id
+    assert row["state"] == "paused" and row["upload_id"] == result.upload_id
     code, _, err = run_cli("uploads", "cancel", str(row["id"]))
     assert code == 0 and "Cancelled upload" in err
     assert panopto.panopto.session_upload_state(result.upload_id)["State"] == 2

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def test_connect_shows_connected_and_status_has_no_token(service: ServiceSetup) 
     r = api.post("/v1/accounts/u1/connect")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["expires_at"] == pytest.approx(time.time() + 600, abs=30)
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert expires.utcoffset() is not None
+    assert expires.timestamp() == pytest.approx(time.time() + 600, abs=30)
     # The link is vidauth's start page, which sets the browser-binding cookie, then Panopto.
     assert body["connect_url"] == body["authorize_url"]
     assert body["connect_url"].startswith(f"{service.url}/connect/start?s=")
@@ -97,7 +100,7 @@ def test_connect_shows_connected_and_status_has_no_token(service: ServiceSetup) 
     status = r.json()
     assert status["status"] == "connected"
     assert "api" in status["scopes"]
-    assert status["expires_at"] > time.time()
+    assert datetime.fromisoformat(status["expires_at"]).timestamp() > time.time()
     tokens = _issued_tokens(service)
     assert tokens, "the sandbox should have issued tokens"
     raw = r.text

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from vidauth.panopto.engine import UploadEngine, UploadEvent, UploadJob, UploadOptions, UploadResult
 from vidauth.panopto.files import check_media_file, fingerprint
+from vidauth.panopto.leases import LeaseKeeper
 from vidauth.panopto.rest import PanoptoRest
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def build_engine(
         server=va.profile.server,
         retry_policy=va.retry_policy,
         cancel=cancel,
+        leases=LeaseKeeper(va.store.db),
     )
 
 

@@ -33,6 +33,7 @@ from vidauth.errors import ErrorCode, RemoteServiceError, UsageError, VidauthErr
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import check_media_file
 from vidauth.panopto.finish import UploadFinisher
+from vidauth.panopto.leases import LeaseKeeper
 from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import UploadPlanner, not_found
 from vidauth.panopto.rest import PanoptoRest
@@ -72,7 +73,8 @@ class UploadEngine:
     ``api`` is an authenticated client for the Panopto site (``Vidauth.api_client()``);
     ``token_source`` keeps the account's token fresh during long transfers; ``retry_policy``
     bounds every S3 retry (default: the policy's defaults); ``cancel`` stops every upload of the
-    engine at the next part boundary (they stay resumable).
+    engine at the next part boundary (they stay resumable); ``leases`` makes the engine hold each
+    upload's lease while it runs it, so that another process leaves it alone.
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class UploadEngine:
         retry_policy: RetryPolicy | None = None,
         cancel: threading.Event | None = None,
         open_file: Callable[[Path], int] | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self.rest = api if isinstance(api, PanoptoRest) else PanoptoRest(api)
         self.store = UploadStore(db)
@@ -115,7 +118,9 @@ class UploadEngine:
             self.signatures,
             account_id=account_id,
             server=server,
+            hold=leases.hold if leases else None,
         )
+        self.leases = leases
         # How the bytes that are sent are read: the service passes an opener that refuses a
         # file swapped since it was checked (vidauth.service.shared_files).
         self.open_file = open_file or open_for_reading
@@ -138,6 +143,8 @@ class UploadEngine:
         """Stop the part workers and close S3 connections."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._side.shutdown(wait=True, cancel_futures=True)
+        if self.leases is not None:  # after the parts in flight have stopped
+            self.leases.close()
         self.s3.close()
 
     def __enter__(self) -> UploadEngine:
@@ -247,6 +254,8 @@ class UploadEngine:
                     message=str(exc),
                 )
             )
+        if self.leases is not None and result.record_id is not None:
+            self.leases.release(result.record_id)
         return result
 
     def _run(self, job: UploadJob, emit: Progress, result: UploadResult) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,11 @@ class UploadPlanner:
         *,
         account_id: int | None = None,
         server: str | None = None,
+        hold: Callable[[int], None] | None = None,
     ) -> None:
         self.rest = rest
+        # Takes the upload's lease before anything touches it (raises when another runs it).
+        self.hold = hold or (lambda _record_id: None)
         self.store = store
         self.s3 = s3
         self.signatures = signatures
@@ -110,6 +114,7 @@ class UploadPlanner:
         chosen = part_size(size, self.options.part_size_mib, str(path))
         record = self.store.find_resumable(self.account_id, job.folder_id, str(path))
         if record is not None:
+            self.hold(record.id)
             if self.changed(record, path, size, stat.st_mtime):
                 emit(
                     UploadEvent(
@@ -159,6 +164,7 @@ class UploadPlanner:
             description=job.description,
             state=UploadState.UPLOADING,
         )
+        self.hold(record.id)
         emit(
             UploadEvent(
                 "started", str(path), size, record_id=record.id, upload_id=record.session_upload_id

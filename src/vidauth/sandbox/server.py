@@ -9,7 +9,12 @@ from fastapi import FastAPI
 
 from vidauth._serving import BackgroundServer
 from vidauth.sandbox.app import create_app
-from vidauth.sandbox.config import DEFAULT_CLIENT_SECRET, OAUTH_PREFIX, SandboxConfig
+from vidauth.sandbox.config import (
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_USERS,
+    OAUTH_PREFIX,
+    SandboxConfig,
+)
 from vidauth.sandbox.state import SandboxState
 
 
@@ -77,7 +82,11 @@ def describe(server: SandboxServer) -> str:
             lines.append(f"  secret:    {client.client_secret} (public sandbox default)")
         for uri in client.redirect_uris:
             lines.append(f"  redirect:  {uri}")
-    lines.append(f"  users:     {', '.join(server.config.users)} (see vidauth/sandbox/README.md)")
+    # The default users' passwords are public, like the default secret: print them, so that
+    # someone who installed vidauth with pipx (and has no README) can sign in.
+    for name, password in server.config.users.items():
+        shown = password if DEFAULT_USERS.get(name) == password else "(set in its configuration)"
+        lines.append(f"  user:      {name}  password: {shown}")
     return "\n".join(lines)
 
 

@@ -1,16 +1,26 @@
 """The shapes of the HTTP API's answers, for the OpenAPI document and for checking them.
 
 Routes return plain dicts; FastAPI validates them against these models, so the document that
-backend developers generate clients from is the answer they get.
+backend developers generate clients from is the answer they get. Every moment is a string in
+RFC 3339 with an explicit offset, to the second (``2026-12-04T02:55:40+00:00``), in answers and
+webhook bodies alike (:mod:`vidauth._times`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-Timestamp = int | float  # seconds since the epoch
+#: A moment: RFC 3339 with an explicit offset (``format: date-time`` in the document).
+Timestamp = Annotated[
+    str,
+    Field(
+        json_schema_extra={"format": "date-time"},
+        examples=["2026-12-04T02:55:40+00:00"],
+        description="RFC 3339 with an explicit offset, to the second.",
+    ),
+]
 
 UploadState = Literal[
     "queued",
@@ -77,7 +87,7 @@ class AccountStatus(BaseModel):
     scopes: list[str] = []
     expires_at: Timestamp | None = Field(None, description="When the access token expires.")
     refreshable: bool | None = None
-    connected_at: str | None = None
+    connected_at: Timestamp | None = Field(None, description="When the user last connected.")
 
 
 class PageLink(BaseModel):
@@ -112,8 +122,8 @@ class Upload(BaseModel):
         default=None, description="the error's stable code (vidauth.errors.ErrorCode)"
     )
     cancel_requested: bool
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class UploadList(BaseModel):

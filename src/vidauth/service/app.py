@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from vidauth._times import rfc3339
 from vidauth._urls import check_transport
 from vidauth.errors import UsageError, VidauthError
 from vidauth.panopto.files import check_media_file
@@ -293,7 +294,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                     "expected_username must be 1 to 255 printable characters",
                 )
         url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user, expected)
-        return {"connect_url": url, "authorize_url": url, "expires_at": expires_at}
+        return {"connect_url": url, "authorize_url": url, "expires_at": rfc3339(expires_at)}
 
     @app.get(
         "/v1/accounts/{external_user_id}",
@@ -330,7 +331,10 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         token, expires_at = pages.make_page_token(
             ctx.page_key, who.tenant, user, service.page_link_seconds
         )
-        return {"url": f"{service.public_url}/pages/uploads?t={token}", "expires_at": expires_at}
+        return {
+            "url": f"{service.public_url}/pages/uploads?t={token}",
+            "expires_at": rfc3339(expires_at),
+        }
 
     # -- the OAuth callback and pages -----------------------------------------------------------
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import delete, select
 
+from vidauth._times import rfc3339
 from vidauth.errors import VidauthError
 from vidauth.oauth.authorization_code import AuthorizationRequest
 from vidauth.oauth.identity import identify
@@ -290,8 +291,8 @@ def _wrong_account(ctx: ServiceContext, pending: _Pending, tokens: Any) -> Conne
     return ConnectOutcome(
         WRONG_ACCOUNT,
         "you signed in to Panopto as a different user than your application expects, so "
-        "nothing was connected: sign out of Panopto, open the link again and sign in with "
-        "your own account",
+        "nothing was connected: sign out of Panopto, then ask your application for a new "
+        "sign-in link (each link works once) and sign in with your own account",
         tenant=pending.tenant,
         external_user_id=pending.external_user_id,
     )
@@ -346,9 +347,9 @@ def account_status(ctx: ServiceContext, tenant: str, external_user_id: str) -> d
         "status": status,
         "username": account.username,
         "scopes": (token.scope or "").split(),
-        "expires_at": token.expires_at,
+        "expires_at": rfc3339(token.expires_at),
         "refreshable": token.refresh_token is not None,
-        "connected_at": account.last_login_at.isoformat(timespec="seconds"),
+        "connected_at": rfc3339(account.last_login_at),
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from vidauth._times import rfc3339
 from vidauth.service import webhooks
 from vidauth.service.context import ServiceContext
 from vidauth.service.errors import split_job_error
@@ -78,8 +79,8 @@ class JobView:
             "error": error,
             "error_code": error_code,
             "cancel_requested": self.cancel_requested,
-            "created_at": self.created_at.isoformat(timespec="seconds"),
-            "updated_at": self.updated_at.isoformat(timespec="seconds"),
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
         }
 
 

@@ -1,16 +1,23 @@
 """Signed notifications to the backend's ``callback_url``, kept in an outbox table.
 
-Each POST carries ``X-Vidauth-Timestamp: <unix seconds>`` and
-``X-Vidauth-Signature: sha256=<hex>``, the HMAC-SHA256 of ``"<timestamp>.<raw body>"`` under
-the submitting API key's webhook secret (:mod:`vidauth.service.webhook_secrets`); the body names
-the ``tenant``. The address is checked at each delivery (:mod:`vidauth.service.webhook_targets`).
-Receivers recompute it, compare in constant time and reject timestamps older than a few
-minutes. Failed deliveries are rescheduled with the one retry policy's backoff (capped at
-``MAX_BACKOFF``, up to ``VIDAUTH_WEBHOOK_ATTEMPTS``); any worker may deliver any row.
+Each POST follows Standard Webhooks (https://www.standardwebhooks.com): ``webhook-id`` (the
+same on every delivery of one notification, so a receiver can drop a redelivery),
+``webhook-timestamp`` (unix seconds of this delivery) and ``webhook-signature:
+v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<raw body>">``. The HMAC key is the submitting API
+key's webhook secret (:mod:`vidauth.service.webhook_secrets`) as its UTF-8 bytes, so the stock
+verifiers take it as ``"whsec_" + base64(secret)`` (:func:`standard_secret`). The older
+``X-Vidauth-Timestamp`` / ``X-Vidauth-Signature: sha256=<hex of HMAC("<timestamp>.<body>")>``
+headers are sent too, for receivers written against them (deprecated; see CHANGELOG.md). The
+body names the ``tenant``. The address is checked at each delivery
+(:mod:`vidauth.service.webhook_targets`). Receivers verify, compare in constant time and reject
+timestamps older than a few minutes. Failed deliveries are rescheduled with the one retry
+policy's backoff (capped at ``MAX_BACKOFF``, up to ``VIDAUTH_WEBHOOK_ATTEMPTS``); any worker may
+deliver any row.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -22,6 +29,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from vidauth._times import now_rfc3339
 from vidauth._urls import check_transport
 from vidauth.retry import parse_retry_after
 from vidauth.service.context import ServiceContext
@@ -32,15 +40,49 @@ from vidauth.service.webhook_targets import TargetRefused, post_pinned
 
 log = logging.getLogger("vidauth.service.webhooks")
 
-SIGNATURE_HEADER = "X-Vidauth-Signature"
+ID_HEADER = "webhook-id"
+STANDARD_TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+SIGNATURE_HEADER = "X-Vidauth-Signature"  # deprecated: the Standard Webhooks headers replace it
 TIMESTAMP_HEADER = "X-Vidauth-Timestamp"
 EVENT_HEADER = "X-Vidauth-Event"
 CLAIM_SECONDS = 60.0
 MAX_BACKOFF = 3600.0
 
 
+def standard_secret(secret: str) -> str:
+    """``secret`` in the ``whsec_<base64>`` form Standard Webhooks verifiers take."""
+    return "whsec_" + base64.b64encode(secret.encode()).decode()
+
+
+def message_id(row_id: int, body: bytes) -> str:
+    """The ``webhook-id`` of outbox row ``row_id``: the same on each of its deliveries."""
+    digest = hashlib.sha256(str(row_id).encode() + b"." + body).digest()
+    return "msg_" + base64.urlsafe_b64encode(digest[:18]).decode()
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` and the base64 HMAC-SHA256 of
+    ``"<id>.<timestamp>.<body>"``."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+def signed_headers(secret: str, msg_id: str, timestamp: str, body: bytes) -> dict[str, str]:
+    """The signature headers of one delivery: Standard Webhooks', and the deprecated
+    ``X-Vidauth-*`` pair."""
+    return {
+        ID_HEADER: msg_id,
+        STANDARD_TIMESTAMP_HEADER: timestamp,
+        STANDARD_SIGNATURE_HEADER: sign_standard(secret, msg_id, timestamp, body),
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+
+
 def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The signature header value for ``body`` sent at ``timestamp``."""
+    """The deprecated ``X-Vidauth-Signature`` value for ``body`` sent at ``timestamp``."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
@@ -71,7 +113,7 @@ def job_payload(job: Job, event: str) -> dict[str, Any]:
         "viewer_url": job.viewer_url,
         "error": error,
         "error_code": error_code,
-        "sent_at": time.time(),
+        "sent_at": now_rfc3339(),
     }
 
 
@@ -127,12 +169,16 @@ class WebhookSender:
             if not secret:
                 self._record(row_id, attempts + 1, False, "no webhook secret for its API key")
                 continue
-            ok, error, retry_after = self._post(secret, url, body.encode())
+            ok, error, retry_after = self._post(
+                secret, url, body.encode(), message_id(row_id, body.encode())
+            )
             self._record(row_id, attempts + 1, ok, error, retry_after)
             delivered += ok
         return delivered
 
-    def _post(self, secret: str, url: str, body: bytes) -> tuple[bool, str | None, float | None]:
+    def _post(
+        self, secret: str, url: str, body: bytes, msg_id: str
+    ) -> tuple[bool, str | None, float | None]:
         """(delivered, why not, the receiver's Retry-After)."""
         problem = check_transport(url)
         if problem:
@@ -141,8 +187,7 @@ class WebhookSender:
         event = json.loads(body).get("event", "")
         headers = {
             "Content-Type": "application/json",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(secret, timestamp, body),
+            **signed_headers(secret, msg_id, timestamp, body),
             EVENT_HEADER: event,
             "User-Agent": "vidauth-webhooks/0.1",
         }

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from vidauth._times import rfc3339
 from vidauth.store.db import Database
 from vidauth.store.models import Base, utcnow
 
@@ -128,8 +129,8 @@ class UploadRecord:
             "session_id": self.session_id,
             "viewer_url": self.viewer_url,
             "message": self.message,
-            "created_at": self.created_at.isoformat(timespec="seconds"),
-            "updated_at": self.updated_at.isoformat(timespec="seconds"),
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
         }
 
 
