@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from vidauth.errors import UsageError
 from vidauth.panopto.files import VIDEO_EXTENSIONS
+from vidauth.service.text_fields import character_problem
 
 NOT_FOUND = "path: no such file in your shared directory"
 _TENANT_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
@@ -59,7 +60,7 @@ def tenant_dir(shared_dir: Path, tenant: str) -> Path:
 
 def _parts(root: Path, given: str) -> list[str]:
     """The components of ``given`` below ``root``; SharedFileError for anything else."""
-    if not given or "\x00" in given or len(given) > 4096:
+    if not given or character_problem("path", given) or len(given) > 4096:
         raise SharedFileError()
     candidate = PurePosixPath(given)
     if candidate.is_absolute():
