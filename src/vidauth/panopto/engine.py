@@ -115,6 +115,7 @@ class UploadEngine:
             self.signatures,
             account_id=account_id,
             server=server,
+            open_file=open_file,
         )
         # How the bytes that are sent are read: the service passes an opener that refuses a
         # file swapped since it was checked (vidauth.service.shared_files).
