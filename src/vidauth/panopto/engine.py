@@ -119,6 +119,7 @@ class UploadEngine:
             account_id=account_id,
             server=server,
             hold=leases.hold if leases else None,
+            open_file=open_file,
         )
         self.leases = leases
         # How the bytes that are sent are read: the service passes an opener that refuses a

@@ -10,6 +10,8 @@ of an upload is where the signature scheme is settled (:mod:`vidauth.panopto.sig
 from __future__ import annotations
 
 import contextlib
+import os
+import stat as stat_mode
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from vidauth.errors import ErrorCode, RemoteServiceError, UsageError, VidauthError
-from vidauth.panopto.files import check_media_file, fingerprint, part_count, part_range, part_size
+from vidauth.panopto.files import (
+    check_media_file,
+    fingerprint,
+    fingerprint_fd,
+    part_count,
+    part_range,
+    part_size,
+)
 from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
 from vidauth.panopto.s3calls import S3Caller, Stop, no_such_upload
 from vidauth.panopto.signature import SignatureNegotiator, signature_refusal, upload_host
@@ -87,7 +96,11 @@ class UploadPlanner:
         account_id: int | None = None,
         server: str | None = None,
         hold: Callable[[int], None] | None = None,
+        open_file: Callable[[Path], int] | None = None,
     ) -> None:
+        self.open_file = open_file
+        """When given (the service's checked opener), the file is known only through the
+        descriptors it returns: never opened, stat'ed or resolved by path."""
         self.rest = rest
         # Takes the upload's lease before anything touches it (raises when another runs it).
         self.hold = hold or (lambda _record_id: None)
@@ -108,14 +121,19 @@ class UploadPlanner:
 
     def plan(self, job: UploadJob, emit: Progress) -> FilePlan:
         """Check the file and find or create its upload (a sessionUpload and a record)."""
-        path = check_media_file(job.path, force=self.options.force)
-        stat = path.stat()
+        if self.open_file is None:
+            path = check_media_file(job.path, force=self.options.force)
+            stat = path.stat()
+            known = None
+        else:
+            path = job.path
+            stat, known = self._checked(path)
         size = stat.st_size
         chosen = part_size(size, self.options.part_size_mib, str(path))
         record = self.store.find_resumable(self.account_id, job.folder_id, str(path))
         if record is not None:
             self.hold(record.id)
-            if self.changed(record, path, size, stat.st_mtime):
+            if self.changed(record, path, size, stat.st_mtime, known):
                 emit(
                     UploadEvent(
                         "restarted",
@@ -132,20 +150,44 @@ class UploadPlanner:
             else:
                 record = self._check_remote(record, emit, size)
         if record is None:
-            return FilePlan(self._create(job, path, size, stat.st_mtime, chosen, emit), path, size)
+            return FilePlan(
+                self._create(job, path, size, stat.st_mtime, chosen, emit, known), path, size
+            )
         return FilePlan(record, path, size, resumed=True)
 
+    def _checked(self, path: Path) -> tuple[os.stat_result, str]:
+        """fstat and fingerprint of the file ``open_file`` opens: one descriptor for both."""
+        assert self.open_file is not None
+        fd = self.open_file(path)
+        try:
+            info = os.fstat(fd)
+            if not stat_mode.S_ISREG(info.st_mode) or info.st_size == 0:
+                raise UsageError(f"{path.name} is not a non-empty regular file")
+            return info, fingerprint_fd(fd, info.st_size)
+        finally:
+            os.close(fd)
+
     @staticmethod
-    def changed(record: UploadRecord, path: Path, size: int, mtime: float) -> bool:
-        """Whether the file differs from the one the record was started with."""
+    def changed(
+        record: UploadRecord, path: Path, size: int, mtime: float, known: str | None = None
+    ) -> bool:
+        """Whether the file differs from the one the record was started with (``known``: its
+        fingerprint, already computed from a checked descriptor)."""
         return (
             record.file_size != size
             or record.file_mtime != mtime
-            or record.fingerprint != fingerprint(path, size)
+            or record.fingerprint != (known or fingerprint(path, size))
         )
 
     def _create(
-        self, job: UploadJob, path: Path, size: int, mtime: float, chosen: int, emit: Progress
+        self,
+        job: UploadJob,
+        path: Path,
+        size: int,
+        mtime: float,
+        chosen: int,
+        emit: Progress,
+        known: str | None = None,
     ) -> UploadRecord:
         session_upload = self.rest.create_session_upload(job.folder_id)
         record = self.store.create(
@@ -158,7 +200,7 @@ class UploadPlanner:
             file_path=str(path),
             file_size=size,
             file_mtime=mtime,
-            fingerprint=fingerprint(path, size),
+            fingerprint=known or fingerprint(path, size),
             part_size=chosen,
             title=job.title or path.stem,
             description=job.description,
