@@ -1,12 +1,12 @@
-"""Transfer: send a plan's missing parts through the gate of parts in flight, then assemble them.
+"""Transfer: send a plan's missing parts through the gate of parts in flight.
 
 Each attempt holds a slot of :class:`~vidauth.panopto.parallelism.PartSlots` (released while a
 retry waits) and reports to its controller: acknowledged bytes (throughput), and throttling
 (503, SlowDown, timeouts), so the number in flight follows the link. Each part is read from the
 file at its offset as it is sent (memory stays below parts in flight times part size), retried under
 the one policy with a fresh token before every attempt, and recorded in the store as soon as the
-target acknowledges it, so a crash loses at most the parts in flight. The first part that fails
-for good stops its siblings.
+target acknowledges it, so a crash loses at most the parts in flight (resuming needs only that
+record). The first part that fails for good stops its siblings.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class PartTransfer:
         emit: Progress,
         sent: Callable[[int], None] | None = None,
     ) -> int:
-        """Send the missing parts and CompleteMultipartUpload; answers the bytes sent now.
+        """Send the missing parts; answers the bytes sent now (CompleteMultipartUpload is the
+        finisher's step, :meth:`~vidauth.panopto.finish.UploadFinisher.complete`).
 
         ``sent`` hears the bytes sent by this call even when it fails.
         """
@@ -76,22 +77,6 @@ class PartTransfer:
             os.close(fd)
             if sent is not None:
                 sent(progress.bytes_sent)
-        record = plan.record
-        ordered = [
-            {"PartNumber": n, "ETag": plan.parts[n][0]}
-            for n in sorted(plan.parts)
-            if n <= plan.count
-        ]
-        self.caller.call(
-            stop,
-            "assembling the uploaded parts",
-            path.name,
-            plan.s3.complete_multipart_upload,
-            Bucket=plan.target.bucket,
-            Key=plan.key,
-            UploadId=record.s3_upload_id,
-            MultipartUpload={"Parts": ordered},
-        )
         return progress.bytes_sent
 
     def _send_parts(
