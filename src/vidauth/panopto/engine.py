@@ -33,6 +33,7 @@ from vidauth.errors import ErrorCode, RemoteServiceError, UsageError, VidauthErr
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import check_media_file
 from vidauth.panopto.finish import UploadFinisher
+from vidauth.panopto.pacing import shared_pacer
 from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import UploadPlanner, not_found
 from vidauth.panopto.rest import PanoptoRest
@@ -127,6 +128,7 @@ class UploadEngine:
             token_source,
             self.options.token_min_validity,
             open_file=self.open_file,
+            pacer=shared_pacer(self.options.bwlimit),
         )
         self.finisher = UploadFinisher(
             self.rest, self.store, caller, self.options, self.cancel_event, server=server

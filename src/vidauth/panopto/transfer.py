@@ -7,6 +7,10 @@ file at its offset as it is sent (memory stays below parts in flight times part 
 the one policy with a fresh token before every attempt, and recorded in the store as soon as the
 target acknowledges it, so a crash loses at most the parts in flight. The first part that fails
 for good stops its siblings.
+
+Each body reports its reads to the file's :class:`~vidauth.panopto.progress.ByteMeter` (progress
+counts the bytes read for sending, not the parts acknowledged) and books them with the process's
+:class:`~vidauth.panopto.pacing.Pacer` when a bandwidth limit is set.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from typing import Any
 
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import FilePart, part_range
+from vidauth.panopto.pacing import Pacer
 from vidauth.panopto.parallelism import PartSlots, throttling
 from vidauth.panopto.plan import TransferPlan
+from vidauth.panopto.progress import ByteMeter
 from vidauth.panopto.s3calls import S3Caller, Stop
 from vidauth.panopto.upload_types import Progress, UploadEvent
 from vidauth.store.uploads import UploadStore
@@ -45,8 +51,10 @@ class PartTransfer:
         token_min_validity: float = 300.0,
         *,
         open_file: Callable[[Path], int] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.pool = pool
+        self.pacer = pacer
         self.caller = caller
         self.store = store
         self.slots = slots
@@ -67,16 +75,24 @@ class PartTransfer:
         ``sent`` hears the bytes sent by this call even when it fails.
         """
         progress = _Progress(plan)
+        record = plan.record
+        meter = ByteMeter(
+            record.file_path,
+            plan.size,
+            plan.bytes_done,
+            emit,
+            record_id=record.id,
+            upload_id=record.session_upload_id,
+        )
         if plan.round_trip is not None:
             self.slots.observe_round_trip(plan.round_trip)
         fd = self.open_file(path)
         try:
-            self._send_parts(plan, fd, plan.missing, stop, emit, progress)
+            self._send_parts(plan, fd, plan.missing, stop, emit, progress, meter)
         finally:
             os.close(fd)
             if sent is not None:
                 sent(progress.bytes_sent)
-        record = plan.record
         ordered = [
             {"PartNumber": n, "ETag": plan.parts[n][0]}
             for n in sorted(plan.parts)
@@ -102,9 +118,11 @@ class PartTransfer:
         stop: Stop,
         emit: Progress,
         progress: _Progress,
+        meter: ByteMeter,
     ) -> None:
         futures = [
-            self.pool.submit(self._send_part, plan, fd, n, stop, emit, progress) for n in numbers
+            self.pool.submit(self._send_part, plan, fd, n, stop, emit, progress, meter)
+            for n in numbers
         ]
         try:
             done, _ = cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
@@ -131,6 +149,7 @@ class PartTransfer:
         stop: Stop,
         emit: Progress,
         progress: _Progress,
+        meter: ByteMeter,
     ) -> None:
         record = plan.record
         offset, length = part_range(number, plan.size, record.part_size)
@@ -139,16 +158,18 @@ class PartTransfer:
 
         def upload_part() -> Any:  # a fresh body per attempt: each reads from the offset
             with self.slots.slot(length, stop):
+                body = MeteredPart(fd, offset, length, meter, self.pacer)
                 try:
                     answer = plan.s3.upload_part(
                         Bucket=plan.target.bucket,
                         Key=plan.key,
                         UploadId=record.s3_upload_id,
                         PartNumber=number,
-                        Body=FilePart(fd, offset, length),
+                        Body=body,
                         ContentLength=length,
                     )
                 except Exception as exc:
+                    body.give_back()  # the next attempt reads them again
                     if throttling(exc):
                         controller.throttled()
                     raise
@@ -170,6 +191,47 @@ class PartTransfer:
                 "part", record.file_path, plan.size, done, record.id, record.session_upload_id
             )
         )
+
+
+class MeteredPart(FilePart):
+    """A part's body that reports its reads to ``meter`` and paces them with ``pacer``.
+
+    Only bytes beyond the furthest point read so far count: a body rewound (to sign or hash
+    it, or by a retry inside botocore) gives its bytes back, and reading them again counts
+    them again, so the meter never counts a byte twice.
+    """
+
+    def __init__(
+        self, fd: int, offset: int, length: int, meter: ByteMeter, pacer: Pacer | None
+    ) -> None:
+        super().__init__(fd, offset, length)
+        self.meter = meter
+        self.pacer = pacer
+        self.counted = 0
+
+    def read(self, amount: int | None = -1) -> bytes:
+        """Up to ``amount`` bytes, paced and counted."""
+        data = super().read(amount)
+        new = self.tell() - self.counted
+        if new > 0:
+            if self.pacer is not None:
+                self.pacer.take(new)
+            self.counted += new
+            self.meter.read(new)
+        return data
+
+    def seek(self, where: int, whence: int = os.SEEK_SET) -> int:
+        """Move within the window; moving back gives the bytes after the new place back."""
+        pos = super().seek(where, whence)
+        if pos < self.counted:
+            self.meter.give_back(self.counted - pos)
+            self.counted = pos
+        return pos
+
+    def give_back(self) -> None:
+        """The attempt failed: every byte counted will be read again."""
+        self.meter.give_back(self.counted)
+        self.counted = 0
 
 
 class _Progress:
