@@ -52,6 +52,7 @@ from vidauth.panopto.upload_types import (
 )
 from vidauth.retry import RetryPolicy
 from vidauth.store.db import Database
+from vidauth.store.plateaus import PlateauStore
 from vidauth.store.signatures import SignatureHostStore
 from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
 
@@ -129,6 +130,7 @@ class UploadEngine:
             self.options.token_min_validity,
             open_file=self.open_file,
             pacer=shared_pacer(self.options.bwlimit),
+            plateaus=PlateauStore(db),
         )
         self.finisher = UploadFinisher(
             self.rest, self.store, caller, self.options, self.cancel_event, server=server

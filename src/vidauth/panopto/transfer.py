@@ -29,7 +29,9 @@ from vidauth.panopto.parallelism import PartSlots, throttling
 from vidauth.panopto.plan import TransferPlan
 from vidauth.panopto.progress import ByteMeter
 from vidauth.panopto.s3calls import S3Caller, Stop
+from vidauth.panopto.signature import upload_host
 from vidauth.panopto.upload_types import Progress, UploadEvent
+from vidauth.store.plateaus import PlateauStore
 from vidauth.store.uploads import UploadStore
 
 
@@ -52,9 +54,11 @@ class PartTransfer:
         *,
         open_file: Callable[[Path], int] | None = None,
         pacer: Pacer | None = None,
+        plateaus: PlateauStore | None = None,
     ) -> None:
         self.pool = pool
         self.pacer = pacer
+        self.plateaus = plateaus
         self.caller = caller
         self.store = store
         self.slots = slots
@@ -86,6 +90,11 @@ class PartTransfer:
         )
         if plan.round_trip is not None:
             self.slots.observe_round_trip(plan.round_trip)
+        host = upload_host(plan.target.endpoint)
+        if self.plateaus is not None:
+            remembered = self.plateaus.get(host)
+            if remembered is not None:
+                self.slots.controller.start_near(remembered)
         fd = self.open_file(path)
         try:
             self._send_parts(plan, fd, plan.missing, stop, emit, progress, meter)
@@ -93,6 +102,9 @@ class PartTransfer:
             os.close(fd)
             if sent is not None:
                 sent(progress.bytes_sent)
+        plateau = self.slots.controller.plateau()
+        if self.plateaus is not None and plateau is not None:
+            self.plateaus.remember(host, plateau)
         ordered = [
             {"PartNumber": n, "ETag": plan.parts[n][0]}
             for n in sorted(plan.parts)
