@@ -229,7 +229,9 @@ def test_progress_is_plain_lines_when_not_a_terminal(panopto: PanoptoSetup, tmp_
     assert "\x1b[" not in done.stderr and "\r" not in done.stderr  # no bars, no colours
     progress = [
         int(m.group(1))
-        for m in re.finditer(r"^plain\.mp4: (\d+)% \(\d+/\d+ bytes\)$", done.stderr, re.M)
+        for m in re.finditer(
+            r"^plain\.mp4: (\d+)% \(\d+/\d+ bytes, (?:\?|[\d.]+ [kMG]?B/s)\)$", done.stderr, re.M
+        )
     ]
     assert len(progress) >= 2 and progress == sorted(progress) and progress[-1] == 100
 

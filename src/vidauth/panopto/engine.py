@@ -35,6 +35,7 @@ from vidauth.panopto.files import check_media_file
 from vidauth.panopto.finish import UploadFinisher
 from vidauth.panopto.leases import LeaseKeeper
 from vidauth.panopto.optional import OptionalCalls
+from vidauth.panopto.pacing import shared_pacer
 from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import UploadPlanner, not_found
 from vidauth.panopto.rest import PanoptoRest
@@ -54,6 +55,7 @@ from vidauth.panopto.upload_types import (
 from vidauth.retry import RetryPolicy
 from vidauth.store.db import Database
 from vidauth.store.host_calls import HostCallStore
+from vidauth.store.plateaus import PlateauStore
 from vidauth.store.signatures import SignatureHostStore
 from vidauth.store.uploads import UploadRecord, UploadState, UploadStep, UploadStore
 
@@ -137,6 +139,8 @@ class UploadEngine:
             token_source,
             self.options.token_min_validity,
             open_file=self.open_file,
+            pacer=shared_pacer(self.options.bwlimit),
+            plateaus=PlateauStore(db),
         )
         self.finisher = UploadFinisher(
             self.rest, self.store, caller, self.options, self.cancel_event, server=server
