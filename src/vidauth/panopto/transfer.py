@@ -24,7 +24,7 @@ from typing import Any
 
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import FilePart, part_range
-from vidauth.panopto.pacing import Pacer
+from vidauth.panopto.pacing import Pacer, parts_for
 from vidauth.panopto.parallelism import PartSlots, throttling
 from vidauth.panopto.plan import TransferPlan
 from vidauth.panopto.progress import ByteMeter
@@ -91,6 +91,10 @@ class PartTransfer:
         if plan.round_trip is not None:
             self.slots.observe_round_trip(plan.round_trip)
         host = upload_host(plan.target.endpoint)
+        if self.pacer is not None:
+            self.slots.controller.limit_to(
+                parts_for(self.pacer.rate, record.part_size), "the bandwidth limit needs no more"
+            )
         if self.plateaus is not None:
             remembered = self.plateaus.get(host)
             if remembered is not None:
