@@ -385,7 +385,7 @@ def throughput(links: list[Link], rounds: int) -> list[str]:
         if link.versus_tm is not None:
             ratio = medians["tm"] / a
             checks.append(
-                (f"vidauth {ratio:.2f}x tm", ratio >= link.versus_tm, f">= {link.versus_tm:.2f}x")
+                (f"vidauth {ratio:.3f}x tm", ratio >= link.versus_tm, f">= {link.versus_tm:.2f}x")
             )
         for text, met, goal in checks:
             print(f"  {text:34s} goal {goal:9s} {'met' if met else 'MISSED'}")

@@ -224,14 +224,19 @@ class MeteredPart(FilePart):
         self.meter = meter
         self.pacer = pacer
         self.counted = 0
+        self.paced = 0
 
     def read(self, amount: int | None = -1) -> bytes:
         """Up to ``amount`` bytes, paced and counted."""
         data = super().read(amount)
-        new = self.tell() - self.counted
+        pos = self.tell()
+        if self.pacer is not None and pos > self.paced:
+            # paced once per attempt: a body read to hash it, then rewound and sent, crosses
+            # the link once
+            self.pacer.take(pos - self.paced)
+            self.paced = pos
+        new = pos - self.counted
         if new > 0:
-            if self.pacer is not None:
-                self.pacer.take(new)
             self.counted += new
             self.meter.read(new)
         return data
