@@ -11,20 +11,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
 from vidauth.config import Profile, Secret, Settings, load_settings
 from vidauth.errors import ErrorCode, SignInRequired, UsageError
 from vidauth.http import BearerAuth, RetryPolicy, build_client
-from vidauth.oauth.authorization_code import AuthorizationRequest, receive_redirect
-from vidauth.oauth.device import DeviceAuthorization
-from vidauth.oauth.identity import identify
 from vidauth.oauth.manager import Regrant, TokenManager
 from vidauth.oauth.token_endpoint import TokenEndpoint
 from vidauth.store import AccountInfo, Database, TokenSet, TokenStore
 from vidauth.store.discovery_cache import StoreDiscoveryCache
+
+if TYPE_CHECKING:  # sign-in's modules (JOSE, the loopback server) load only when signing in
+    from vidauth.oauth.device import DeviceAuthorization
 
 
 class Vidauth:
@@ -109,6 +109,8 @@ class Vidauth:
         paste_from: TextIO | None = None,
     ) -> AccountInfo:
         """The interactive authorization-code sign-in; returns the stored account."""
+        from vidauth.oauth.authorization_code import AuthorizationRequest, receive_redirect
+
         request = AuthorizationRequest.create(self.profile)
         code = receive_redirect(
             request,
@@ -187,6 +189,8 @@ class Vidauth:
         ``username`` replaces the name shown (the ID-provider grant keeps the login name, which
         it needs to renew the grant).
         """
+        from vidauth.oauth.identity import identify
+
         who = identify(self.profile, tokens, self.http, nonce, self.discovery_cache)
         return self.store.save_grant(
             profile_key=self.profile.key,

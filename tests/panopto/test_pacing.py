@@ -111,8 +111,9 @@ def test_cli_bwlimit_holds_the_rate_over_the_transfer(
             stamps[kind] = time.monotonic()
     assert child.wait(60) == 0
     seconds = stamps["uploaded"] - stamps["started"]
-    # 16 MiB at 8 MiB/s: 2 s (less the 0.4 MiB burst), plus the Complete round trip
-    assert 1.85 < seconds < 2.6, seconds
+    # 16 MiB at 8 MiB/s: 2 s (less the 0.4 MiB burst), plus CreateMultipartUpload and
+    # Complete; the upper bound leaves room for a loaded machine
+    assert 1.85 < seconds < 4.0, seconds
     assert progress[-1]["bytes_done"] == 16 * MiB
     assert progress[-1]["rate"] < 8 * MiB * 1.1
 
@@ -177,3 +178,42 @@ def test_engines_of_a_process_share_the_limit(panopto: PanoptoSetup) -> None:
     finally:
         for engine in engines:
             engine.close()
+
+
+def test_the_parts_in_flight_stay_below_what_the_limit_needs() -> None:
+    from vidauth.panopto.pacing import parts_for
+    from vidauth.panopto.parallelism import InFlightController
+
+    assert parts_for(5 * MiB, 8 * MiB) == 4  # 20 MiB in 4 s: 2.5 parts, +1
+    assert parts_for(100 * MiB, 8 * MiB) == 51
+    assert parts_for(1024, 8 * MiB) == 2
+    now = [0.0]
+    controller = InFlightController(32, clock=lambda: now[0])
+    controller.limit_to(4, "the bandwidth limit needs no more")
+    assert controller.limit == 4
+    controller.part_started()
+    for _ in range(300):  # a link that would reward more parts: never beyond the bound
+        now[0] += 8 * MiB / (controller.limit * 5e6)
+        controller.part_done(8 * MiB)
+        assert controller.limit <= 4
+    controller.start_near(30)
+    assert controller.limit <= 4
+    pinned = InFlightController(8, pinned=True)
+    pinned.limit_to(2, "no")
+    assert pinned.limit == 8
+
+
+def test_an_engine_with_a_limit_bounds_its_parts_in_flight(
+    panopto: PanoptoSetup, tmp_path: Path
+) -> None:
+    from vidauth.panopto.api import build_engine
+    from vidauth.panopto.engine import UploadJob, UploadOptions
+    from vidauth.panopto.pacing import parts_for
+
+    video = write_random(tmp_path / "small.mp4", 6 * MiB, seed=5)
+    folder = panopto.panopto.folder_id("Sandbox Courses", "SIT102 Labs")
+    options = UploadOptions(part_size_mib=5, wait=False, bwlimit=5 * MiB)
+    with build_engine(panopto.va, options) as engine:
+        engine.upload(UploadJob(video, folder))
+        assert engine.parallelism.maximum == parts_for(5 * MiB, 5 * MiB) == 5
+        assert engine.parallelism.limit <= 5

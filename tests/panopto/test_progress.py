@@ -95,6 +95,30 @@ def test_a_rewound_body_counts_its_bytes_once(tmp_path: Path) -> None:
         os.close(fd)
 
 
+def test_a_rewound_body_is_paced_once(tmp_path: Path) -> None:
+    from vidauth.panopto.pacing import Pacer
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(4000))
+    booked: list[int] = []
+
+    class Booking(Pacer):
+        def take(self, nbytes: int) -> float:
+            booked.append(nbytes)
+            return 0.0
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        body = MeteredPart(fd, 0, 4000, ByteMeter(str(path), 4000, 0, lambda _e: None), Booking(1))
+        body.read()  # a payload hash
+        body.seek(0)
+        body.read(1000)
+        body.read()  # the send
+        assert sum(booked) == 4000
+    finally:
+        os.close(fd)
+
+
 class HalfThenDrop(MemoryS3):
     """Reads half of the first two part attempts, then loses the connection."""
 

@@ -40,7 +40,7 @@ from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import UploadPlanner, not_found
 from vidauth.panopto.rest import PanoptoRest
 from vidauth.panopto.s3calls import S3Caller, Stop
-from vidauth.panopto.signature import SignatureNegotiator
+from vidauth.panopto.signature import SignatureNegotiator, upload_host
 from vidauth.panopto.target import S3Clients, prewarm
 from vidauth.panopto.transfer import PartTransfer, open_for_reading
 from vidauth.panopto.upload_types import (
@@ -112,7 +112,7 @@ class UploadEngine:
         self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="vidauth-part")
         # boto3's warm-up overlaps the sessionUpload's creation, off the part pool.
         self._side = cf.ThreadPoolExecutor(2, thread_name_prefix="vidauth-side")
-        self._side.submit(prewarm)
+        self._side.submit(self._prepare_s3_client)
         caller = S3Caller(self.retry_policy)
         self.planner = UploadPlanner(
             self.rest,
@@ -145,6 +145,16 @@ class UploadEngine:
         self.finisher = UploadFinisher(
             self.rest, self.store, caller, self.options, self.cancel_event, server=server
         )
+
+    def _prepare_s3_client(self) -> None:
+        """Build the S3 client of the expected upload host while the REST calls go (Panopto's
+        UploadTarget is ``{server}/Panopto/Upload/<ID>``), with the scheme the host will get
+        first; another host costs only the import and model loading done here anyway."""
+        if not self.server:
+            prewarm()
+            return
+        endpoint = self.server.rstrip("/") + "/Panopto"
+        self.s3.get(endpoint, self.signatures.scheme(upload_host(endpoint)))
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -4,8 +4,8 @@
 books its bytes at the rate and waits until its turn, with a small burst allowance so that a
 pause is not lost entirely but is not made up at once either. :func:`shared_pacer` answers the
 one pacer of the process for a rate, so the parts of every file of a command, and every job of a
-worker process, share the limit. The controller of parts in flight sees the throughput stop
-growing at the limit and settles below it.
+worker process, share the limit. The parts in flight are bounded by what the limit needs
+(:func:`parts_for`), and the controller adapts below that as it does on any link.
 
 :func:`parse_rate` reads rclone's notation: bytes per second, or a number with ``K``, ``M``,
 ``G`` or ``T`` (powers of 1024: ``10M`` is 10 MiB/s); ``off`` or ``0`` mean no limit.
@@ -13,6 +13,7 @@ growing at the limit and settles below it.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -82,6 +83,17 @@ class Pacer:
             self.sleep(wait)
             return wait
         return 0.0
+
+
+#: Seconds of the limit's bytes worth keeping in flight: enough to hide each part's round
+#: trip, without leaving many half-sent parts to resend after a crash.
+IN_FLIGHT_SECONDS = 4.0
+
+
+def parts_for(rate: float, part_size: int) -> int:
+    """Parts in flight a bandwidth limit of ``rate`` bytes/s needs with parts of ``part_size``:
+    :data:`IN_FLIGHT_SECONDS` of bytes, plus one, at least two."""
+    return max(2, math.ceil(rate * IN_FLIGHT_SECONDS / part_size) + 1)
 
 
 _shared: dict[int, Pacer] = {}

@@ -106,6 +106,18 @@ class InFlightController:
             if new > self.limit:
                 self._set(new, self.clock(), "the plateau remembered for this upload host")
 
+    def limit_to(self, parts: int, why: str) -> None:
+        """Never more than ``parts`` in flight from now on (e.g. all a bandwidth limit needs);
+        a pinned number is left as it is."""
+        with self._lock:
+            if self.pinned:
+                return
+            bound = max(1, parts)
+            self.maximum = min(self.maximum, bound)
+            self._ceiling = min(self._ceiling, bound)
+            if self.limit > bound:
+                self._set(bound, self.clock(), why)
+
     def plateau(self) -> int | None:
         """The parts in flight worth starting with next time (None: nothing was measured)."""
         with self._lock:

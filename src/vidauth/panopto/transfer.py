@@ -25,7 +25,7 @@ from typing import Any
 
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import FilePart, part_range
-from vidauth.panopto.pacing import Pacer
+from vidauth.panopto.pacing import Pacer, parts_for
 from vidauth.panopto.parallelism import PartSlots, throttling
 from vidauth.panopto.plan import TransferPlan
 from vidauth.panopto.progress import ByteMeter
@@ -93,6 +93,10 @@ class PartTransfer:
         if plan.round_trip is not None:
             self.slots.observe_round_trip(plan.round_trip)
         host = upload_host(plan.target.endpoint)
+        if self.pacer is not None:
+            self.slots.controller.limit_to(
+                parts_for(self.pacer.rate, record.part_size), "the bandwidth limit needs no more"
+            )
         if self.plateaus is not None:
             remembered = self.plateaus.get(host)
             if remembered is not None:
@@ -207,14 +211,19 @@ class MeteredPart(FilePart):
         self.meter = meter
         self.pacer = pacer
         self.counted = 0
+        self.paced = 0
 
     def read(self, amount: int | None = -1) -> bytes:
         """Up to ``amount`` bytes, paced and counted."""
         data = super().read(amount)
-        new = self.tell() - self.counted
+        pos = self.tell()
+        if self.pacer is not None and pos > self.paced:
+            # paced once per attempt: a body read to hash it, then rewound and sent, crosses
+            # the link once
+            self.pacer.take(pos - self.paced)
+            self.paced = pos
+        new = pos - self.counted
         if new > 0:
-            if self.pacer is not None:
-                self.pacer.take(new)
             self.counted += new
             self.meter.read(new)
         return data

@@ -1,0 +1,40 @@
+"""Less before the first byte: one S3 client per upload host, built while the REST calls go, and
+an upload that does not import what only sign-in needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.panopto.conftest import MiB, PanoptoSetup, write_random
+from vidauth.panopto.api import build_engine
+from vidauth.panopto.engine import UploadJob, UploadOptions
+
+
+def test_one_s3_client_per_upload_host_prepared_before_it_is_needed(
+    panopto: PanoptoSetup, tmp_path: Path
+) -> None:
+    folder = panopto.panopto.folder_id("Sandbox Courses", "SIT102 Labs")
+    videos = [write_random(tmp_path / f"clip{i}.mp4", 6 * MiB, seed=40 + i) for i in range(3)]
+    expected = (panopto.server.url + "/Panopto", "s3")
+    with build_engine(panopto.va, UploadOptions(part_size_mib=5, wait=False)) as engine:
+        deadline = time.monotonic() + 20
+        while expected not in engine.s3._clients:  # built before any upload asked for it
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        results = engine.upload_many([UploadJob(v, folder) for v in videos])
+        assert all(r.ok for r in results), results
+        # the client built on the side thread from the server's URL is the one every file used
+        assert list(engine.s3._clients) == [expected]
+
+
+def test_the_upload_command_does_not_import_sign_in_modules() -> None:
+    code = (
+        "import sys, vidauth.cli, vidauth.cli_upload, vidauth.panopto.api, vidauth.client;"
+        "print(sorted(m for m in sys.modules if m.startswith(('joserfc', 'vidauth.oauth.identity',"
+        " 'vidauth.oauth.oidc', 'vidauth.oauth.authorization_code'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
