@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from tests.panopto.conftest import MiB, PanoptoSetup, write_random
-from tests.panopto.test_pieces import FAST, TARGET, MemoryS3, _plan, _record
+from tests.panopto.test_pieces import FAST, TARGET, MemoryS3, _plan, _record, _send
 from vidauth.panopto.api import build_engine
 from vidauth.panopto.engine import UploadJob, UploadOptions
 from vidauth.panopto.parallelism import INITIAL_PARTS_IN_FLIGHT, InFlightController, PartSlots
@@ -53,7 +53,7 @@ def test_the_transfer_starts_near_the_remembered_plateau_and_records_the_new_one
     slots.spacing = 0.0
     with cf.ThreadPoolExecutor(4) as pool:
         transfer = PartTransfer(pool, S3Caller(FAST), store, slots, plateaus=plateaus)
-        transfer.send(plan, media, Stop(threading.Event(), record.id), lambda _e: None)
+        _send(transfer, plan, media, Stop(threading.Event(), record.id), lambda _e: None)
     steps = [(c.old, c.new) for c in controller.changes]
     assert steps[0] == (INITIAL_PARTS_IN_FLIGHT, 20)  # started near what was remembered
     assert s3.objects[plan.key] == media.read_bytes()

@@ -22,7 +22,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from tests.panopto.conftest import MiB, PanoptoSetup, write_random
-from tests.panopto.test_pieces import FAST, MemoryS3, _plan, _record
+from tests.panopto.test_pieces import FAST, MemoryS3, _plan, _record, _send
 from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.progress import ByteMeter, SpeedWindow
 from vidauth.panopto.s3calls import S3Caller, Stop
@@ -155,7 +155,7 @@ def test_a_retried_part_gives_its_bytes_back_and_counts_them_again(tmp_path: Pat
 
     with cf.ThreadPoolExecutor(2) as pool:
         transfer = PartTransfer(pool, S3Caller(FAST), store, controller_for(2)[1])
-        transfer.send(plan, media, Stop(threading.Event(), record.id), emit)
+        _send(transfer, plan, media, Stop(threading.Event(), record.id), emit)
     assert s3.objects[plan.key] == media.read_bytes()
     done = [e.bytes_done for e in events if e.kind == "progress"]
     assert done[-1] == media.stat().st_size  # every byte counted once in the end
