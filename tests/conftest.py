@@ -45,6 +45,7 @@ SERVER_FIXTURES = frozenset(
         "run_cli",
         "service",
         "make_service",
+        "tenant_service",
         "postgres_url",
         "dot_server",
         "oidc_provider_server",

@@ -1,4 +1,7 @@
-"""The ``vidauth`` command as a person runs it: subprocesses, a robot browser via BROWSER."""
+"""The ``vidauth`` command as a person runs it, a robot browser via BROWSER: the full run and
+``python -m``/console-script agreement as real processes; the exit-code cases through the
+in-process CLI (``run_vidauth_in_process``, the same ``run`` that ``python -m vidauth`` exits
+with)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SandboxSetup
-from tests.helpers.processes import run_vidauth as vidauth
+from tests.helpers.processes import run_vidauth
+from tests.helpers.processes import run_vidauth_in_process as vidauth
 
 ROOT = Path(__file__).resolve().parents[1]
 ROBOT = ROOT / "tests" / "helpers" / "robot_browser.py"
@@ -31,21 +35,21 @@ def test_full_run_leaks_no_token_code_or_secret(sandbox: SandboxSetup, tmp_path:
     record = tmp_path / "redirects.txt"
     env = robot_env(sandbox, tmp_path, ROBOT_RECORD=str(record))
     transcript = []
-    login = vidauth("-v", "login", "--timeout", "30", env=env)
+    login = run_vidauth("-v", "login", "--timeout", "30", env=env)
     transcript.append(login.stdout + login.stderr)
     assert login.returncode == 0, login.stderr
     assert "Signed in as alice" in login.stderr
     for args in (["status"], ["status", "--json"], ["-v", "status"]):
-        r = vidauth(*args, env=env)
+        r = run_vidauth(*args, env=env)
         assert r.returncode == 0, r.stderr
         transcript.append(r.stdout + r.stderr)
-    status = json.loads(vidauth("status", "--json", env=env).stdout)
+    status = json.loads(run_vidauth("status", "--json", env=env).stdout)
     assert status["accounts"][0]["account"] == "alice"
-    token = vidauth("token", env=env)
+    token = run_vidauth("token", env=env)
     assert token.returncode == 0 and token.stderr == ""
     access_token = token.stdout.strip()
     assert access_token and "\n" not in access_token
-    logout = vidauth("-v", "logout", "--revoke", env=env)
+    logout = run_vidauth("-v", "logout", "--revoke", env=env)
     transcript.append(logout.stdout + logout.stderr)
     assert logout.returncode == 0, logout.stderr
     code = record.read_text().split("code=")[1].split("&")[0]

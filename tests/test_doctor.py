@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import SETTING_NAMES, SandboxSetup
 from tests.helpers.ports import free_port
-from tests.helpers.processes import run_vidauth
+from tests.helpers.processes import run_vidauth, run_vidauth_in_process
 from vidauth.cli import run
 from vidauth.config import load_settings
 from vidauth.doctor import FAIL, OK, SKIPPED, run_doctor, tls_check
@@ -221,7 +221,7 @@ def test_unreachable_server_is_said_once_and_blocks_the_rest(tmp_path: Path) -> 
     port = free_port()
     env = _env(tmp_path, f"http://127.0.0.1:{port}")
     started = time.monotonic()
-    done = run_vidauth("doctor", env=env, cwd=tmp_path)
+    done = run_vidauth_in_process("doctor", env=env, cwd=tmp_path)
     elapsed = time.monotonic() - started
     assert done.returncode == 2, done.stderr
     assert done.stderr == "", "doctor speaks only in its table without -v"
@@ -229,7 +229,7 @@ def test_unreachable_server_is_said_once_and_blocks_the_rest(tmp_path: Path) -> 
     assert "skipped: server unreachable" in done.stdout
     assert "check the server name, that it is running" in done.stdout  # the fix, once
     assert elapsed < 20, f"doctor took {elapsed:.1f} s on a refused connection"
-    report = json.loads(run_vidauth("doctor", "--json", env=env, cwd=tmp_path).stdout)
+    report = json.loads(run_vidauth_in_process("doctor", "--json", env=env, cwd=tmp_path).stdout)
     found = {c["name"].split(" ")[0]: c for c in report["checks"]}
     assert found["server"]["status"] == FAIL
     for name in ("discovery", "clock", "client"):

@@ -57,19 +57,21 @@ def run_vidauth_in_process(
     del timeout
     logger = logging.getLogger("vidauth")
     handlers, level = list(logger.handlers), logger.level
-    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_env, saved_cwd, saved_stdin = dict(os.environ), os.getcwd(), sys.stdin
     out, err = io.StringIO(), io.StringIO()
     try:
         os.environ.clear()
         os.environ.update(env)
         if cwd is not None:
             os.chdir(cwd)
+        sys.stdin = io.StringIO("")  # as stdin=DEVNULL: nothing to read, at once
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = run(list(args))
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)
+        sys.stdin = saved_stdin
         logger.handlers[:] = handlers
         logger.setLevel(level)
     return subprocess.CompletedProcess(

@@ -142,6 +142,10 @@ class ServiceSetup:
     settings_flags: dict[str, Any]
     clients: list[ApiClient] = field(default_factory=list)
     _api: ApiClient | None = None
+    #: The tenant of ``key`` (its directory under VIDAUTH_SHARED_DIR is ``tenant_dir``).
+    tenant: str = "default"
+    #: False for a tenant's view of a shared service: ``close`` leaves the service running.
+    owner: bool = True
 
     @property
     def api(self) -> ApiClient:
@@ -185,8 +189,8 @@ class ServiceSetup:
 
     @property
     def tenant_dir(self) -> Path:
-        """The default tenant's directory under VIDAUTH_SHARED_DIR."""
-        return self.shared_dir / "default"
+        """This setup's tenant's directory under VIDAUTH_SHARED_DIR."""
+        return self.shared_dir / self.tenant
 
     def metrics(self) -> httpx.Response:
         """GET /metrics with the metrics token."""
@@ -204,9 +208,11 @@ class ServiceSetup:
         return len(grants)
 
     def close(self) -> None:
-        """Stop everything."""
+        """Stop everything (a tenant's view: close its clients only)."""
         for c in self.clients:
             c.close()
+        if not self.owner:
+            return
         self.server.stop()
         self.ctx.close()
         self.sandbox.stop()
@@ -306,6 +312,38 @@ def make_service(
     yield make
     for setup in started:
         setup.close()
+
+
+@pytest.fixture(scope="module")
+def _module_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceSetup]:
+    """One service with the default test settings for a module's ``tenant_service`` tests."""
+    with pytest.MonkeyPatch.context() as mp:  # settings are read at start; no variable stays
+        setup = start_service(tmp_path_factory.mktemp("shared-service"), mp)
+    yield setup
+    setup.close()
+
+
+@pytest.fixture
+def tenant_service(_module_service: ServiceSetup) -> Iterator[ServiceSetup]:
+    """The module's shared service (default settings, worker running) seen by a tenant of this
+    test's own: ``api``, ``key``, ``connect`` and ``tenant_dir`` are the new tenant's, so what
+    one test creates is invisible to the next. For tests that read nothing service- or
+    sandbox-wide (counters, metrics, the spool, every grant) and leave no upload running; the
+    others take ``service`` (a service of their own)."""
+    from vidauth.service.auth import create_api_key
+
+    shared = _module_service
+    tenant = f"t-{uuid.uuid4().hex[:12]}"
+    (shared.shared_dir / tenant).mkdir()
+    key = create_api_key(
+        shared.ctx.db, "test", tenant, webhook_secret=WEBHOOK_SECRET, cipher=shared.ctx.store.cipher
+    )
+    view = ServiceSetup(
+        shared.sandbox, shared.ctx, shared.server, shared.url, key, shared.home,
+        shared.shared_dir, shared.settings_flags, tenant=tenant, owner=False,
+    )  # fmt: skip
+    yield view
+    view.close()
 
 
 @pytest.fixture

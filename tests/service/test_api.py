@@ -115,7 +115,8 @@ def test_connect_shows_connected_and_status_has_no_token(service: ServiceSetup) 
     assert "already used" in replay.text
 
 
-def test_forged_state_gives_error_page(service: ServiceSetup) -> None:
+def test_forged_state_gives_error_page(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     r = httpx.get(f"{service.url}/oauth/callback", params={"state": "forged", "code": "x"})
     assert r.status_code == 400
     assert "unknown" in r.text
@@ -251,7 +252,8 @@ def test_multipart_upload_completes_and_webhook_is_signed(
     assert not list((service.ctx.service.upload_dir).rglob("*.mp4"))
 
 
-def test_path_upload_under_shared_dir(service: ServiceSetup) -> None:
+def test_path_upload_under_shared_dir(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     (service.tenant_dir / "sub").mkdir()
     video = service.tenant_dir / "sub" / "talk.mp4"
@@ -347,7 +349,8 @@ def test_cancel_running_upload(make_service: Callable[..., ServiceSetup]) -> Non
     assert done["bytes_sent"] < done["bytes_total"]
 
 
-def test_upload_needs_connected_account(service: ServiceSetup) -> None:
+def test_upload_needs_connected_account(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     r = service.api.upload("nobody", content=video_bytes(), folder=FOLDER)
     assert r.status_code == 409
     assert r.json()["error"] == "not_connected"
@@ -487,7 +490,8 @@ def test_request_size_limit(make_service: Callable[..., ServiceSetup]) -> None:
 @pytest.mark.parametrize(
     "bad", ["%20%20", "a%00b", "x" * 300, "tab%09id", "%0Bu1", "%20" + "x" * 255]
 )
-def test_bad_external_user_id(service: ServiceSetup, bad: str) -> None:
+def test_bad_external_user_id(tenant_service: ServiceSetup, bad: str) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     r = service.api.get(f"/v1/accounts/{bad}")
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "invalid_request"
@@ -495,7 +499,8 @@ def test_bad_external_user_id(service: ServiceSetup, bad: str) -> None:
     assert r.status_code == 400, r.text
 
 
-def test_bad_upload_forms(service: ServiceSetup) -> None:
+def test_bad_upload_forms(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     api = service.api
     assert api.upload("", content=video_bytes(), folder=FOLDER).status_code == 400
@@ -551,7 +556,8 @@ def test_full_disk_is_507_and_an_unusable_upload_dir_is_503(
     assert service.api.get("/v1/uploads").json()["uploads"] == []
 
 
-def test_405_lists_every_method_of_the_path(service: ServiceSetup) -> None:
+def test_405_lists_every_method_of_the_path(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     r = service.api.http.put("/v1/accounts/u1")
     assert r.status_code == 405
     assert r.json()["error"] == "method_not_allowed"

@@ -559,8 +559,9 @@ def test_metrics_need_the_metrics_token(
     ],
 )
 def test_control_characters_are_refused_before_the_upload(
-    service: ServiceSetup, field: str, value: str
+    tenant_service: ServiceSetup, field: str, value: str
 ) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     r = service.api.upload("u1", content=video_bytes(2_000_000), folder=FOLDER, **{field: value})
     assert r.status_code == 400, r.text
@@ -572,7 +573,8 @@ def test_control_characters_are_refused_before_the_upload(
     assert service.api.get("/v1/uploads").json()["uploads"] == []
 
 
-def test_text_with_line_breaks_in_the_description_is_fine(service: ServiceSetup) -> None:
+def test_text_with_line_breaks_in_the_description_is_fine(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     r = service.api.upload(
         "u1",

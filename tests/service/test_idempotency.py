@@ -98,7 +98,8 @@ def test_same_key_twice_makes_one_upload_and_returns_the_first_answer(
     assert not list(service.ctx.service.upload_dir.rglob("*.mp4"))
 
 
-def test_normalized_fields_are_the_same_request(service: ServiceSetup) -> None:
+def test_normalized_fields_are_the_same_request(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     content = video_bytes(50_000, seed=4)
     first = _post(service.api, "k-1", content=content, title="Lecture 1")
@@ -108,7 +109,8 @@ def test_normalized_fields_are_the_same_request(service: ServiceSetup) -> None:
     assert len(_uploads(service)) == 1
 
 
-def test_without_a_key_each_request_is_an_upload(service: ServiceSetup) -> None:
+def test_without_a_key_each_request_is_an_upload(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     content = video_bytes(50_000, seed=5)
     ids = {_post(service.api, None, content=content).json()["upload_id"] for _ in range(2)}
@@ -126,8 +128,9 @@ def test_without_a_key_each_request_is_an_upload(service: ServiceSetup) -> None:
     ],
 )
 def test_same_key_with_another_request_is_422_naming_the_key(
-    service: ServiceSetup, change: dict[str, Any]
+    tenant_service: ServiceSetup, change: dict[str, Any]
 ) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     service.connect("u2")
     request: dict[str, Any] = {"content": video_bytes(50_000, seed=6), "title": "Lecture 1"}
@@ -141,7 +144,8 @@ def test_same_key_with_another_request_is_422_naming_the_key(
     assert [u["upload_id"] for u in _uploads(service)] == [first.json()["upload_id"]]
 
 
-def test_path_upload_with_a_key(service: ServiceSetup) -> None:
+def test_path_upload_with_a_key(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     (service.tenant_dir / "talk.mp4").write_bytes(video_bytes(40_000, seed=8))
     first = _post(service.api, "p-1", path="talk.mp4")
@@ -163,7 +167,8 @@ def test_keys_are_per_tenant(service: ServiceSetup) -> None:
     assert len(_uploads(service)) == 1 and len(_uploads(service, other)) == 1
 
 
-def test_a_refused_request_does_not_use_up_the_key(service: ServiceSetup) -> None:
+def test_a_refused_request_does_not_use_up_the_key(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     content = video_bytes(40_000, seed=10)
     refused = _post(service.api, "retry-me", content=content)  # u1 has not connected yet
     assert refused.status_code == 409 and refused.json()["error"] == "not_connected"
@@ -181,7 +186,8 @@ def test_a_refused_request_does_not_use_up_the_key(service: ServiceSetup) -> Non
     ["", "x" * 256, "tab\there", "caf\xe9".encode("latin-1")],
     ids=["empty", "too-long", "tab", "non-ascii"],
 )
-def test_bad_keys_are_400(service: ServiceSetup, key: str | bytes) -> None:
+def test_bad_keys_are_400(tenant_service: ServiceSetup, key: str | bytes) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     r = _post(service.api, key, content=video_bytes(10_000))
     assert r.status_code == 400, r.text
@@ -189,14 +195,16 @@ def test_bad_keys_are_400(service: ServiceSetup, key: str | bytes) -> None:
     assert _uploads(service) == []
 
 
-def test_longest_and_odd_keys_are_accepted(service: ServiceSetup) -> None:
+def test_longest_and_odd_keys_are_accepted(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     for key in ("x" * 255, "a b", "!~\"'{}<>", "1"):
         r = _post(service.api, key, content=video_bytes(10_000, seed=len(key)))
         assert r.status_code == 202, (key, r.text)
 
 
-def test_two_key_headers_are_400(service: ServiceSetup) -> None:
+def test_two_key_headers_are_400(tenant_service: ServiceSetup) -> None:
+    service = tenant_service  # a tenant of its own on the module's service
     service.connect("u1")
     files = {"file": ("a.mp4", video_bytes(10_000), "video/mp4")}
     r = service.api.http.post(

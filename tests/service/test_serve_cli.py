@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import SETTING_NAMES, free_port
+from tests.helpers.processes import run_vidauth_in_process
 from tests.service.conftest import ApiClient, ServiceSetup, video_bytes
 
 
@@ -119,11 +120,14 @@ def _serve(
     **variables: str,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``vidauth serve ARGS`` (after ``prefix``, e.g. setpriv) on a configured service,
-    with extra environment ``variables``."""
+    with extra environment ``variables``. Without a prefix it runs in this process: these
+    cases end before anything serves, and what is under test is the line and the exit code."""
     service = make_service(run_worker=False)
     env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     env.update({k.upper(): str(v) for k, v in service.settings_flags.items() if k != "env_file"})
     env.update(variables)
+    if not prefix:
+        return run_vidauth_in_process("serve", *args, env=env)
     command = [*prefix, sys.executable, "-m", "vidauth", "serve", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
