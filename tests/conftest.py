@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import _posixsubprocess  # type: ignore[import-not-found]
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -30,6 +32,126 @@ SETTING_NAMES = (
     "VIDAUTH_RETRY_MAX_SECONDS",
     "BROWSER",
 )
+
+
+#: Fixtures that start a server (sandbox, service, third-party provider) or need PostgreSQL:
+#: a test using one is not in the quick tier.
+SERVER_FIXTURES = frozenset(
+    {
+        "sandbox",
+        "make_sandbox",
+        "panopto",
+        "make_panopto",
+        "run_cli",
+        "service",
+        "make_service",
+        "postgres_url",
+        "dot_server",
+        "oidc_provider_server",
+    }
+)
+
+
+#: Tests (module paths, or ``path::name``) that start servers or processes by themselves, or
+#: listen on a port: not in the quick tier. (``@pytest.mark.slow`` on a test does the same.)
+SLOW_TESTS = (
+    "tests/oauth/test_discovery.py::test_hostile_bodies",
+    "tests/oauth/test_discovery.py::test_jwks_without_keys_is_unusable",
+    "tests/oauth/test_grants.py::test_cli_closed_port_exits_4",
+    "tests/oauth/test_grants_flows.py::test_ingest_quirks",
+    "tests/oauth/test_grants_flows.py::test_omniport_sends_state_and_exchanges_the_code_at_once",
+    "tests/oauth/test_loopback.py",
+    "tests/oauth/test_thirdparty_dot.py",
+    "tests/oauth/test_thirdparty_oidc.py",
+    "tests/sandbox/test_oauth_server.py",
+    "tests/sandbox/test_panopto_api.py",
+    "tests/sandbox/test_s3_target.py",
+    "tests/sandbox/test_sandbox_command.py",
+    "tests/store/test_migrations.py::test_alembic_env_sees_every_model",
+    "tests/store/test_store.py::test_concurrent_key_creation_agrees",
+    "tests/store/test_store.py::test_refresh_claim_of_a_dead_process_or_a_lapsed_lease_is_taken_over",
+    "tests/test_cli_e2e.py",
+    "tests/test_cli_help.py",
+    "tests/test_config.py::test_each_configuration_module_imports_alone",
+    "tests/test_demo.py",
+    "tests/test_doctor.py",
+    "tests/test_wheel_install.py",
+    "tests/thirdparty/test_servers_smoke.py",
+)
+
+
+def _is_slow(item: pytest.Item) -> bool:
+    if item.get_closest_marker("slow") or item.get_closest_marker("postgres"):
+        return True
+    if not SERVER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+        return True
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "postgres" in (str(v) for v in params.values()):  # a store test on PostgreSQL
+        return True
+    path, _, name = item.nodeid.partition("::")
+    name = name.split("[", 1)[0]
+    return any(entry in (path, f"{path}::{name}") for entry in SLOW_TESTS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "quick: the quick tier (set by tests/conftest.py on every test that is not marked slow"
+        " and uses no server fixture): no sockets, no subprocesses; `./run test -m quick`",
+    )
+    config.addinivalue_line(
+        "markers", "slow: starts servers or processes by itself; not in the quick tier"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the quick tier: every test that is not ``slow``/``postgres``, not in
+    :data:`SLOW_TESTS`, not on PostgreSQL, and whose fixtures start no server."""
+    for item in items:
+        if not _is_slow(item):
+            item.add_marker(pytest.mark.quick)
+
+
+class QuickTierViolation(AssertionError):
+    """A test of the quick tier opened a network socket or started a process."""
+
+
+@pytest.fixture(autouse=True)
+def quick_tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the quick tier is selected (``-m quick``), its tests may open no network socket
+    and start no process: either fails the test, which then belongs in the slow tier
+    (``@pytest.mark.slow`` or :data:`SLOW_TESTS`). In-process ASGI clients and the event
+    loop's own Unix socket pair are allowed. (The full suite runs without this guard.)"""
+    if "quick" not in (request.config.option.markexpr or ""):
+        return
+    if request.node.get_closest_marker("quick") is None:
+        return
+    name = request.node.nodeid
+
+    def refuse(what: str) -> QuickTierViolation:
+        return QuickTierViolation(f"{name} is in the quick tier but {what}; mark it slow")
+
+    real_connect, real_bind = socket.socket.connect, socket.socket.bind
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise refuse(f"connects to {address}")
+        real_connect(self, address)
+
+    def bind(self: socket.socket, address: Any) -> None:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise refuse(f"listens on {address}")
+        real_bind(self, address)
+
+    def spawn(*args: Any, **_k: Any) -> None:
+        raise refuse(f"starts a process {str(args)[:200]}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    monkeypatch.setattr(socket.socket, "bind", bind)
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", spawn)  # subprocess, multiprocessing
+    monkeypatch.setattr(os, "fork", spawn)
+    monkeypatch.setattr(os, "posix_spawn", spawn)
 
 
 @pytest.fixture(autouse=True)

@@ -474,13 +474,28 @@ def sandbox(
     s3_max_parts_in_flight: Annotated[
         int, typer.Option(min=0, help="503 SlowDown to UploadParts beyond this many (0: none).")
     ] = 0,
+    s3_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Answer an optional S3 call (repeatable): PutObject, GetObject, HeadObject, "
+            "ListParts. None by default, like the narrowest Panopto."
+        ),
+    ] = None,
+    s3_refusal: Annotated[
+        int, typer.Option(help="How a call not allowed is refused: 501, 405 or 403.")
+    ] = 501,
 ) -> None:
     """Run the local Panopto-compatible sandbox (OAuth2 server, REST and upload APIs)."""
     from vidauth._urls import is_loopback_host
     from vidauth.errors import ConfigError, UsageError
     from vidauth.sandbox.full import run_sandbox_cli
-    from vidauth.sandbox.s3 import SIGNATURE_SCHEMES
+    from vidauth.sandbox.s3 import OPTIONAL_CALLS, REFUSALS, SIGNATURE_SCHEMES
 
+    for call in s3_allow or []:
+        if call not in OPTIONAL_CALLS:
+            raise UsageError(f"--s3-allow {call}: choose from {', '.join(OPTIONAL_CALLS)}")
+    if s3_refusal not in REFUSALS:
+        raise UsageError(f"--s3-refusal {s3_refusal}: choose 501, 405 or 403")
     if not is_loopback_host(host):
         raise ConfigError(f"--host {host}: the sandbox binds loopback addresses only")
     if s3_signature not in ("any", *SIGNATURE_SCHEMES):
@@ -499,6 +514,8 @@ def sandbox(
         s3_signature=None if s3_signature == "any" else s3_signature,
         s3_max_parts_in_flight=s3_max_parts_in_flight or None,
         s3_lazy_complete=s3_lazy_complete,
+        s3_allow=frozenset(s3_allow or []),
+        s3_refusal=s3_refusal,
     )
 
 

@@ -67,8 +67,22 @@ class JsonReporter:
         """Nothing to release."""
 
 
+def human_rate(rate: float | None) -> str:
+    """``12.3 MB/s`` (decimal units, as network speeds are given), or ``?`` when unknown."""
+    if rate is None:
+        return "?"
+    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
+        if rate >= scale:
+            return f"{rate / scale:.1f} {unit}"
+    return f"{rate:.0f} B/s"
+
+
 class PlainReporter:
-    """Periodic plain lines on stderr (every 5 s or 10 % per file) when not on a terminal."""
+    """Periodic plain lines on stderr (every 5 s or 10 % per file) when not on a terminal.
+
+    The bytes are those read from the file for sending (``progress`` events), with the speed
+    over the last seconds.
+    """
 
     def __init__(self, console: Any, every: float = 5.0) -> None:
         self.console = console
@@ -79,20 +93,21 @@ class PlainReporter:
     def __call__(self, event: Any) -> None:
         name = Path(event.path).name
         with self._lock:
-            if event.kind == "part":
+            if event.kind == "progress":
                 when, tenth = self._last.get(event.path, (0.0, -1))
                 now = time.monotonic()
                 step = int(10 * event.bytes_done / event.total) if event.total else 10
-                if now - when < self.every and step == tenth:
+                if now - when < self.every and step <= tenth:
                     return
-                self._last[event.path] = (now, step)
+                self._last[event.path] = (now, max(step, tenth))
                 pct = 100 * event.bytes_done / event.total if event.total else 100
                 self.console.print(
-                    f"{name}: {pct:.0f}% ({event.bytes_done}/{event.total} bytes)",
+                    f"{name}: {pct:.0f}% ({event.bytes_done}/{event.total} bytes, "
+                    f"{human_rate(event.rate)})",
                     markup=False,
                     highlight=False,
                 )
-            else:
+            elif event.kind != "part":
                 _describe(self.console, event)
 
     def close(self) -> None:
@@ -100,29 +115,25 @@ class PlainReporter:
 
 
 class RichReporter:
-    """A Rich progress bar per file (bytes, rate, ETA) on a terminal."""
+    """A Rich progress bar per file on a terminal: the bytes read for sending, the speed over
+    the last seconds (the engine's, not Rich's estimate from finished parts) and the time left
+    at that speed."""
 
     def __init__(self, console: Any) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
         self.console = console
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
+            TextColumn("{task.fields[speed]}"),
+            TextColumn("{task.fields[left]}"),
             console=console,
         )
         self.progress.start()
         self._tasks: dict[str, Any] = {}
+        self._first: dict[str, tuple[float, int]] = {}  # per file: first progress (time, bytes)
         self._lock = threading.Lock()
 
     def __call__(self, event: Any) -> None:
@@ -130,16 +141,39 @@ class RichReporter:
             task = self._tasks.get(event.path)
             if task is None and event.total:
                 task = self._tasks[event.path] = self.progress.add_task(
-                    Path(event.path).name, total=event.total
+                    Path(event.path).name, total=event.total, speed="?", left="-:--:--"
                 )
-            if task is not None and event.total:
-                self.progress.update(task, completed=event.bytes_done)
-            if event.kind != "part":
+            if task is not None and event.kind == "progress":
+                self._first.setdefault(event.path, (time.monotonic(), event.bytes_done))
+                self.progress.update(
+                    task,
+                    completed=event.bytes_done,
+                    speed=human_rate(event.rate),
+                    left=_time_left(event.total - event.bytes_done, event.rate),
+                )
+            elif task is not None and event.kind == "uploaded":
+                # the finished bar shows the file's average speed, from its first byte read
+                when, done = self._first.get(event.path, (time.monotonic(), event.total))
+                seconds = time.monotonic() - when
+                average = (
+                    (event.total - done) / seconds if seconds > 0 and done < event.total else None
+                )
+                self.progress.update(
+                    task, completed=event.total, speed=human_rate(average), left="0:00:00"
+                )
+            if event.kind not in ("part", "progress"):
                 _describe(self.progress.console, event)
 
     def close(self) -> None:
         """Stop redrawing."""
         self.progress.stop()
+
+
+def _time_left(left: int, rate: float | None) -> str:
+    if not rate:
+        return "-:--:--"
+    seconds = int(left / rate)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _describe(console: Any, event: Any) -> None:
@@ -177,6 +211,14 @@ def upload(
     part_size: Annotated[
         int | None, typer.Option("--part-size", help="Part size in MiB, a whole number 5..25.")
     ] = None,
+    bwlimit: Annotated[
+        str | None,
+        typer.Option(
+            "--bwlimit",
+            help="Bandwidth limit in bytes/s, shared by all files: 10M = 10 MiB/s (K, M, G "
+            "suffixes; off = none). Default: the profile's bwlimit key.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON-lines events and results.")] = False,
     force: Annotated[bool, typer.Option(help="Upload files without a video extension.")] = False,
     signature: Annotated[
@@ -213,6 +255,7 @@ def upload(
         raise UsageError("--folder is empty: give a folder id (GUID) or its exact name")
     if part_size is not None:
         choose_part_size(0, part_size)
+    limit = _bwlimit(bwlimit, "--bwlimit") if bwlimit is not None else None
     checked = [check_media_file(path, force=force) for path in files]
     if len(set(checked)) != len(checked):
         raise UsageError("the same file is given twice: give each file once")
@@ -236,6 +279,8 @@ def upload(
         try:
             # the flag, else the profile's `signature` key, else auto; explicit ones used as is
             options.signature = signature or getattr(va.profile, "signature", None) or "auto"
+            # the flag, else the profile's `bwlimit` key, else none
+            options.bwlimit = limit if bwlimit is not None else getattr(va.profile, "bwlimit", None)
             with build_engine(va, options, subject=account) as engine:
                 target = engine.rest.resolve_folder(folder)
                 jobs = [UploadJob(path, target.id, title, description) for path in checked]
@@ -307,6 +352,19 @@ def _interrupted(va: Any, begun: dict[str, int]) -> VidauthError:
     return UploadInterrupted(
         f"interrupted; paused {', '.join(stopped)}", record_id=next(iter(begun.values()))
     )
+
+
+def _bwlimit(text: str, where: str) -> int | None:
+    """Bytes per second from ``text`` (None: no limit), or a one-line UsageError."""
+    from vidauth.panopto.pacing import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError:
+        raise UsageError(
+            f"{where} {text!r} is not a rate: give bytes per second, or a number with K, M or G "
+            "(10M = 10 MiB/s), or off"
+        ) from None
 
 
 def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> None:

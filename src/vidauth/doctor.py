@@ -114,6 +114,9 @@ def run_doctor(settings: Settings, *, probe_client: bool = True) -> list[Check]:
     checks.append(_redirect(profile))
     checks.append(_file_modes(settings))
     checks.append(_store(settings, profile))
+    learned = _upload_hosts(settings)
+    if learned is not None:
+        checks.append(learned)
     return checks
 
 
@@ -441,3 +444,33 @@ def _store(settings: Settings, profile: Profile) -> Check:
     return Check(
         "store", OK, f"{where}: readable, key works, {len(accounts)} account(s) for this profile"
     )
+
+
+def _upload_hosts(settings: Settings) -> Check | None:
+    """What uploads learned about each upload host: the S3 signature it takes and the optional
+    calls it answers or refuses (None when there is no store or nothing was learned)."""
+    from vidauth.store import Database
+    from vidauth.store.host_calls import HostCallStore
+    from vidauth.store.signatures import SignatureHostStore
+
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///") :]):
+        return None
+    db = Database(url)
+    try:
+        signatures = SignatureHostStore(db).all()
+        calls = HostCallStore(db).all()
+    except Exception:
+        return None  # the store check says what is wrong with it
+    finally:
+        db.dispose()
+    hosts: dict[str, list[str]] = {}
+    for host, signature in sorted(signatures.items()):
+        hosts.setdefault(host, []).append(f"signature {signature}")
+    for host, call, answer, detail in calls:
+        said = "answered" if answer == "ok" else f"refused ({detail})" if detail else "refused"
+        hosts.setdefault(host, []).append(f"{call} {said}")
+    if not hosts:
+        return None
+    detail = "; ".join(f"{host}: {', '.join(facts)}" for host, facts in sorted(hosts.items()))
+    return Check("upload hosts", INFO, detail)

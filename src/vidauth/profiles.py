@@ -81,6 +81,9 @@ class Profile:
     application_key: str | None = None
     #: The S3 signature uploads use (``auto``, ``s3``, ``s3v4``, ``unsigned``); None: auto.
     signature: str | None = None
+    #: Bytes per second uploads send at most (the ``bwlimit`` key: ``10M``, ``512K``, a number of
+    #: bytes per second); None: no limit.
+    bwlimit: int | None = None
     #: Where the profile was defined (a vidauth.toml path, or ``.env/environment``).
     source: str = ".env/environment"
 
@@ -120,6 +123,7 @@ class ProfileModel(BaseModel):
     authorize_params: dict[str, str] | None = None
     application_key: str | None = None
     signature: Literal["auto", "s3", "s3v4", "unsigned"] | None = None
+    bwlimit: str | int | None = None
 
 
 class ProfilesFile(BaseModel):
@@ -306,6 +310,7 @@ def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Prof
         )
     redirect_uri = model.redirect_uri or DEFAULT_REDIRECT_URI
     check_url(redirect_uri, "redirect_uri", source, fragment=False)
+    bwlimit = _bwlimit(model.bwlimit, source.name("bwlimit"))
     return Profile(
         name=name,
         provider=provider,
@@ -321,8 +326,24 @@ def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Prof
         authorize_params=dict(model.authorize_params or {}),
         application_key=model.application_key,
         signature=model.signature,
+        bwlimit=bwlimit,
         source=source.label,
     )
+
+
+def _bwlimit(value: str | int | None, name: str) -> int | None:
+    """Bytes per second from the ``bwlimit`` key (None: no limit), or a ConfigError."""
+    from vidauth.panopto.pacing import parse_rate
+
+    if value is None:
+        return None
+    try:
+        return parse_rate(str(value))
+    except ValueError:
+        raise ConfigError(
+            f"{name} = {value!r} is not a rate: give bytes per second, or a number with K, M or "
+            "G (10M = 10 MiB/s), or off"
+        ) from None
 
 
 # -- the file ------------------------------------------------------------------------------

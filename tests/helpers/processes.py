@@ -35,3 +35,43 @@ def run_vidauth(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def run_vidauth_in_process(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """What :func:`run_vidauth` answers, from ``vidauth.cli.run`` in this process: for tests
+    about what a command says and does, not about the process (imports, signals, exit on
+    kill), without the second or so of a new interpreter's imports.
+
+    ``env`` replaces the environment for the call and ``cwd`` the working directory; output is
+    captured as text and no stdin is read. vidauth's logging set-up is undone afterwards.
+    ``timeout`` is accepted for a like signature (the call runs to its end)."""
+    import contextlib
+    import io
+    import logging
+    import os
+
+    from vidauth.cli import run
+
+    del timeout
+    logger = logging.getLogger("vidauth")
+    handlers, level = list(logger.handlers), logger.level
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    return subprocess.CompletedProcess(
+        [sys.executable, "-m", "vidauth", *args], code, out.getvalue(), err.getvalue()
+    )

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import SandboxSetup
-from tests.test_cli_e2e import robot_env, vidauth
+from tests.helpers.processes import run_vidauth_in_process as vidauth
+from tests.test_cli_e2e import robot_env
 from vidauth.sandbox.config import JWKS_PATH, OAUTH_PREFIX
 
 MOVED = f"{OAUTH_PREFIX}/keys/2026"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.helpers.processes import run_vidauth as cli
+from tests.helpers.processes import run_vidauth_in_process as cli
 from tests.oauth.test_thirdparty_common import (
     login_with_browser,
     refresh_is_refused,

@@ -6,14 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import SandboxSetup
+from tests.helpers.processes import run_vidauth_in_process
 from vidauth.cli import run
 from vidauth.config import Secret
 from vidauth.errors import ConfigError, OAuthError, RemoteServiceError, SignInRequired
@@ -180,14 +179,7 @@ def test_cli_token_exits_4_when_retries_run_out(sandbox: SandboxSetup) -> None:
         va.login_client_credentials()
     httpx.post(f"{sandbox.server.url}/sandbox/faults", json={"token": [503] * 10})
     env = sandbox.env(VIDAUTH_RETRY_ATTEMPTS="3")
-    result = subprocess.run(
-        [sys.executable, "-m", "vidauth", "token", "--min-validity", "1000000000"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_vidauth_in_process("token", "--min-validity", "1000000000", env=env)
     assert result.returncode == 4, result.stderr
     assert "503 after retries" in result.stderr and result.stdout == ""
     assert stats(sandbox)["injected_failures"] == 3  # exactly VIDAUTH_RETRY_ATTEMPTS tries

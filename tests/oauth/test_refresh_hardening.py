@@ -16,12 +16,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
 from tests.conftest import SandboxSetup
+from tests.helpers.processes import run_vidauth_in_process
 from vidauth.client import Vidauth
 from vidauth.errors import SignInRequired
 from vidauth.oauth.token_endpoint import RefreshOutcomeUnknown
@@ -82,6 +84,11 @@ def cli(sandbox: SandboxSetup, *args: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
+def cli_in_process(sandbox: SandboxSetup, *args: str, **env: str) -> CompletedProcess[str]:
+    """``cli`` run to its end in this process, where the process itself is not under test."""
+    return run_vidauth_in_process(*args, env=sandbox.env(**env))
+
+
 def wait_for(condition: Any, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -112,8 +119,8 @@ def test_strict_rotation_does_not_replay_a_refresh_whose_answer_was_lost(
 def test_cli_says_in_one_line_that_the_refresh_answer_was_lost(sandbox: SandboxSetup) -> None:
     signed_in_and_expired(sandbox)
     sandbox.server.state.lose_token_answers(["502"])
-    proc = cli(sandbox, "token")
-    out, err = proc.communicate(timeout=60)
+    proc = cli_in_process(sandbox, "token")
+    out, err = proc.stdout, proc.stderr
     assert proc.returncode == 4, err
     assert out == "" and len(err.strip().splitlines()) == 1
     assert "answer was lost (HTTP 502)" in err and "sign in again" in err
@@ -262,8 +269,8 @@ def test_token_call_time_is_bounded(sandbox: SandboxSetup) -> None:
     signed_in_and_expired(sandbox)
     sandbox.server.state.token_delay = 120.0
     started = time.monotonic()
-    proc = cli(sandbox, "token", VIDAUTH_RETRY_MAX_SECONDS="2")
-    _, err = proc.communicate(timeout=60)
+    proc = cli_in_process(sandbox, "token", VIDAUTH_RETRY_MAX_SECONDS="2")
+    _, err = proc.stdout, proc.stderr
     took = time.monotonic() - started
     assert proc.returncode == 4, err
     assert "ReadTimeout" in err and took < 15, took
@@ -296,8 +303,8 @@ def test_hostile_token_response_is_refused_naming_the_field(
 ) -> None:
     account_id, refresh_token = signed_in_and_expired(sandbox)
     sandbox.server.state.hostile_token_answers([body])
-    proc = cli(sandbox, "token")
-    out, err = proc.communicate(timeout=60)
+    proc = cli_in_process(sandbox, "token")
+    out, err = proc.stdout, proc.stderr
     assert proc.returncode == 4, err
     assert out == "" and len(err.strip().splitlines()) == 1
     assert f"invalid {field}" in err or (field == "(body)" and "instead of an object" in err)
@@ -319,8 +326,8 @@ def test_status_survives_an_infinite_expiry_stored_by_an_older_version(
             session.execute(
                 update(Token).where(Token.account_id == account.id).values(expires_at=float("inf"))
             )
-    proc = cli(sandbox, "status")
-    _, err = proc.communicate(timeout=60)
+    proc = cli_in_process(sandbox, "status")
+    _, err = proc.stdout, proc.stderr
     assert proc.returncode == 0, err
     with sandbox.vidauth() as va:
         assert va.token_manager().access_token(60)  # treated as expired: refreshed
@@ -344,8 +351,8 @@ def test_cli_creates_private_files_and_doctor_reports_open_ones(sandbox: Sandbox
     assert db.stat().st_mode & 0o777 == 0o600
     os.chmod(sandbox.home, 0o755)  # noqa: S103 - the mistake under test
     os.chmod(db, 0o644)
-    proc = cli(sandbox, "doctor", "--json")
-    out, err = proc.communicate(timeout=120)
+    proc = cli_in_process(sandbox, "doctor", "--json")
+    out, err = proc.stdout, proc.stderr
     checks = {c["name"]: c for c in json.loads(out)["checks"]}
     assert checks["file modes"]["status"] == "warn", err
     assert "is 755" in checks["file modes"]["detail"] and "is 644" in checks["file modes"]["detail"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import run_vidauth as cli
+from tests.helpers.processes import run_vidauth_in_process as cli
 from tests.oauth.test_thirdparty_common import (
     BrowserThread,
     login_with_browser,

@@ -181,6 +181,15 @@ def write_random(path: Path, size: int, seed: int = 1) -> Path:
     return path
 
 
+def manifest_bytes(setup: PanoptoSetup, upload_id: str | None) -> int:
+    """The size of the manifest vidauth sent to ``upload_id``: it goes as a one-part multipart
+    upload, so the target's ``bytes_received`` counts it with the media's parts."""
+    from vidauth.panopto.manifest import MANIFEST_NAME
+
+    assert upload_id is not None
+    return setup.panopto.object_path(upload_id, MANIFEST_NAME).stat().st_size
+
+
 def sha256(path: Path) -> str:
     import hashlib
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.processes import run_vidauth_in_process
 from tests.panopto.conftest import MiB, PanoptoSetup, write_random
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,16 +85,20 @@ RUNNERS = {"pipe": _on_pipe, "pty": _on_pty}
 
 
 def _json(panopto: PanoptoSetup, *args: str) -> Any:
-    code, out = _on_pipe(panopto, *args, "--json")
-    assert code == 0, out
-    return json.loads(out)
+    """The ``--json`` answer, from the CLI in this process (what is under test is how the
+    processes above print the same listing)."""
+    done = run_vidauth_in_process(*args, "--json", env=_env(panopto))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture
 def uploaded(panopto: PanoptoSetup, tmp_path: Path) -> dict[str, Any]:
     """One upload, complete and processed, so that every listing has something long in it."""
     video = write_random(tmp_path / "week-one-lecture-recording.mp4", MiB, seed=3)
-    done = panopto.cli("upload", str(video), "--folder", "SIT102 Labs", "--json")
+    done = run_vidauth_in_process(
+        "upload", str(video), "--folder", "SIT102 Labs", "--json", env=panopto.env()
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])["result"]
     assert result["viewer_url"] and len(result["viewer_url"]) > 50

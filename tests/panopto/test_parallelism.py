@@ -54,22 +54,40 @@ def capped(per_part: float, cap: float) -> Callable[[int], float]:
 
 def test_grows_while_throughput_grows_and_holds_at_the_plateau() -> None:
     clock = Clock()
-    controller = InFlightController(32, clock=clock)
-    assert controller.limit == 8
+    controller = InFlightController(32, initial=2, clock=clock)
+    assert controller.limit == 2
     run_link(controller, clock, capped(5e6, 60e6), parts=200)
     steps = [(c.old, c.new) for c in controller.changes]
-    # 8 → 12 raised throughput by half; 12 → 18 brought nothing: back to 12, and held there
-    assert steps[:3] == [(8, 12), (12, 18), (18, 12)]
-    assert controller.limit == 12
-    # while holding, it probes upwards now and then, and comes back when that brings nothing
-    assert all(new in (12, 18) for _, new in steps)
+    # slow start: doubles while throughput grows (10, 20, 40, 60 MB/s); 16 → 32 brought
+    # nothing: back to 16, and held there
+    assert steps[:5] == [(2, 4), (4, 8), (8, 16), (16, 32), (32, 16)]
+    assert controller.limit in (16, 24) and controller.plateau() == 16  # 24: a probe
+    # while holding, it probes upwards by half now and then, and comes back
+    assert all(new in (16, 24) for _, new in steps[5:]) and len(steps) > 5
+
+
+def test_starts_at_a_higher_guess_and_near_a_remembered_plateau() -> None:
+    clock = Clock()
+    controller = InFlightController(32, clock=clock)
+    assert controller.limit == 16 and controller.plateau() is None  # nothing measured yet
+    controller.start_near(24)
+    assert controller.limit == 24
+    controller.start_near(8)  # never lower than the first guess: a slower host finds its own
+    assert controller.limit == 24
+    run_link(controller, clock, capped(5e6, 1e12), parts=200)
+    assert controller.limit == 32 and controller.plateau() == 32
+    controller.start_near(2)  # once measured, the remembered number no longer applies
+    assert controller.limit == 32
+    pinned = InFlightController(4, pinned=True, clock=clock)
+    pinned.start_near(30)
+    assert pinned.limit == 4 and pinned.plateau() is None
 
 
 def test_probes_again_when_the_link_gets_faster() -> None:
     clock = Clock()
     controller = InFlightController(32, clock=clock)
     run_link(controller, clock, capped(5e6, 60e6), parts=60)
-    assert controller.limit == 12
+    assert controller.limit == 16
     run_link(controller, clock, capped(5e6, 1e9), parts=12 * PROBE_EVERY * 4)
     assert controller.limit == 32  # grew to the bound, never beyond it
     assert max(c.new for c in controller.changes) == 32

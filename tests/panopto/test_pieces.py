@@ -19,16 +19,19 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from vidauth.errors import ErrorCode, RemoteServiceError
 from vidauth.panopto.files import fingerprint, part_count
+from vidauth.panopto.finish import UploadFinisher
+from vidauth.panopto.optional import LIST_PARTS, OptionalCalls
 from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import TransferPlan, UploadPlanner
-from vidauth.panopto.s3calls import S3Caller, Stop
+from vidauth.panopto.s3calls import S3Caller, Stop, call_refused, retryable
 from vidauth.panopto.signature import SignatureNegotiator
 from vidauth.panopto.target import parse_upload_target
 from vidauth.panopto.transfer import PartTransfer
 from vidauth.panopto.upload_types import UploadEvent, UploadInterrupted, UploadOptions
 from vidauth.retry import RetryPolicy
 from vidauth.store.db import Database
-from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
+from vidauth.store.host_calls import HostCallStore
+from vidauth.store.uploads import UploadRecord, UploadState, UploadStep, UploadStore
 
 PART = 1000
 TARGET = "https://panopto.test/Panopto/Upload/0f0f"
@@ -160,7 +163,12 @@ def _record(store: UploadStore, path: Path, s3_upload_id: str | None = None) -> 
     )
 
 
-def _planner(store: UploadStore, s3: MemoryS3, policy: RetryPolicy = FAST) -> UploadPlanner:
+def _planner(
+    store: UploadStore,
+    s3: MemoryS3,
+    policy: RetryPolicy = FAST,
+    optional: OptionalCalls | None = None,
+) -> UploadPlanner:
     return UploadPlanner(
         None,  # type: ignore[arg-type] # these tests never reach Panopto's REST API
         store,
@@ -168,7 +176,25 @@ def _planner(store: UploadStore, s3: MemoryS3, policy: RetryPolicy = FAST) -> Up
         S3Caller(policy),
         UploadOptions(),
         SignatureNegotiator("auto", None),
+        optional=optional,
     )
+
+
+def _finisher(store: UploadStore, policy: RetryPolicy = FAST) -> UploadFinisher:
+    return UploadFinisher(
+        None,  # type: ignore[arg-type] # Complete and the manifest need no REST call
+        store,
+        S3Caller(policy),
+        UploadOptions(),
+        threading.Event(),
+    )
+
+
+def _send(transfer: PartTransfer, plan: TransferPlan, media: Path, stop: Stop, emit: Any) -> int:
+    """Send the missing parts, then CompleteMultipartUpload, as the engine does."""
+    sent = transfer.send(plan, media, stop, emit)
+    _finisher(transfer.store).complete(plan, stop)
+    return sent
 
 
 def _plan(record: UploadRecord, s3: MemoryS3, size: int) -> TransferPlan:
@@ -228,27 +254,86 @@ def test_resume_reconciles_with_list_parts_across_pages(store: UploadStore, medi
     assert [e.kind for e in events] == ["resumed"] and "3 of 6 parts" in (events[0].message or "")
 
 
-def test_resume_of_an_assembled_object(store: UploadStore, media: Path) -> None:
-    s3 = MemoryS3()
-    record = _record(store, media, s3_upload_id="mp-gone")
-    s3.objects[parse_upload_target(TARGET).key(media.name)] = media.read_bytes()
-    plan = _planner(store, s3).prepare(
-        record, media.stat().st_size, Stop(threading.Event(), record.id), lambda e: None
-    )
-    assert plan.assembled
-
-
-def test_resume_of_a_vanished_multipart_upload_is_a_coded_error(
+def test_resume_after_complete_was_sent_asks_nothing_and_keeps_the_recorded_parts(
     store: UploadStore, media: Path
 ) -> None:
     s3 = MemoryS3()
     record = _record(store, media, s3_upload_id="mp-gone")
-    with pytest.raises(RemoteServiceError) as info:
-        _planner(store, s3).prepare(
-            record, media.stat().st_size, Stop(threading.Event(), record.id), lambda e: None
-        )
-    assert info.value.code == ErrorCode.MULTIPART_UPLOAD_GONE
-    assert info.value.facts["record_id"] == record.id and "vidauth" not in str(info.value)
+    for n in range(1, 7):
+        store.add_part(record.id, n, f'"{n}"', PART if n < 6 else 123)
+    store.update(record.id, step=UploadStep.COMPLETING)
+    plan = _planner(store, s3).prepare(
+        store.get(record.id),  # type: ignore[arg-type]
+        media.stat().st_size,
+        Stop(threading.Event(), record.id),
+        lambda e: None,
+    )
+    assert plan.step == UploadStep.COMPLETING and plan.missing == []
+    assert s3.calls == {}  # no ListParts, no HeadObject: the store's record is enough
+
+
+def test_a_complete_answered_no_such_upload_counts_as_assembled(
+    store: UploadStore, media: Path
+) -> None:
+    s3 = MemoryS3()  # knows no multipart upload: an earlier Complete went through
+    record = _record(store, media, s3_upload_id="mp-gone")
+    plan = _plan(record, s3, media.stat().st_size)
+    plan.parts = {n: (f'"{n}"', PART) for n in range(1, 7)}
+    s3.faults["complete"] = [_error(404, "NoSuchUpload", "CompleteMultipartUpload")]
+    _finisher(store).complete(plan, Stop(threading.Event(), record.id))
+    assert store.get(record.id).step == UploadStep.ASSEMBLED == plan.step  # type: ignore[union-attr]
+    assert s3.calls["complete"] == 1
+
+
+def test_a_vanished_multipart_upload_is_opened_again(store: UploadStore, media: Path) -> None:
+    s3 = MemoryS3()
+    record = _record(store, media, s3_upload_id="mp-gone")
+    store.add_part(record.id, 1, '"1"', PART)
+    plan = _planner(store, s3).prepare(
+        record, media.stat().st_size, Stop(threading.Event(), record.id), lambda e: None
+    )
+    assert plan.record.s3_upload_id == "mp-1" and plan.missing == [1, 2, 3, 4, 5, 6]
+    assert store.parts(record.id) == {} and plan.step == UploadStep.PARTS
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [(501, "NotImplemented"), (405, "MethodNotAllowed"), (403, "AccessDenied")],
+)
+def test_a_refused_list_parts_trusts_the_store_and_is_not_asked_again(
+    store: UploadStore, media: Path, status: int, code: str
+) -> None:
+    s3 = MemoryS3()
+    s3.uploads.add("mp-1")
+    s3.faults["list_parts"] = [_error(status, code, "ListParts")]
+    record = _record(store, media, s3_upload_id="mp-1")
+    store.add_part(record.id, 2, '"2"', PART)
+    store.add_part(record.id, 6, '"short"', 5)  # a size that does not fit the plan: sent again
+    optional = OptionalCalls(HostCallStore(store.db))
+    planner = _planner(store, s3, optional=optional)
+    stop = Stop(threading.Event(), record.id)
+    plan = planner.prepare(record, media.stat().st_size, stop, lambda e: None)
+    assert plan.missing == [1, 3, 4, 5, 6] and s3.calls["list_parts"] == 1  # never retried
+    assert HostCallStore(store.db).get("panopto.test", LIST_PARTS) == "refused"
+    # Another process, another upload to the same host: ListParts is not asked again.
+    again = _planner(store, s3, optional=OptionalCalls(HostCallStore(store.db)))
+    plan = again.prepare(record, media.stat().st_size, stop, lambda e: None)
+    assert plan.missing == [1, 3, 4, 5, 6] and s3.calls["list_parts"] == 1
+
+
+def test_a_signature_access_denied_is_not_a_refused_call() -> None:
+    signature = ClientError(
+        {
+            "Error": {"Code": "AccessDenied", "Message": "Signature version not supported"},
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "ListParts",
+    )
+    assert not call_refused(signature)
+    assert call_refused(_error(403, "AccessDenied", "ListParts"))
+    assert not call_refused(_error(404, "NoSuchUpload", "ListParts"))
+    assert not retryable(_error(501, "NotImplemented", "PutObject"))
+    assert retryable(_error(503, "SlowDown", "UploadPart"))
 
 
 def test_list_parts_retries_transient_failures(store: UploadStore, media: Path) -> None:
@@ -285,8 +370,8 @@ def test_transfer_sends_only_missing_parts_and_assembles(
     s3.parts[2] = data[PART : 2 * PART]
     plan.parts[2] = ('"two"', PART)
     events: list[UploadEvent] = []
-    sent = _transfer(pool, store).send(
-        plan, media, Stop(threading.Event(), record.id), events.append
+    sent = _send(
+        _transfer(pool, store), plan, media, Stop(threading.Event(), record.id), events.append
     )
     assert sent == len(data) - PART
     assert s3.calls["upload_part"] == 5
@@ -313,8 +398,12 @@ def test_transient_part_failures_are_retried_with_a_fresh_token(
     s3.faults["upload_part"] = [_error(503, "SlowDown", "UploadPart", retry_after="0")] * 2
     record = _record(store, media, s3_upload_id="mp-1")
     plan = _plan(record, s3, media.stat().st_size)
-    _transfer(pool, store, tokens=Tokens()).send(
-        plan, media, Stop(threading.Event(), record.id), lambda e: None
+    _send(
+        _transfer(pool, store, tokens=Tokens()),
+        plan,
+        media,
+        Stop(threading.Event(), record.id),
+        lambda e: None,
     )
     assert s3.calls["upload_part"] == 6 + 2 and Tokens.calls == 6 + 2
     assert s3.objects[plan.key] == media.read_bytes()  # a retried body starts at its offset

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from tests.helpers.processes import stop_or_explain
 from vidauth._serving import BackgroundServer
 from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
-from vidauth.sandbox.s3 import MAX_PART_SIZE, MiB, TokenBucket
+from vidauth.sandbox.s3 import MAX_PART_SIZE, OPTIONAL_CALLS, MiB, TokenBucket
 
 TOKEN = "alice-token"
 FOLDER = PanoptoSandbox.folder_id("Sandbox Courses", "SIT102 Labs")
@@ -63,6 +63,10 @@ class Target:
 
 
 def serve(tmp_path: Path, **options: Any) -> Iterator[Target]:
+    """A target for these tests of S3 behaviour: they read back what they sent, so the optional
+    calls (PutObject, GetObject, HeadObject, ListParts) are allowed unless a test says
+    otherwise; the sandbox's default refuses them (``test_strict_by_default``)."""
+    options.setdefault("s3_allow", frozenset(OPTIONAL_CALLS))
     sandbox = PanoptoSandbox(
         PanoptoSandboxOptions(storage_dir=tmp_path / "uploads", **options),
         authenticate=lambda token: "alice" if token == TOKEN else None,
@@ -472,8 +476,16 @@ def test_sandbox_command_flags_set_the_knobs() -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("vidauth: --s3-signature sigv5: choose any, s3v4")
+    bad = subprocess.run(
+        [*command, "--s3-allow", "CopyObject"], capture_output=True, text=True, timeout=30
+    )
+    assert bad.returncode == 2 and "--s3-allow CopyObject: choose from" in bad.stderr
     proc = subprocess.Popen(
-        [*command, "--s3-signature", "s3v4", "--s3-max-parts-in-flight", "3"],
+        [
+            *command,
+            *("--s3-signature", "s3v4", "--s3-max-parts-in-flight", "3"),
+            *("--s3-allow", "ListParts", "--s3-allow", "HeadObject", "--s3-refusal", "405"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -483,6 +495,7 @@ def test_sandbox_command_flags_set_the_knobs() -> None:
         url = proc.stdout.readline().split()[-1]
         stats = httpx.get(f"{url}/sandbox/s3/stats", timeout=10).json()
         assert stats["signature"] == "s3v4" and stats["max_parts_in_flight"] == 3
+        assert stats["allow"] == ["HeadObject", "ListParts"]
         refused = httpx.post(f"{url}/Panopto/Upload/x/v.mp4?uploads", timeout=10)
         assert refused.status_code == 403 and "<Code>AccessDenied</Code>" in refused.text
     finally:
@@ -557,3 +570,57 @@ def test_request_bandwidth_knob_caps_each_request_not_all_together(tmp_path: Pat
         together = time.monotonic() - started
         assert 0.4 <= alone < 5, alone
         assert together < 2 * alone, (alone, together)  # three at once: not three times as long
+
+
+def _refusal(call: Any, **kw: Any) -> tuple[int, str]:
+    with pytest.raises(ClientError) as info:
+        call(Bucket="Upload", **kw)
+    return info.value.response["ResponseMetadata"]["HTTPStatusCode"], error_code(info)
+
+
+CALL_REFUSALS = [(None, "NotImplemented"), (405, "MethodNotAllowed"), (403, "AccessDenied")]
+
+
+@pytest.mark.parametrize(("refusal", "code"), CALL_REFUSALS)
+def test_strict_by_default(tmp_path: Path, refusal: int | None, code: str) -> None:
+    """Like the narrowest Panopto: only the multipart calls every public client makes are
+    answered; PutObject, GetObject, HeadObject and ListParts are refused (501 unless the
+    ``s3_refusal`` knob says 405 or 403)."""
+    knobs: dict[str, Any] = {"s3_allow": PanoptoSandboxOptions(tmp_path).s3_allow}
+    if refusal is not None:
+        knobs["s3_refusal"] = refusal
+    for target in serve(tmp_path, **knobs):
+        _check_strict(target, refusal or 501, code)
+    with pytest.raises(ValueError, match="allow"):
+        next(serve(tmp_path, s3_allow=frozenset({"CopyObject"})))
+    with pytest.raises(ValueError, match="refusal"):
+        next(serve(tmp_path, s3_refusal=404))
+
+
+def _check_strict(target: Target, status: int, code: str) -> None:
+    s3 = target.client()
+    prefix = target.new_upload()
+    key = f"{prefix}/v.mp4"
+    upload_id = s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+    etag = s3.upload_part(
+        Bucket="Upload", Key=key, UploadId=upload_id, PartNumber=1, Body=b"v" * 100
+    )["ETag"]
+    assert _refusal(s3.list_parts, Key=key, UploadId=upload_id) == (status, code)
+    s3.complete_multipart_upload(
+        Bucket="Upload",
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]},
+    )
+    assert target.sandbox.storage.object_path(prefix, "v.mp4").read_bytes() == b"v" * 100
+    assert _refusal(s3.put_object, Key=f"{prefix}/m.xml", Body=b"x") == (status, code)
+    assert _refusal(s3.get_object, Key=key) == (status, code)
+    assert _refusal(s3.head_object, Key=key)[0] == status  # a HEAD answer has no body, no code
+    assert target.sandbox.s3.stats()["refused_calls"] == {
+        "ListParts": 1,
+        "PutObject": 1,
+        "GetObject": 1,
+        "HeadObject": 1,
+    }
+    second = s3.create_multipart_upload(Bucket="Upload", Key=f"{prefix}/w.mp4")["UploadId"]
+    s3.abort_multipart_upload(Bucket="Upload", Key=f"{prefix}/w.mp4", UploadId=second)

@@ -2,15 +2,19 @@
 
 Real processes, the machine's real PostgreSQL (a private schema of VIDAUTH_TEST_DATABASE_URL), the
 sandbox in this process so that it can count what reaches Panopto: sessionUploads, sessions,
-committed S3 parts and the access tokens issued per grant.
+committed S3 parts and the access tokens issued per grant. The restart test restarts a private
+server of its own (``initdb`` in a temporary directory, on a free port), never the machine's.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -161,8 +165,14 @@ def make_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Callable[..., Cl
     made: list[Cluster] = []
 
     def make(
-        *, lifetime: int = 3600, users: int = 10, s3_bandwidth: float | None = None, **env: str
+        *,
+        lifetime: int = 3600,
+        users: int = 10,
+        s3_bandwidth: float | None = None,
+        database_url: str | None = None,
+        **env: str,
     ) -> Cluster:
+        database = database_url or postgres_url
         public = f"http://127.0.0.1:{free_port()}"
         client = SandboxClient(
             client_id=f"cluster-{uuid.uuid4().hex[:8]}",
@@ -190,7 +200,7 @@ def make_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Callable[..., Cl
                 "PANOPTO_CLIENT_SECRET": client.client_secret,
                 "PANOPTO_REDIRECT_URI": f"{public}/oauth/callback",
                 "VIDAUTH_HOME": str(tmp_path / "home"),
-                "VIDAUTH_DATABASE_URL": postgres_url,
+                "VIDAUTH_DATABASE_URL": database,
                 "VIDAUTH_SECRET_KEY": Fernet.generate_key().decode(),
                 "VIDAUTH_PUBLIC_URL": public,
                 "VIDAUTH_UPLOAD_DIR": str(tmp_path / "spool"),
@@ -203,7 +213,7 @@ def make_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Callable[..., Cl
                 **env,
             }
         )
-        cluster = Cluster(sandbox, variables, postgres_url, tmp_path, lifetime)
+        cluster = Cluster(sandbox, variables, database, tmp_path, lifetime)
         made.append(cluster)
         storage = sandbox.panopto.storage
         real_commit = storage.commit_part
@@ -232,6 +242,65 @@ def make_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Callable[..., Cl
     yield make
     for cluster in made:
         cluster.stop()
+
+
+@dataclass
+class PrivateServer:
+    """A PostgreSQL server of this test's own, run by the ``postgres`` user from a temporary
+    data directory."""
+
+    bin: Path
+    data: Path
+    port: int
+
+    @property
+    def log(self) -> str:
+        return str(self.data.parent / "server.log")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return _as_postgres(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", *args)
+
+
+def _as_postgres(*command: str) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as the ``postgres`` user (initdb refuses root; CI runs as root)."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run(
+        [*prefix, *command], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivateServer]:
+    """A fresh PostgreSQL server on a free loopback port (trusting loopback), stopped and
+    removed at teardown. Needs the server's binaries (Debian: /usr/lib/postgresql/<v>/bin)."""
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
+    initdb = found[-1] if found else shutil.which("initdb")
+    assert initdb, "the PostgreSQL server's initdb is needed (apt-get install postgresql)"
+    bin_dir = Path(initdb).parent
+    base = Path(tempfile.mkdtemp(prefix="vidauth-pg-"))
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(base, "postgres", "postgres")
+        data = base / "data"
+        made = _as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
+                            "-A", "trust", "--no-sync")  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        server = PrivateServer(bin_dir, data, free_port())
+        options = f"-p {server.port} -c listen_addresses=127.0.0.1 -k {base} -c fsync=off"
+        started = server.pg_ctl("-l", server.log, "-o", options, "start")
+        assert started.returncode == 0, started.stderr + started.stdout
+        try:
+            yield server
+        finally:
+            server.pg_ctl("-m", "immediate", "stop")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _access_tokens_by_grant(sandbox: Any) -> dict[str, list[float]]:
@@ -332,8 +401,15 @@ def test_kill_9_worker_mid_upload_another_finishes_sending_only_missing_parts(
     assert any(p.stat().st_size == len(content) and p.read_bytes() == content for p in stored)
 
 
-def test_postgresql_restart_mid_run_loses_nothing(make_cluster: Any) -> None:
-    cluster = make_cluster(users=2, s3_bandwidth=6e6, VIDAUTH_WORKER_JOBS="2")
+def test_postgresql_restart_mid_run_loses_nothing(
+    private_postgres: PrivateServer, make_cluster: Any
+) -> None:
+    cluster = make_cluster(
+        users=2,
+        s3_bandwidth=6e6,
+        database_url=private_postgres.url,
+        VIDAUTH_WORKER_JOBS="2",
+    )
     cluster.start("worker-0", "worker")
     cluster.start("worker-1", "worker")
     cluster.connect("user0", via=0)
@@ -343,14 +419,10 @@ def test_postgresql_restart_mid_run_loses_nothing(make_cluster: Any) -> None:
         for i in range(6)
     ]
     _wait("an upload under way", lambda: len(cluster.committed) >= 1, 60)
-    clusters = sorted(os.listdir("/etc/postgresql"))
-    restart = subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main", "restart"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert restart.returncode == 0, restart.stderr
+    restart = private_postgres.pg_ctl(
+        "-l", private_postgres.log, "-m", "fast", "restart"
+    )  # the options it started with
+    assert restart.returncode == 0, restart.stderr + restart.stdout
     serve = cluster.serves[0]
     _wait("/readyz back to 200", lambda: _ok(serve + "/readyz"), 60)
     # a new upload after the restart is accepted too

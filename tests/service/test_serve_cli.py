@@ -229,8 +229,12 @@ def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url:
     service = f"http://127.0.0.1:{service_port}"
     callback = f"{service}/oauth/callback"
     password = "not-shown-db-password"  # PostgreSQL trusts loopback here: any password works
-    database = postgres_url.replace("postgres@", f"postgres:{password}@", 1)
+    database = postgres_url.replace("://postgres@", f"://postgres:{password}@", 1)
     assert password in database
+    # what serve prints: the URL up to its query (host, port or socket directory vary with
+    # VIDAUTH_TEST_DATABASE_URL) with the password masked
+    shown = database.split("?", 1)[0].replace(f":{password}@", ":***@")
+    assert shown.startswith("postgresql+psycopg://postgres:***@"), shown
     base = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     sandbox = subprocess.Popen(
         [sys.executable, "-m", "vidauth", "sandbox", "--port", str(sandbox_port),
@@ -262,7 +266,7 @@ def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url:
         started = _read_until(serve.stderr, "worker:", serve)
         assert f"listening on {service}" in started
         assert f"API docs:  {service}/docs" in started
-        assert "database:  postgresql+psycopg://postgres:***@127.0.0.1:5432/test" in started
+        assert f"database:  {shown}" in started
         assert f"callback:  {callback}" in started
         assert password not in started
         _wait_healthy(service, serve)

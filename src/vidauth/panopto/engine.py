@@ -3,9 +3,9 @@
 :class:`UploadEngine` is a thin facade over three pieces with one job each, which the CLI and
 the service's worker both drive through it:
 
-- :class:`~vidauth.panopto.plan.UploadPlanner` — part size, resume or start over, ListParts;
+- :class:`~vidauth.panopto.plan.UploadPlanner` — part size, resume or start over;
 - :class:`~vidauth.panopto.transfer.PartTransfer` — the parts in flight and their retries;
-- :class:`~vidauth.panopto.finish.UploadFinisher` — manifest, ``State: 1``, polling, viewer URL.
+- :class:`~vidauth.panopto.finish.UploadFinisher` — Complete, manifest, ``State: 1``, polling.
 
 One engine serves any number of files; their parts share one gate of parts in flight, adapted
 to the link or pinned (:mod:`~vidauth.panopto.parallelism`), and one choice of S3 signature
@@ -34,6 +34,8 @@ from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import check_media_file
 from vidauth.panopto.finish import UploadFinisher
 from vidauth.panopto.leases import LeaseKeeper
+from vidauth.panopto.optional import OptionalCalls
+from vidauth.panopto.pacing import shared_pacer
 from vidauth.panopto.parallelism import controller_for
 from vidauth.panopto.plan import UploadPlanner, not_found
 from vidauth.panopto.rest import PanoptoRest
@@ -52,8 +54,10 @@ from vidauth.panopto.upload_types import (
 )
 from vidauth.retry import RetryPolicy
 from vidauth.store.db import Database
+from vidauth.store.host_calls import HostCallStore
+from vidauth.store.plateaus import PlateauStore
 from vidauth.store.signatures import SignatureHostStore
-from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
+from vidauth.store.uploads import UploadRecord, UploadState, UploadStep, UploadStore
 
 __all__ = [
     "DEFAULT_PARALLEL",
@@ -101,11 +105,12 @@ class UploadEngine:
         self.retry_policy = retry_policy or RetryPolicy()
         self.cancel_event = cancel or threading.Event()
         self.signatures = SignatureNegotiator(self.options.signature, SignatureHostStore(db))
+        self.optional = OptionalCalls(HostCallStore(db))
         self.parallelism, self.slots = controller_for(self.options.parallel)
         workers = self.parallelism.maximum
         self.s3 = S3Clients(workers + 2)
         self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="vidauth-part")
-        # Small calls that overlap the transfer (boto3's warm-up, the manifest), off the part pool.
+        # boto3's warm-up overlaps the sessionUpload's creation, off the part pool.
         self._side = cf.ThreadPoolExecutor(2, thread_name_prefix="vidauth-side")
         self._side.submit(prewarm)
         caller = S3Caller(self.retry_policy)
@@ -119,6 +124,8 @@ class UploadEngine:
             account_id=account_id,
             server=server,
             hold=leases.hold if leases else None,
+            open_file=open_file,
+            optional=self.optional,
         )
         self.leases = leases
         # How the bytes that are sent are read: the service passes an opener that refuses a
@@ -132,6 +139,8 @@ class UploadEngine:
             token_source,
             self.options.token_min_validity,
             open_file=self.open_file,
+            pacer=shared_pacer(self.options.bwlimit),
+            plateaus=PlateauStore(db),
         )
         self.finisher = UploadFinisher(
             self.rest, self.store, caller, self.options, self.cancel_event, server=server
@@ -273,17 +282,14 @@ class UploadEngine:
     ) -> None:
         stop = Stop(self.cancel_event, record.id)
         plan = self.planner.prepare(record, size, stop, emit)
-        # The manifest does not depend on the media: send it while the parts go.
-        manifest_sent = self._side.submit(self.finisher.send_manifest, plan, stop)
-        try:
-            if not plan.assembled:
-                self.transfer.send(
-                    plan, path, stop, emit, sent=partial(setattr, result, "bytes_sent")
-                )
-        finally:
-            if not manifest_sent.cancel():
-                cf.wait([manifest_sent])
-        manifest_sent.result()
+        # Each step is recorded before (Complete) or after it is taken, so that a rerun after a
+        # crash at any moment starts from the step reached.
+        if not UploadStep.reached(plan.step, UploadStep.COMPLETING):
+            self.transfer.send(plan, path, stop, emit, sent=partial(setattr, result, "bytes_sent"))
+        if not UploadStep.reached(plan.step, UploadStep.ASSEMBLED):
+            self.finisher.complete(plan, stop)
+        if not UploadStep.reached(plan.step, UploadStep.MANIFEST):
+            self.finisher.send_manifest(plan, stop)
         emit(
             UploadEvent(
                 "uploaded", record.file_path, size, size, record.id, record.session_upload_id

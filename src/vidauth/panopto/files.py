@@ -103,6 +103,15 @@ def fingerprint(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
+def fingerprint_fd(fd: int, size: int) -> str:
+    """:func:`fingerprint` of an open file, read with ``pread`` from the descriptor alone."""
+    digest = hashlib.sha256(str(size).encode())
+    digest.update(os.pread(fd, FINGERPRINT_SPAN, 0))
+    if size > FINGERPRINT_SPAN:
+        digest.update(os.pread(fd, FINGERPRINT_SPAN, max(0, size - FINGERPRINT_SPAN)))
+    return digest.hexdigest()
+
+
 class FilePart:
     """A read-only, seekable window on a file, read with ``os.pread`` as it is sent.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from vidauth.errors import ErrorCode, RemoteServiceError, VidauthError
 from vidauth.panopto.manifest import MANIFEST_NAME, build_manifest
 from vidauth.panopto.plan import TransferPlan
 from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
-from vidauth.panopto.s3calls import S3Caller, Stop
+from vidauth.panopto.s3calls import S3Caller, Stop, no_such_upload
 from vidauth.panopto.upload_types import (
     Progress,
     UploadEvent,
@@ -20,7 +21,9 @@ from vidauth.panopto.upload_types import (
     UploadOptions,
     UploadResult,
 )
-from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
+from vidauth.store.uploads import UploadRecord, UploadState, UploadStep, UploadStore
+
+log = logging.getLogger("vidauth.upload")
 
 
 class UploadFinisher:
@@ -43,20 +46,84 @@ class UploadFinisher:
         self.cancel = cancel
         self.server = server
 
+    def complete(self, plan: TransferPlan, stop: Stop) -> None:
+        """CompleteMultipartUpload with the recorded parts, recorded as steps ``completing`` (before
+        it is sent) and ``assembled`` (after its answer).
+
+        Without HeadObject there is no way to look at an assembled object, so a Complete whose
+        answer was lost is simply sent again. ``NoSuchUpload`` to it means that the first one
+        went through (or that the parts are gone): the upload goes on to the manifest and
+        Panopto's processing judges; a State 5 that names missing media sends the file again
+        (:meth:`UploadEngine._upload <vidauth.panopto.engine.UploadEngine>`).
+        """
+        record = plan.record
+        self._step(plan, UploadStep.COMPLETING)
+        ordered = [
+            {"PartNumber": n, "ETag": plan.parts[n][0]}
+            for n in sorted(plan.parts)
+            if n <= plan.count
+        ]
+        try:
+            self.caller.call(
+                stop,
+                "assembling the uploaded parts",
+                Path(record.file_path).name,
+                plan.s3.complete_multipart_upload,
+                raw_errors=True,
+                Bucket=plan.target.bucket,
+                Key=plan.key,
+                UploadId=record.s3_upload_id,
+                MultipartUpload={"Parts": ordered},
+            )
+        except Exception as exc:
+            if isinstance(exc, VidauthError) or not no_such_upload(exc):
+                raise
+            log.info(
+                "upload %s: the target no longer knows its multipart upload; taking it as "
+                "assembled by an earlier Complete (processing will tell)",
+                record.id,
+            )
+        self._step(plan, UploadStep.ASSEMBLED)
+
     def send_manifest(self, plan: TransferPlan, stop: Stop) -> None:
-        """PUT the UCS manifest next to the media (it does not depend on the media's bytes)."""
+        """Send the UCS manifest next to the media as a one-part multipart upload (as every
+        public client does: nothing beyond the multipart calls is needed); step ``manifest``."""
         record = plan.record
         manifest = build_manifest(record.title, record.object_key, description=record.description)
+        key = plan.target.key(MANIFEST_NAME)
+        name = Path(record.file_path).name
+        what = "uploading the manifest"
+        created = self.caller.call(
+            stop, what, name, plan.s3.create_multipart_upload, Bucket=plan.target.bucket, Key=key
+        )
+        upload_id = str(created["UploadId"])
+        part = self.caller.call(
+            stop,
+            what,
+            name,
+            plan.s3.upload_part,
+            Bucket=plan.target.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=1,
+            Body=manifest,
+            ContentLength=len(manifest),
+        )
         self.caller.call(
             stop,
-            "uploading the manifest",
-            Path(record.file_path).name,
-            plan.s3.put_object,
+            what,
+            name,
+            plan.s3.complete_multipart_upload,
             Bucket=plan.target.bucket,
-            Key=plan.target.key(MANIFEST_NAME),
-            Body=manifest,
-            ContentType="application/xml",
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": str(part["ETag"])}]},
         )
+        self._step(plan, UploadStep.MANIFEST)
+
+    def _step(self, plan: TransferPlan, step: str) -> None:
+        self.store.update(plan.record.id, step=step)
+        plan.step = step
 
     def finish(self, record: UploadRecord, size: int, emit: Progress, result: UploadResult) -> None:
         """Mark the upload complete (State 1) and, when waiting, poll until Panopto is done."""

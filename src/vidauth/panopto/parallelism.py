@@ -1,12 +1,15 @@
 """How many parts are in flight: adapted to the link, within a memory bound, or pinned.
 
 :class:`InFlightController` decides the number (pure: it only sees a clock and what the
-transfer reports). It starts at :data:`INITIAL_PARTS_IN_FLIGHT` and grows by half while the
-acknowledged throughput keeps growing (by at least :data:`GROWTH_GAIN` per step); a step that
-brings nothing is taken back and the number held, with a probe upwards every
-:data:`PROBE_EVERY` measurements in case the link changed. A throttling answer (503, SlowDown,
-a timeout, a dropped connection) halves it at once — once per burst, since every part in flight
-tends to be refused together — and caps further growth below the number that was throttled.
+transfer reports). It starts at :data:`INITIAL_PARTS_IN_FLIGHT`, or at the plateau remembered
+for the upload host (:meth:`InFlightController.start_near`), and doubles while the acknowledged
+throughput keeps growing (by at least :data:`GROWTH_GAIN` per step), as TCP's slow start does; a
+step that brings nothing is taken back and the number held, with a probe upwards by half every
+:data:`PROBE_EVERY` measurements in case the link changed. The number reached is what
+:meth:`InFlightController.plateau` answers, for the next upload to that host. A throttling
+answer (503, SlowDown, a timeout, a dropped connection) halves it at once — once per burst, since
+every part in flight tends to be refused together — and caps further growth below the number
+that was throttled.
 A pinned controller (``--parallel N``) never changes.
 
 :class:`PartSlots` is the gate the part threads pass: at most ``limit`` parts at once, never more
@@ -31,7 +34,9 @@ MiB = 1024 * 1024
 MEMORY_BOUND = 256 * MiB
 #: Parts in flight at most while adapting, whatever the part size.
 MAX_PARTS_IN_FLIGHT = 32
-INITIAL_PARTS_IN_FLIGHT = 8
+#: The first guess: enough for a link of ~25 MB/s with 0.2 s per request, and harmless on a
+#: slower one (the parts share it; memory does not grow, since parts stream from the file).
+INITIAL_PARTS_IN_FLIGHT = 16
 #: A step up is kept only when it raised throughput by this factor.
 GROWTH_GAIN = 1.05
 #: A measurement spans at least this long and at least ``limit`` acknowledged parts.
@@ -79,6 +84,8 @@ class InFlightController:
         self._lock = threading.Lock()
         self._ceiling = maximum
         self._growing = True
+        self._slow_start = True  # double while throughput grows; by half once it stopped
+        self._measurements = 0
         self._rate_before: float | None = None  # throughput at the limit before the last step
         self._limit_before = self.limit
         self._held = 0
@@ -88,6 +95,25 @@ class InFlightController:
         self._parts = 0
 
     # -- what the transfer reports ------------------------------------------------------------
+
+    def start_near(self, parts: int) -> None:
+        """Start at ``parts`` in flight (the plateau remembered for the upload host) when that
+        is more than now and nothing has been measured yet; growth goes on from there."""
+        with self._lock:
+            if self.pinned or self._measurements or self.changes:
+                return
+            new = max(1, min(self.maximum, parts))
+            if new > self.limit:
+                self._set(new, self.clock(), "the plateau remembered for this upload host")
+
+    def plateau(self) -> int | None:
+        """The parts in flight worth starting with next time (None: nothing was measured)."""
+        with self._lock:
+            if self.pinned or not self._measurements:
+                return None
+            if self._growing and not self._slow_start:
+                return min(self.limit, self._limit_before)  # probing: the number held before
+            return self.limit
 
     def part_started(self) -> None:
         """A part attempt started (the first one starts the first measurement)."""
@@ -118,6 +144,7 @@ class InFlightController:
             self._last_backoff = now
             self._ceiling = max(1, self.limit - 1)
             self._growing = False
+            self._slow_start = False
             self._held = 0
             self._rate_before = None
             self._set(max(1, self.limit // 2), now, "the target asked to slow down")
@@ -128,9 +155,10 @@ class InFlightController:
         self._start, self._bytes, self._parts = now, 0, 0
         if self.pinned:
             return
+        self._measurements += 1
         if self._growing:
             if self._rate_before is not None and rate < self._rate_before * GROWTH_GAIN:
-                self._growing, self._held = False, 0
+                self._growing, self._slow_start, self._held = False, False, 0
                 self._set(self._limit_before, now, "more parts brought no more throughput")
                 return
             self._step_up(rate, now, "throughput grew")
@@ -142,7 +170,8 @@ class InFlightController:
             self._step_up(rate, now, "probing for more throughput")
 
     def _step_up(self, rate: float, now: float, why: str) -> None:
-        new = min(self._ceiling, self.limit + max(1, self.limit // 2))
+        step = self.limit if self._slow_start else max(1, self.limit // 2)
+        new = min(self._ceiling, self.limit + step)
         if new <= self.limit:
             self._growing, self._held = False, 0
             return

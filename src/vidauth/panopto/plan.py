@@ -3,27 +3,38 @@
 :class:`UploadPlanner` picks the part size, finds a recorded upload of the same file, starts
 over when the file changed (size, mtime, fingerprint) or Panopto dropped the sessionUpload,
 creates the sessionUpload otherwise, and — before parts go — opens the multipart upload or
-reconciles the recorded parts with the target's ListParts. It sends no parts. That first S3 call
-of an upload is where the signature scheme is settled (:mod:`vidauth.panopto.signature`).
+takes the parts the store recorded (cross-checked with ListParts only where the host answers
+it: :mod:`vidauth.panopto.optional`). It sends no parts. The upload's first S3 call is where
+the signature scheme is settled (:mod:`vidauth.panopto.signature`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import stat as stat_mode
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidauth.errors import ErrorCode, RemoteServiceError, UsageError, VidauthError
-from vidauth.panopto.files import check_media_file, fingerprint, part_count, part_range, part_size
+from vidauth.errors import ErrorCode, UsageError, VidauthError
+from vidauth.panopto.files import (
+    check_media_file,
+    fingerprint,
+    fingerprint_fd,
+    part_count,
+    part_range,
+    part_size,
+)
+from vidauth.panopto.optional import LIST_PARTS, OptionalCalls
 from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
-from vidauth.panopto.s3calls import S3Caller, Stop, no_such_upload
+from vidauth.panopto.s3calls import S3Caller, Stop, call_refused, no_such_upload
 from vidauth.panopto.signature import SignatureNegotiator, signature_refusal, upload_host
 from vidauth.panopto.target import S3Clients, UploadTarget, parse_upload_target
 from vidauth.panopto.upload_types import Progress, UploadEvent, UploadJob, UploadOptions
-from vidauth.store.uploads import UploadRecord, UploadState, UploadStore
+from vidauth.store.uploads import UploadRecord, UploadState, UploadStep, UploadStore
 
 
 @dataclass
@@ -47,8 +58,8 @@ class TransferPlan:
     size: int
     count: int
     parts: dict[int, tuple[str, int]] = field(default_factory=dict)
-    assembled: bool = False
-    """The target already holds the whole object (CompleteMultipartUpload went through)."""
+    step: str = UploadStep.CREATED
+    """How far the upload had got (:class:`~vidauth.store.uploads.UploadStep`)."""
     signature: str = "s3"
     """The signature scheme the target accepted (``s3`` is the client ``s3`` signs with)."""
     round_trip: float | None = None
@@ -87,10 +98,16 @@ class UploadPlanner:
         account_id: int | None = None,
         server: str | None = None,
         hold: Callable[[int], None] | None = None,
+        open_file: Callable[[Path], int] | None = None,
+        optional: OptionalCalls | None = None,
     ) -> None:
+        self.open_file = open_file
+        """When given (the service's checked opener), the file is known only through the
+        descriptors it returns: never opened, stat'ed or resolved by path."""
         self.rest = rest
         # Takes the upload's lease before anything touches it (raises when another runs it).
         self.hold = hold or (lambda _record_id: None)
+        self.optional = optional or OptionalCalls(None)
         self.store = store
         self.s3 = s3
         self.signatures = signatures
@@ -108,14 +125,19 @@ class UploadPlanner:
 
     def plan(self, job: UploadJob, emit: Progress) -> FilePlan:
         """Check the file and find or create its upload (a sessionUpload and a record)."""
-        path = check_media_file(job.path, force=self.options.force)
-        stat = path.stat()
+        if self.open_file is None:
+            path = check_media_file(job.path, force=self.options.force)
+            stat = path.stat()
+            known = None
+        else:
+            path = job.path
+            stat, known = self._checked(path)
         size = stat.st_size
         chosen = part_size(size, self.options.part_size_mib, str(path))
         record = self.store.find_resumable(self.account_id, job.folder_id, str(path))
         if record is not None:
             self.hold(record.id)
-            if self.changed(record, path, size, stat.st_mtime):
+            if self.changed(record, path, size, stat.st_mtime, known):
                 emit(
                     UploadEvent(
                         "restarted",
@@ -132,20 +154,44 @@ class UploadPlanner:
             else:
                 record = self._check_remote(record, emit, size)
         if record is None:
-            return FilePlan(self._create(job, path, size, stat.st_mtime, chosen, emit), path, size)
+            return FilePlan(
+                self._create(job, path, size, stat.st_mtime, chosen, emit, known), path, size
+            )
         return FilePlan(record, path, size, resumed=True)
 
+    def _checked(self, path: Path) -> tuple[os.stat_result, str]:
+        """fstat and fingerprint of the file ``open_file`` opens: one descriptor for both."""
+        assert self.open_file is not None
+        fd = self.open_file(path)
+        try:
+            info = os.fstat(fd)
+            if not stat_mode.S_ISREG(info.st_mode) or info.st_size == 0:
+                raise UsageError(f"{path.name} is not a non-empty regular file")
+            return info, fingerprint_fd(fd, info.st_size)
+        finally:
+            os.close(fd)
+
     @staticmethod
-    def changed(record: UploadRecord, path: Path, size: int, mtime: float) -> bool:
-        """Whether the file differs from the one the record was started with."""
+    def changed(
+        record: UploadRecord, path: Path, size: int, mtime: float, known: str | None = None
+    ) -> bool:
+        """Whether the file differs from the one the record was started with (``known``: its
+        fingerprint, already computed from a checked descriptor)."""
         return (
             record.file_size != size
             or record.file_mtime != mtime
-            or record.fingerprint != fingerprint(path, size)
+            or record.fingerprint != (known or fingerprint(path, size))
         )
 
     def _create(
-        self, job: UploadJob, path: Path, size: int, mtime: float, chosen: int, emit: Progress
+        self,
+        job: UploadJob,
+        path: Path,
+        size: int,
+        mtime: float,
+        chosen: int,
+        emit: Progress,
+        known: str | None = None,
     ) -> UploadRecord:
         session_upload = self.rest.create_session_upload(job.folder_id)
         record = self.store.create(
@@ -158,7 +204,7 @@ class UploadPlanner:
             file_path=str(path),
             file_size=size,
             file_mtime=mtime,
-            fingerprint=fingerprint(path, size),
+            fingerprint=known or fingerprint(path, size),
             part_size=chosen,
             title=job.title or path.stem,
             description=job.description,
@@ -227,30 +273,22 @@ class UploadPlanner:
     # -- the multipart upload --------------------------------------------------------------
 
     def prepare(self, record: UploadRecord, size: int, stop: Stop, emit: Progress) -> TransferPlan:
-        """Open the multipart upload, or take the parts the target already holds."""
+        """Open the multipart upload, or take the parts the store recorded (cross-checked with
+        ListParts where the host answers it) and the step the upload had reached."""
         assert record.upload_target is not None
         target = parse_upload_target(record.upload_target)
         key = target.key(record.object_key)
         plan = TransferPlan(record, target, None, key, size, part_count(size, record.part_size))
-        name = Path(record.file_path).name
+        plan.step = record.step or UploadStep.CREATED
         if record.s3_upload_id is None:
-
-            def create(s3: Any, refused: Any) -> Any:
-                return self.caller.call(
-                    stop,
-                    "starting the multipart upload",
-                    name,
-                    s3.create_multipart_upload,
-                    passthrough=refused,
-                    Bucket=target.bucket,
-                    Key=key,
-                )
-
-            created = self._first_call(plan, create)
-            self.store.update(record.id, s3_upload_id=str(created["UploadId"]))
-            plan.record = self.record(record.id)
+            self.open_multipart(plan, stop)
             return plan
-        self.reconcile(plan, stop)
+        host = upload_host(target.endpoint)
+        plan.signature = self.signatures.scheme(host)
+        plan.s3 = self.s3.get(target.endpoint, plan.signature)
+        plan.parts = self._recorded_parts(plan)
+        if not UploadStep.reached(plan.step, UploadStep.COMPLETING):
+            self.reconcile(plan, stop)
         emit(
             UploadEvent(
                 "resumed",
@@ -264,6 +302,42 @@ class UploadPlanner:
             )
         )
         return plan
+
+    def open_multipart(self, plan: TransferPlan, stop: Stop) -> None:
+        """CreateMultipartUpload for the media (the upload's first S3 call, where the signature
+        is settled); records it and the step ``parts``, and forgets any recorded parts."""
+        name = Path(plan.record.file_path).name
+
+        def create(s3: Any, refused: Any) -> Any:
+            return self.caller.call(
+                stop,
+                "starting the multipart upload",
+                name,
+                s3.create_multipart_upload,
+                passthrough=refused,
+                Bucket=plan.target.bucket,
+                Key=plan.key,
+            )
+
+        created = self._first_call(plan, create)
+        self.store.replace_parts(plan.record.id, {})
+        self.store.update(
+            plan.record.id, s3_upload_id=str(created["UploadId"]), step=UploadStep.PARTS
+        )
+        plan.record = self.record(plan.record.id)
+        plan.step = UploadStep.PARTS
+        plan.parts = {}
+
+    def _recorded_parts(self, plan: TransferPlan) -> dict[int, tuple[str, int]]:
+        """The parts the store recorded whose sizes match the plan."""
+        expected = {
+            n: part_range(n, plan.size, plan.record.part_size)[1] for n in range(1, plan.count + 1)
+        }
+        return {
+            n: (etag, size)
+            for n, (etag, size) in self.store.parts(plan.record.id).items()
+            if expected.get(n) == size
+        }
 
     def _first_call(self, plan: TransferPlan, call: Any) -> Any:
         """The upload's first S3 call, ``call(client, passthrough)``, under the signature the
@@ -281,9 +355,18 @@ class UploadPlanner:
         return answer
 
     def reconcile(self, plan: TransferPlan, stop: Stop) -> None:
-        """Take the parts S3 holds (ListParts) whose sizes match the plan into ``plan.parts``
-        and the store; sets ``plan.assembled`` when the object is already complete."""
+        """Cross-check the recorded parts with ListParts, where the host answers it.
+
+        The store's record of acknowledged parts (number, size, ETag) is what resuming needs;
+        ListParts only refines it (a part the target lost is sent again; one it holds but the
+        store missed is kept). A host that refuses ListParts (:func:`call_refused`) is not asked
+        again. ``NoSuchUpload`` — the only answer that means the multipart upload is gone —
+        opens a new one, and every part goes again.
+        """
         record = plan.record
+        host = upload_host(plan.target.endpoint)
+        if not self.optional.may_try(host, LIST_PARTS):
+            return
         expected = {
             n: part_range(n, plan.size, record.part_size)[1] for n in range(1, plan.count + 1)
         }
@@ -297,7 +380,7 @@ class UploadPlanner:
                 Path(record.file_path).name,
                 s3.list_parts,
                 raw_errors=True,
-                passthrough=refused,
+                passthrough=lambda exc: call_refused(exc) or bool(refused and refused(exc)),
                 Bucket=plan.target.bucket,
                 Key=plan.key,
                 UploadId=record.s3_upload_id,
@@ -315,23 +398,13 @@ class UploadPlanner:
                     break
                 marker = int(page.get("NextPartNumberMarker") or 0)
         except Exception as exc:
-            if not no_such_upload(exc):
+            if call_refused(exc) and not isinstance(exc, VidauthError):
+                self.optional.refused(host, LIST_PARTS, exc)
+                return  # unknown: trust the store
+            if not no_such_upload(exc) or isinstance(exc, VidauthError):
                 raise
-            if self._head(plan) == plan.size:
-                plan.assembled = True
-                return
-            raise RemoteServiceError(
-                f"upload {record.id}'s multipart upload no longer exists at the target",
-                code=ErrorCode.MULTIPART_UPLOAD_GONE,
-                record_id=record.id,
-            ) from None
+            self.open_multipart(plan, stop)
+            return
+        self.optional.worked(host, LIST_PARTS)
         plan.parts = found
         self.store.replace_parts(record.id, found)
-
-    @staticmethod
-    def _head(plan: TransferPlan) -> int | None:
-        try:
-            answer = plan.s3.head_object(Bucket=plan.target.bucket, Key=plan.key)
-        except Exception:
-            return None
-        return int(answer.get("ContentLength") or 0)

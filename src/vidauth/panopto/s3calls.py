@@ -26,14 +26,34 @@ def s3_status(exc: BaseException) -> tuple[int, str]:
     return 0, type(exc).__name__
 
 
+#: 5xx answers that cannot change on retry: the target does not implement the call.
+FINAL_5XX = frozenset({501, 505})
+
+
 def retryable(exc: BaseException) -> bool:
-    """A transient S3 failure: 5xx, 408, 429, SlowDown, a dropped connection."""
+    """A transient S3 failure: 5xx (but 501 NotImplemented and 505), 408, 429, SlowDown, a
+    dropped connection."""
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
     if isinstance(exc, ClientError):
         status, code = s3_status(exc)
+        if status in FINAL_5XX or code == "NotImplemented":
+            return False
         return status >= 500 or status in (408, 429) or code in ("RequestTimeout", "SlowDown")
     return isinstance(exc, HTTPClientError | ConnectionError)
+
+
+def call_refused(exc: BaseException) -> bool:
+    """Whether the target refuses the *call* itself (it does not offer it), not its signature:
+    ``NotImplemented`` (501), ``MethodNotAllowed`` (405), or ``AccessDenied`` (403) whose
+    message names no signature problem. That answer means "unknown": trust the store."""
+    from vidauth.panopto.signature import signature_refusal
+
+    status, code = s3_status(exc)
+    if status in (501, 405) or code in ("NotImplemented", "MethodNotAllowed"):
+        return True
+    # Judged as a signed request: a bare AccessDenied to a signed request is not about signing.
+    return (status == 403 or code == "AccessDenied") and not signature_refusal(exc, "s3")
 
 
 def retry_after(exc: BaseException) -> float | None:

@@ -1,12 +1,17 @@
-"""Transfer: send a plan's missing parts through the gate of parts in flight, then assemble them.
+"""Transfer: send a plan's missing parts through the gate of parts in flight.
 
 Each attempt holds a slot of :class:`~vidauth.panopto.parallelism.PartSlots` (released while a
 retry waits) and reports to its controller: acknowledged bytes (throughput), and throttling
 (503, SlowDown, timeouts), so the number in flight follows the link. Each part is read from the
 file at its offset as it is sent (memory stays below parts in flight times part size), retried under
 the one policy with a fresh token before every attempt, and recorded in the store as soon as the
-target acknowledges it, so a crash loses at most the parts in flight. The first part that fails
-for good stops its siblings.
+target acknowledges it, so a crash loses at most the parts in flight (resuming needs only that
+record). The first part that fails for good stops its siblings. CompleteMultipartUpload is the
+finisher's step.
+
+Each body reports its reads to the file's :class:`~vidauth.panopto.progress.ByteMeter` (progress
+counts the bytes read for sending, not the parts acknowledged) and books them with the process's
+:class:`~vidauth.panopto.pacing.Pacer` when a bandwidth limit is set.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ from typing import Any
 
 from vidauth.http import AccessTokenSource
 from vidauth.panopto.files import FilePart, part_range
+from vidauth.panopto.pacing import Pacer
 from vidauth.panopto.parallelism import PartSlots, throttling
 from vidauth.panopto.plan import TransferPlan
+from vidauth.panopto.progress import ByteMeter
 from vidauth.panopto.s3calls import S3Caller, Stop
+from vidauth.panopto.signature import upload_host
 from vidauth.panopto.upload_types import Progress, UploadEvent
+from vidauth.store.plateaus import PlateauStore
 from vidauth.store.uploads import UploadStore
 
 
@@ -45,8 +54,12 @@ class PartTransfer:
         token_min_validity: float = 300.0,
         *,
         open_file: Callable[[Path], int] | None = None,
+        pacer: Pacer | None = None,
+        plateaus: PlateauStore | None = None,
     ) -> None:
         self.pool = pool
+        self.pacer = pacer
+        self.plateaus = plateaus
         self.caller = caller
         self.store = store
         self.slots = slots
@@ -62,36 +75,38 @@ class PartTransfer:
         emit: Progress,
         sent: Callable[[int], None] | None = None,
     ) -> int:
-        """Send the missing parts and CompleteMultipartUpload; answers the bytes sent now.
+        """Send the missing parts; answers the bytes sent now (CompleteMultipartUpload is the
+        finisher's step, :meth:`~vidauth.panopto.finish.UploadFinisher.complete`).
 
         ``sent`` hears the bytes sent by this call even when it fails.
         """
         progress = _Progress(plan)
+        record = plan.record
+        meter = ByteMeter(
+            record.file_path,
+            plan.size,
+            plan.bytes_done,
+            emit,
+            record_id=record.id,
+            upload_id=record.session_upload_id,
+        )
         if plan.round_trip is not None:
             self.slots.observe_round_trip(plan.round_trip)
+        host = upload_host(plan.target.endpoint)
+        if self.plateaus is not None:
+            remembered = self.plateaus.get(host)
+            if remembered is not None:
+                self.slots.controller.start_near(remembered)
         fd = self.open_file(path)
         try:
-            self._send_parts(plan, fd, plan.missing, stop, emit, progress)
+            self._send_parts(plan, fd, plan.missing, stop, emit, progress, meter)
         finally:
             os.close(fd)
             if sent is not None:
                 sent(progress.bytes_sent)
-        record = plan.record
-        ordered = [
-            {"PartNumber": n, "ETag": plan.parts[n][0]}
-            for n in sorted(plan.parts)
-            if n <= plan.count
-        ]
-        self.caller.call(
-            stop,
-            "assembling the uploaded parts",
-            path.name,
-            plan.s3.complete_multipart_upload,
-            Bucket=plan.target.bucket,
-            Key=plan.key,
-            UploadId=record.s3_upload_id,
-            MultipartUpload={"Parts": ordered},
-        )
+        plateau = self.slots.controller.plateau()
+        if self.plateaus is not None and plateau is not None:
+            self.plateaus.remember(host, plateau)
         return progress.bytes_sent
 
     def _send_parts(
@@ -102,9 +117,11 @@ class PartTransfer:
         stop: Stop,
         emit: Progress,
         progress: _Progress,
+        meter: ByteMeter,
     ) -> None:
         futures = [
-            self.pool.submit(self._send_part, plan, fd, n, stop, emit, progress) for n in numbers
+            self.pool.submit(self._send_part, plan, fd, n, stop, emit, progress, meter)
+            for n in numbers
         ]
         try:
             done, _ = cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
@@ -131,6 +148,7 @@ class PartTransfer:
         stop: Stop,
         emit: Progress,
         progress: _Progress,
+        meter: ByteMeter,
     ) -> None:
         record = plan.record
         offset, length = part_range(number, plan.size, record.part_size)
@@ -139,16 +157,18 @@ class PartTransfer:
 
         def upload_part() -> Any:  # a fresh body per attempt: each reads from the offset
             with self.slots.slot(length, stop):
+                body = MeteredPart(fd, offset, length, meter, self.pacer)
                 try:
                     answer = plan.s3.upload_part(
                         Bucket=plan.target.bucket,
                         Key=plan.key,
                         UploadId=record.s3_upload_id,
                         PartNumber=number,
-                        Body=FilePart(fd, offset, length),
+                        Body=body,
                         ContentLength=length,
                     )
                 except Exception as exc:
+                    body.give_back()  # the next attempt reads them again
                     if throttling(exc):
                         controller.throttled()
                     raise
@@ -170,6 +190,47 @@ class PartTransfer:
                 "part", record.file_path, plan.size, done, record.id, record.session_upload_id
             )
         )
+
+
+class MeteredPart(FilePart):
+    """A part's body that reports its reads to ``meter`` and paces them with ``pacer``.
+
+    Only bytes beyond the furthest point read so far count: a body rewound (to sign or hash
+    it, or by a retry inside botocore) gives its bytes back, and reading them again counts
+    them again, so the meter never counts a byte twice.
+    """
+
+    def __init__(
+        self, fd: int, offset: int, length: int, meter: ByteMeter, pacer: Pacer | None
+    ) -> None:
+        super().__init__(fd, offset, length)
+        self.meter = meter
+        self.pacer = pacer
+        self.counted = 0
+
+    def read(self, amount: int | None = -1) -> bytes:
+        """Up to ``amount`` bytes, paced and counted."""
+        data = super().read(amount)
+        new = self.tell() - self.counted
+        if new > 0:
+            if self.pacer is not None:
+                self.pacer.take(new)
+            self.counted += new
+            self.meter.read(new)
+        return data
+
+    def seek(self, where: int, whence: int = os.SEEK_SET) -> int:
+        """Move within the window; moving back gives the bytes after the new place back."""
+        pos = super().seek(where, whence)
+        if pos < self.counted:
+            self.meter.give_back(self.counted - pos)
+            self.counted = pos
+        return pos
+
+    def give_back(self) -> None:
+        """The attempt failed: every byte counted will be read again."""
+        self.meter.give_back(self.counted)
+        self.counted = 0
 
 
 class _Progress:

@@ -39,6 +39,9 @@ class UploadOptions:
     """Accept files without a video/audio extension."""
     token_min_validity: float = 300.0
     """Seconds a token must have left before each part."""
+    bwlimit: int | None = None
+    """Bytes per second at most, shared by every part of every engine of the process with
+    the same limit (:mod:`vidauth.panopto.pacing`); None: no limit."""
     poll_initial: float = 1.0
     poll_max: float = 10.0
     poll_timeout: float = 4 * 3600.0
@@ -58,7 +61,10 @@ class UploadJob:
 class UploadEvent:
     """Progress, delivered to the ``progress`` callback (from worker threads too).
 
-    ``kind``: started, resumed, restarted, part, uploaded, processing, complete, failed.
+    ``kind``: started, resumed, restarted, progress, part, uploaded, processing, complete,
+    failed. ``progress``: ``bytes_done`` counts the bytes read from the file for sending (parts
+    held before included; a retried part counts its bytes again, not twice) and ``rate`` is the
+    speed in bytes/s over the last seconds. ``part``: ``bytes_done`` is what the target holds.
     """
 
     kind: str
@@ -70,6 +76,7 @@ class UploadEvent:
     message: str | None = None
     session_id: str | None = None
     viewer_url: str | None = None
+    rate: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (for ``--json`` event lines)."""

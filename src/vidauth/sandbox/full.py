@@ -28,6 +28,8 @@ def build_full_sandbox(
     s3_signature: str | None = None,
     s3_max_parts_in_flight: int | None = None,
     s3_lazy_complete: bool = False,
+    s3_allow: frozenset[str] | set[str] = frozenset(),
+    s3_refusal: int = 501,
 ) -> FullSandbox:
     """A not-yet-started sandbox serving both the authorization server and the Panopto API.
 
@@ -43,6 +45,8 @@ def build_full_sandbox(
         s3_signature=s3_signature,
         s3_max_parts_in_flight=s3_max_parts_in_flight,
         s3_lazy_complete=s3_lazy_complete,
+        s3_allow=frozenset(s3_allow),
+        s3_refusal=s3_refusal,
     )
     server.panopto = PanoptoSandbox(options, authenticate=server.state.authenticate_access_token)
     server.app.include_router(server.panopto.router())
@@ -69,6 +73,8 @@ def run_sandbox_cli(
     s3_signature: str | None = None,
     s3_max_parts_in_flight: int | None = None,
     s3_lazy_complete: bool = False,
+    s3_allow: frozenset[str] = frozenset(),
+    s3_refusal: int = 501,
 ) -> None:
     """``vidauth sandbox``: serve the whole sandbox until Ctrl-C."""
     config = SandboxConfig(host=host, port=port, access_token_lifetime=token_lifetime)
@@ -86,6 +92,8 @@ def run_sandbox_cli(
         s3_signature=s3_signature,
         s3_max_parts_in_flight=s3_max_parts_in_flight,
         s3_lazy_complete=s3_lazy_complete,
+        s3_allow=s3_allow,
+        s3_refusal=s3_refusal,
     )
     serve_until_interrupted(
         server,

@@ -90,6 +90,12 @@ class PanoptoSandboxOptions:
     """Accept only this S3 signature scheme (``s3v4``, ``s3``, ``unsigned``); None: any."""
     s3_max_parts_in_flight: int | None = None
     """Answer 503 SlowDown to UploadParts beyond this many at once; None: no limit."""
+    s3_allow: frozenset[str] = frozenset()
+    """Optional S3 calls the target answers (``PutObject``, ``GetObject``, ``HeadObject``,
+    ``ListParts``); none by default, like the narrowest Panopto."""
+    s3_refusal: int = 501
+    """How a call not allowed is refused: 501 NotImplemented, 405 MethodNotAllowed or 403
+    AccessDenied."""
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,8 @@ class PanoptoSandbox:
             request_bandwidth=options.s3_request_bandwidth,
             signature=options.s3_signature,
             max_parts_in_flight=options.s3_max_parts_in_flight,
+            allow=options.s3_allow,
+            refusal=options.s3_refusal,
         )
 
     # -- seed data and lookups ----------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 Only the operations an uploader needs are implemented, on path-style URLs
 ``/Panopto/Upload/{prefix}/{key}`` (bucket ``Upload``, endpoint ``{base}/Panopto``):
-CreateMultipartUpload, UploadPart, ListParts, CompleteMultipartUpload, AbortMultipartUpload,
-PutObject, HeadObject, GetObject and DeleteObject. Credentials are never checked. By default
+CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload and
+DeleteObject, and — only when ``allow`` names them, since no public client of Panopto uses them
+and nobody knows whether Panopto answers them — PutObject, GetObject, HeadObject and ListParts;
+otherwise they are refused as ``refusal`` says (501 NotImplemented by default, 405
+MethodNotAllowed or 403 AccessDenied). Credentials are never checked. By default
 every signature scheme is accepted (SigV2 ``AWS key:sig``, SigV4 and unsigned requests), as
 Panopto does today; ``signature=`` makes the target accept only one scheme and refuse the others
 the way S3 does (see :func:`refusal_for`), because Panopto's own sample has switched schemes.
@@ -54,6 +57,15 @@ MAX_COMPLETE_BODY = 2 * MiB
 FLUSH_BYTES = 1 * MiB
 BUCKET = "Upload"
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+#: Calls no public client of Panopto's upload target makes; refused unless allowed.
+OPTIONAL_CALLS = ("PutObject", "GetObject", "HeadObject", "ListParts")
+#: How a call that is not allowed is refused (status → S3 code, message).
+REFUSALS = {
+    501: ("NotImplemented", "A header you provided implies functionality that is not implemented"),
+    405: ("MethodNotAllowed", "The specified method is not allowed against this resource."),
+    403: ("AccessDenied", "Access Denied"),
+}
 
 _FAULT_CODES = {500: "InternalError", 503: "SlowDown", 502: "BadGateway", 403: "AccessDenied"}
 
@@ -496,13 +508,28 @@ class S3Target:
         request_bandwidth: float | None = None,
         signature: str | None = None,
         max_parts_in_flight: int | None = None,
+        allow: frozenset[str] | set[str] = frozenset(),
+        refusal: int = 501,
     ) -> None:
         if signature is not None and signature not in SIGNATURE_SCHEMES:
             raise ValueError(f"signature must be one of {', '.join(SIGNATURE_SCHEMES)} or None")
         if max_parts_in_flight is not None and max_parts_in_flight < 1:
             raise ValueError("max_parts_in_flight must be at least 1")
+        unknown = set(allow) - set(OPTIONAL_CALLS)
+        if unknown:
+            raise ValueError(f"allow: unknown {sorted(unknown)}; choose from {OPTIONAL_CALLS}")
+        if refusal not in REFUSALS:
+            raise ValueError(f"refusal must be one of {sorted(REFUSALS)}")
         self.storage = storage
         self.check_prefix = check_prefix
+        #: The optional calls this target answers (read per request: a test may change it).
+        #: Strict by default, like the narrowest Panopto: none of them.
+        self.allow: set[str] = set(allow)
+        #: How a call not allowed is refused: 501 NotImplemented, 405 MethodNotAllowed or 403
+        #: AccessDenied.
+        self.refusal = refusal
+        #: Requests refused because their call is not allowed, per call.
+        self.refused_calls: dict[str, int] = {}
         self.latency = latency
         self.bucket = TokenBucket(bandwidth) if bandwidth else None
         #: Bytes per second one request body may use at most (None: no cap).
@@ -546,6 +573,8 @@ class S3Target:
                 "upload_part_requests": self.upload_part_requests,
                 "bytes_received": self.bytes_received,
                 "slow_downs": self.slow_downs,
+                "allow": sorted(self.allow),
+                "refused_calls": dict(self.refused_calls),
                 "peak_parts_in_flight": self.peak_parts_in_flight,
             }
 
@@ -857,6 +886,14 @@ class S3Target:
         self.storage.delete_object(prefix, key)
         return Response(status_code=204)
 
+    def _check_allowed(self, call: str) -> None:
+        if call in self.allow:
+            return
+        with self._lock:
+            self.refused_calls[call] = self.refused_calls.get(call, 0) + 1
+        code, message = REFUSALS[self.refusal]
+        raise S3Error(self.refusal, code, message)
+
     # -- routing ----------------------------------------------------------------------------
 
     async def dispatch(self, request: Request, prefix: str, key: str) -> Response:
@@ -884,10 +921,13 @@ class S3Target:
             if method == "PUT" and "uploadId" in query and "partNumber" in query:
                 return await self.upload_part(request, prefix, key)
             if method == "PUT" and not ({"uploadId", "partNumber"} & set(query)):
+                self._check_allowed("PutObject")
                 return await self.put_object(request, prefix, key)
             if method == "GET" and "uploadId" in query:
+                self._check_allowed("ListParts")
                 return await self.list_parts(request, prefix, key)
             if method in ("GET", "HEAD") and not ({"uploadId", "uploads"} & set(query)):
+                self._check_allowed("GetObject" if method == "GET" else "HeadObject")
                 return await self.get_object(prefix, key)
             if method == "DELETE" and "uploadId" in query:
                 return await self.abort(request, prefix, key)

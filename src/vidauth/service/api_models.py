@@ -32,13 +32,17 @@ UploadState = Literal[
     "waiting_for_consent",
 ]
 
+# What text_fields refuses, as a regular-expression class (lone surrogates too, which cannot
+# arrive in a URL and which some regular-expression engines refuse in a pattern).
+_REFUSED = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffe\uffff"
 # The constraint checked on every external_user_id, for the document; the route checks it and
 # answers 400 (``invalid_request``) rather than FastAPI's generic 422.
 USER_ID_SCHEMA: dict[str, Any] = {
     "minLength": 1,
     "maxLength": 255,
-    "pattern": r"^[^\u0000-\u001f]*[^\s\u0000-\u001f][^\u0000-\u001f]*$",
-    "description": "The backend's id for the user: 1 to 255 printable characters.",
+    "pattern": f"^[^{_REFUSED}]*[^\\s{_REFUSED}][^{_REFUSED}]*$",
+    "description": "The backend's id for the user: 1 to 255 printable characters (no control "
+    "characters, line separators or bidi overrides).",
 }
 
 

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import hmac
 import logging
+import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -55,7 +56,7 @@ from vidauth.service.jobs import JobQueue, JobView, new_job_id
 from vidauth.service.metrics import Metrics
 from vidauth.service.models import JobState
 from vidauth.service.settings import ServiceSettings
-from vidauth.service.text_fields import control_character_problem
+from vidauth.service.text_fields import character_problem, control_character_problem
 from vidauth.service.webhook_secrets import key_secret
 from vidauth.service.webhook_targets import TargetRefused, check_target
 from vidauth.service.worker import Worker, remove_owned_file
@@ -63,6 +64,7 @@ from vidauth.service.worker import Worker, remove_owned_file
 log = logging.getLogger("vidauth.service")
 
 MAX_ID_LENGTH = 255
+_UPLOAD_ID = re.compile(r"up_[0-9a-f]{24}")
 
 
 class ApiError(Exception):
@@ -127,40 +129,102 @@ _UPLOAD_FORM = {
 
 
 class RequestLimit:
-    """ASGI middleware: 413 for bodies over ``max_bytes`` on every route but the upload."""
+    """ASGI middleware: bodies are read only from callers that may send them, and bounded.
+
+    Every ``/v1`` request without ``Authorization: Bearer <key>`` is answered 401 before a byte
+    of its body is read. Every body but the upload's is read here, up to ``max_bytes``
+    (Content-Length or not: a chunked body is counted as it comes), and 413 once it is over.
+    """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not (
-            scope["method"] == "POST" and scope["path"] == "/v1/uploads"
-        ):
-            for name, value in scope.get("headers", ()):
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = _error(
-                        413, "too_large", f"request bodies are limited to {self.max_bytes} bytes"
-                    )
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("/v1/") and not _has_bearer(scope):
+            response = _error(
+                401,
+                "unauthorized",
+                "send an API key: Authorization: Bearer <key>",
+                {"WWW-Authenticate": "Bearer", "Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        if scope["method"] == "POST" and path == "/v1/uploads":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        messages: list[Any] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Any:
+            if messages:
+                return messages.pop(0)
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Any, receive: Any, send: Any) -> None:
+        response = _error(
+            413,
+            "too_large",
+            f"request bodies are limited to {self.max_bytes} bytes",
+            {"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+
+def _has_bearer(scope: Any) -> bool:
+    """Whether the request carries ``Authorization: Bearer <something>``."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, credentials = value.partition(b" ")
+            return scheme.lower() == b"bearer" and bool(credentials.strip())
+    return False
 
 
 def _check_user_id(external_user_id: str) -> str:
     """The id without surrounding spaces; 400 unless it is what USER_ID_SCHEMA documents."""
     value = external_user_id.strip()
-    if (
-        not value
-        or len(external_user_id) > MAX_ID_LENGTH
-        or any(ord(c) < 32 for c in external_user_id)
-    ):
+    if not value or len(external_user_id) > MAX_ID_LENGTH:
         raise ApiError(
             400,
             "invalid_request",
             f"external_user_id must be 1 to {MAX_ID_LENGTH} printable characters",
         )
+    _check_text("external_user_id", external_user_id)
     return value
+
+
+def _check_text(name: str, value: str) -> None:
+    """400 naming the field unless ``value`` passes the one rule for text (text_fields)."""
+    problem = character_problem(name, value)
+    if problem:
+        raise ApiError(400, "invalid_request", problem)
+
+
+def _check_upload_id(upload_id: str) -> None:
+    """404 for anything that cannot be an upload id (NUL, any odd character, any length)."""
+    if not _UPLOAD_ID.fullmatch(upload_id):
+        raise ApiError(404, "not_found", f"no upload {upload_id[:60]!r}")
 
 
 # Reads the header and declares the scheme in the OpenAPI document; the check is _caller's
@@ -287,11 +351,12 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         expected = body.expected_username if body is not None else None
         if expected is not None:
             expected = expected.strip(" ")
-            if not expected or any(ord(c) < 32 or ord(c) == 127 for c in expected):
+            if not expected or character_problem("expected_username", expected):
                 raise ApiError(
                     400,
                     "invalid_request",
-                    "expected_username must be 1 to 255 printable characters",
+                    character_problem("expected_username", expected)
+                    or "expected_username must be 1 to 255 printable characters",
                 )
         url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user, expected)
         return {"connect_url": url, "authorize_url": url, "expires_at": rfc3339(expires_at)}
@@ -486,6 +551,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     )
     async def get_upload(upload_id: str, who: Auth) -> dict[str, Any]:
         """State, progress, and where the video can be watched once complete."""
+        _check_upload_id(upload_id)
         job = await run_sync(queue.get, who.tenant, upload_id)
         if job is None:
             raise ApiError(404, "not_found", f"no upload {upload_id[:60]!r}")
@@ -500,6 +566,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     )
     async def cancel_upload(upload_id: str, who: Auth) -> dict[str, Any]:
         """Cancel an upload (a running one stops within seconds)."""
+        _check_upload_id(upload_id)
         job = await run_sync(queue.request_cancel, who.tenant, upload_id)
         if job is None:
             raise ApiError(404, "not_found", f"no upload {upload_id[:60]!r}")
@@ -617,10 +684,9 @@ def _submit(ctx: ServiceContext, queue: JobQueue, who: Caller, job_id: str, form
     folder = fields.get("folder", "").strip()
     if not folder:
         raise ApiError(400, "invalid_request", "folder is required: a folder id or exact name")
-    for name in ("title", "description"):
-        problem = control_character_problem(name, fields.get(name, ""))
-        if problem:
-            raise ApiError(400, "invalid_request", problem)
+    for name, value in fields.items():  # the form checked them already; keep the rule here
+        if name != "path":  # shared_files' own check: the same rule, the same one answer
+            _check_text(name, value)
     callback_url = fields.get("callback_url", "").strip() or None
     if callback_url:
         _check_callback_url(ctx, who, callback_url)
@@ -659,6 +725,7 @@ def _submit(ctx: ServiceContext, queue: JobQueue, who: Caller, job_id: str, form
             f"{user!r} has not connected Panopto: POST /v1/accounts/{{id}}/connect first",
         )
     title = fields.get("title", "").strip() or Path(name).stem or "Untitled"
+    _check_text("title", title)  # derived from the file name when not given
     return queue.submit(
         id=job_id,
         tenant=who.tenant,

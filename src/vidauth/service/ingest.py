@@ -144,7 +144,16 @@ class _Sink:
                 raise IngestError(400, "invalid_form", f"unexpected file in field {name!r}")
             if self.received.file_path is not None:
                 raise IngestError(400, "invalid_form", "send one file per upload")
-            shown = filename.decode("utf-8", "replace")
+            try:
+                shown = filename.decode("utf-8")
+            except UnicodeDecodeError:
+                raise IngestError(
+                    400, "invalid_request", "the file name is not valid UTF-8"
+                ) from None
+            # The title may be derived from it: checked before a byte of the file is kept.
+            problem = self.check_field("file name", shown) if self.check_field else None
+            if problem:
+                raise IngestError(400, "invalid_request", problem)
             path = self.dest_dir / safe_filename(shown)
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             self.received.file_path = path
@@ -199,7 +208,12 @@ class _Sink:
             if self.digest is not None:
                 self.received.sha256 = self.digest.hexdigest()
         elif self._value is not None and self._name is not None:
-            value = self._value.decode("utf-8", "replace")
+            try:
+                value = self._value.decode("utf-8")
+            except UnicodeDecodeError:  # refused, never turned into U+FFFD
+                raise IngestError(
+                    400, "invalid_request", f"{self._name} is not valid UTF-8"
+                ) from None
             problem = self.check_field(self._name, value) if self.check_field else None
             if problem:  # as soon as the field ends: before the file streams if it came first
                 raise IngestError(400, "invalid_request", problem)

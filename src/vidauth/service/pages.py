@@ -58,8 +58,10 @@ def read_page_token(key: bytes, token: str) -> tuple[str, str] | None:
     payload, _, mac = token.partition(".")
     if not payload or not mac:
         return None
-    expected = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected, mac):
+    signed = payload.encode("utf-8", "surrogateescape")
+    expected = _b64(hmac.new(key, signed, hashlib.sha256).digest()).encode()
+    # Bytes: compare_digest raises TypeError on non-ASCII str, and any bad token is a 403.
+    if not hmac.compare_digest(expected, mac.encode("utf-8", "surrogateescape")):
         return None
     try:
         data = json.loads(_unb64(payload))

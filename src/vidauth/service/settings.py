@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from vidauth._urls import check_transport
 from vidauth.config import Settings, read_env
 from vidauth.errors import ConfigError
+from vidauth.panopto.pacing import parse_rate
 from vidauth.service.webhook_targets import Network, parse_networks
 
 GiB = 1024**3
@@ -44,6 +45,7 @@ class ServiceEnv(BaseSettings):
     vidauth_worker_jobs: int = 2
     vidauth_upload_parallel: int | None = None
     vidauth_part_size_mib: int | None = None
+    vidauth_upload_bwlimit: str | None = None
     vidauth_token_min_validity: float = 300.0
     vidauth_processing_poll_max: float = 10.0
     vidauth_job_attempts: int = 8
@@ -73,6 +75,8 @@ class ServiceSettings:
     upload_parallel: int | None
     """Parts in flight per upload: None adapts them to the link; a number pins it."""
     part_size_mib: int | None
+    upload_bwlimit: int | None
+    """Bytes/s all uploads of a worker process send at most together (None: no limit)."""
     token_min_validity: float
     processing_poll_max: float
     job_attempts: int
@@ -154,6 +158,13 @@ def load_service_settings(
             "VIDAUTH_HEARTBEAT_SECONDS must be at most half of VIDAUTH_LEASE_SECONDS "
             "(e.g. 10 and 30)"
         )
+    try:
+        bwlimit = parse_rate(raw.vidauth_upload_bwlimit or "off")
+    except ValueError:
+        raise ConfigError(
+            f"VIDAUTH_UPLOAD_BWLIMIT {raw.vidauth_upload_bwlimit!r} is not a rate: give bytes "
+            "per second, or a number with K, M or G (10M = 10 MiB/s), or off"
+        ) from None
     secret = raw.vidauth_webhook_secret.get_secret_value() if raw.vidauth_webhook_secret else ""
     try:
         allow = parse_networks(raw.vidauth_webhook_allow_networks)
@@ -184,6 +195,7 @@ def load_service_settings(
         worker_jobs=raw.vidauth_worker_jobs,
         upload_parallel=raw.vidauth_upload_parallel,
         part_size_mib=raw.vidauth_part_size_mib,
+        upload_bwlimit=bwlimit,
         token_min_validity=max(0.0, raw.vidauth_token_min_validity),
         processing_poll_max=raw.vidauth_processing_poll_max,
         job_attempts=raw.vidauth_job_attempts,

@@ -6,7 +6,10 @@ directory before it (``openat``), so no symbolic link is followed anywhere, and 
 refused. At submit time the file's device and inode are recorded; the worker opens it the same
 way again and refuses it unless it is the very same, unchanged file (device, inode, size and
 mtime) — replacing it with a link (to ``/etc/passwd``, say) after the check makes the upload
-fail; it never sends the other file.
+fail; it never sends the other file. After that check the engine knows the file only by the
+descriptors this module opens: its size, fingerprint and every byte sent come from them, never
+from the path. Only regular files with a single link are taken (no FIFO, device or hard link),
+and files are opened with ``O_NONBLOCK``, so no thread ever waits on one.
 
 Every refusal is the same :class:`SharedFileError`, so a caller cannot tell "no such file" from
 "outside your directory" (or from another tenant's file).
@@ -24,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 from vidauth.errors import UsageError
 from vidauth.panopto.files import VIDEO_EXTENSIONS
+from vidauth.service.text_fields import character_problem
 
 NOT_FOUND = "path: no such file in your shared directory"
 _TENANT_DIR = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
@@ -59,7 +63,7 @@ def tenant_dir(shared_dir: Path, tenant: str) -> Path:
 
 def _parts(root: Path, given: str) -> list[str]:
     """The components of ``given`` below ``root``; SharedFileError for anything else."""
-    if not given or "\x00" in given or len(given) > 4096:
+    if not given or character_problem("path", given) or len(given) > 4096:
         raise SharedFileError()
     candidate = PurePosixPath(given)
     if candidate.is_absolute():
@@ -89,7 +93,9 @@ def _open_beneath(root: Path, parts: list[str]) -> int:
 def _check_opened(fd: int, root: Path, name: str) -> os.stat_result:
     """fstat the opened file: a non-empty regular video file still under ``root``."""
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+    # Only a regular file (a FIFO or device could block a reader or never end), with one
+    # link: a hard link in the tenant's directory may name any file the service can read.
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0 or info.st_nlink != 1:
         raise SharedFileError()
     if Path(name).suffix.lower().lstrip(".") not in VIDEO_EXTENSIONS:
         raise SharedFileError()

@@ -235,6 +235,7 @@ class Worker:
             options = UploadOptions(
                 parallel=self.ctx.service.upload_parallel,
                 part_size_mib=self.ctx.service.part_size_mib,
+                bwlimit=self.ctx.service.upload_bwlimit,
                 wait=True,
                 force=True,
                 token_min_validity=self.ctx.service.token_min_validity,

@@ -42,6 +42,31 @@ class UploadState:
     RESUMABLE = frozenset({UPLOADING, PROCESSING})
 
 
+class UploadStep:
+    """How far an upload in state ``uploading`` has got, recorded before each step is taken
+    so that a resume (after ``kill -9``) starts where the last run stopped.
+
+    ``created``: the sessionUpload exists; ``parts``: the multipart upload is open and parts
+    go (each acknowledged part is a row of ``upload_parts``); ``completing``:
+    CompleteMultipartUpload was sent, its answer not yet recorded; ``assembled``: the target
+    answered it; ``manifest``: the manifest is there too. State 1 is then sent and the upload's
+    state becomes ``processing``.
+    """
+
+    CREATED = "created"
+    PARTS = "parts"
+    COMPLETING = "completing"
+    ASSEMBLED = "assembled"
+    MANIFEST = "manifest"
+
+    ORDER = (CREATED, PARTS, COMPLETING, ASSEMBLED, MANIFEST)
+
+    @classmethod
+    def reached(cls, step: str | None, at_least: str) -> bool:
+        """Whether ``step`` is ``at_least`` or later (None counts as ``created``)."""
+        return cls.ORDER.index(step or cls.CREATED) >= cls.ORDER.index(at_least)
+
+
 class Upload(Base):
     """One file's upload to one sessionUpload."""
 
@@ -65,6 +90,7 @@ class Upload(Base):
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(32), index=True)
+    step: Mapped[str | None] = mapped_column(String(32))
     session_id: Mapped[str | None] = mapped_column(String(64))
     viewer_url: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
@@ -107,6 +133,7 @@ class UploadRecord:
     title: str
     description: str | None
     state: str
+    step: str | None
     session_id: str | None
     viewer_url: str | None
     message: str | None

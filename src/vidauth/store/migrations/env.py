@@ -13,7 +13,9 @@ from sqlalchemy import create_engine
 
 # Imported for their side effect: each registers its tables on Base.metadata.
 import vidauth.service.models
+import vidauth.store.host_calls
 import vidauth.store.leases
+import vidauth.store.plateaus
 import vidauth.store.signatures
 import vidauth.store.uploads  # noqa: F401
 from vidauth.store.models import Base

@@ -1,0 +1,20 @@
+"""Issue 19, point 8: any bad uploads-page token is a 403, never a 500."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.service.conftest import ServiceSetup
+
+
+def test_uploads_page_token_with_a_non_ascii_mac_is_403(service: ServiceSetup) -> None:
+    link = service.api.post("/v1/accounts/u1/uploads-page")
+    assert link.status_code == 200, link.text
+    good = link.json()["url"]
+    assert httpx.get(good).status_code == 200
+    payload = good.split("t=", 1)[1].split(".", 1)[0]
+    for mac in ("%C3%A9", "%E2%80%AE", "%FF", "%00", "a" * 43 + "%C3%A9"):
+        r = httpx.get(f"{service.url}/pages/uploads?t={payload}.{mac}")
+        assert r.status_code == 403, (mac, r.status_code, r.text)
+    r = httpx.get(f"{service.url}/pages/uploads?t=%C3%A9.%C3%A9")
+    assert r.status_code == 403, r.text
