@@ -14,8 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SETTING_NAMES, free_port
 from tests.service.conftest import open_connect_link, video_bytes
+
+pytestmark = pytest.mark.slow  # starts processes or servers: not in the quick tier
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
