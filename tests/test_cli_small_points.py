@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import SETTING_NAMES
 
+pytestmark = pytest.mark.slow  # starts processes or servers: not in the quick tier
+
 BOX = re.compile(r"[│╭╮╰╯─]")
 
 

@@ -54,17 +54,19 @@ class Terminal:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24x80
 
-        def controlling_terminal() -> None:
-            os.setsid()
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
+        # The child makes the terminal its controlling one, then becomes the command (no
+        # preexec_fn: it is unsafe in a process with threads, as pytest's is).
+        take_terminal = (
+            "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
         self.proc = subprocess.Popen(
-            argv,
+            [sys.executable, "-c", take_terminal, *argv],
             env={**env, "TERM": "xterm", "COLUMNS": "80"},
             stdin=slave,
             stdout=slave,
             stderr=slave,
-            preexec_fn=controlling_terminal,  # setsid + TIOCSCTTY only
+            start_new_session=True,
         )
         os.close(slave)
         self.output = bytearray()

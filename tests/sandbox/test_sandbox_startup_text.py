@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vidauth.sandbox import SandboxConfig, SandboxServer
 from vidauth.sandbox.server import describe
+
+pytestmark = pytest.mark.slow  # starts processes or servers: not in the quick tier
 
 
 def test_startup_text_gives_the_default_users_and_passwords() -> None:
