@@ -48,6 +48,7 @@ class ServiceEnv(BaseSettings):
     vidauth_processing_poll_max: float = 10.0
     vidauth_job_attempts: int = 8
     vidauth_webhook_attempts: int = 10
+    vidauth_webhook_timeout: float = 10.0
     vidauth_page_link_seconds: int = 3600
     vidauth_connect_seconds: int = 600
 
@@ -77,6 +78,8 @@ class ServiceSettings:
     processing_poll_max: float
     job_attempts: int
     webhook_attempts: int
+    webhook_timeout: float
+    """Seconds one delivery may take in all (connect, send, answer)."""
     page_link_seconds: int
     connect_seconds: int
 
@@ -141,6 +144,7 @@ def load_service_settings(
         "VIDAUTH_WORKER_JOBS": raw.vidauth_worker_jobs,
         "VIDAUTH_JOB_ATTEMPTS": raw.vidauth_job_attempts,
         "VIDAUTH_WEBHOOK_ATTEMPTS": raw.vidauth_webhook_attempts,
+        "VIDAUTH_WEBHOOK_TIMEOUT": raw.vidauth_webhook_timeout,
         "VIDAUTH_PAGE_LINK_SECONDS": raw.vidauth_page_link_seconds,
         "VIDAUTH_CONNECT_SECONDS": raw.vidauth_connect_seconds,
     }
@@ -188,6 +192,7 @@ def load_service_settings(
         processing_poll_max=raw.vidauth_processing_poll_max,
         job_attempts=raw.vidauth_job_attempts,
         webhook_attempts=raw.vidauth_webhook_attempts,
+        webhook_timeout=raw.vidauth_webhook_timeout,
         page_link_seconds=raw.vidauth_page_link_seconds,
         connect_seconds=raw.vidauth_connect_seconds,
     )

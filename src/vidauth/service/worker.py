@@ -164,7 +164,7 @@ class Worker:
     def _webhook_loop(self) -> None:
         while not self.stop_event.wait(self.ctx.service.poll_seconds):
             try:
-                self.webhooks.deliver_due()
+                self.webhooks.deliver_due(wait=False)
             except Exception as exc:
                 log.warning("delivering webhooks failed (%s)", _brief(exc))
 
