@@ -58,12 +58,19 @@ def serve(
         ),
     ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="One line per request (method, path without its query string, status).",
+        ),
+    ] = True,
 ) -> None:
     """Run the HTTP service (and, unless --no-worker, an upload worker on threads)."""
     import uvicorn
 
     from vidauth._serving import listen_socket
-    from vidauth.logs import configure_logging
+    from vidauth.logs import configure_logging, install_redaction
     from vidauth.service.app import create_app
     from vidauth.service.ingest import prepare_upload_dir
     from vidauth.service.worker import Worker
@@ -85,7 +92,7 @@ def serve(
     )
     options: dict[str, Any] = {
         "log_level": log_level,
-        "access_log": False,
+        "access_log": access_log,
         "proxy_headers": True,
         "timeout_keep_alive": 30,
     }
@@ -103,6 +110,7 @@ def serve(
             "vidauth.cli_service:http_process_app", factory=True, workers=processes, **options
         )
         worker = None if no_worker else Worker(ctx).start()
+    install_redaction()  # uvicorn.Config configured its loggers: filter their handlers too
     try:
         started = _run_uvicorn(config, sock)
     finally:

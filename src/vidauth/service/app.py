@@ -33,6 +33,7 @@ from starlette.routing import Match
 
 from vidauth._urls import check_transport
 from vidauth.errors import UsageError, VidauthError
+from vidauth.logs import install_redaction
 from vidauth.panopto.files import check_media_file
 from vidauth.service import connect, idempotency, pages, shared_files
 from vidauth.service.api_models import (
@@ -273,6 +274,8 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # After the server configured its logging: its handlers get the filter too.
+        install_redaction()
         worker = Worker(ctx).start() if run_worker else None
         _app.state.worker = worker
         try:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from vidauth.logs import register_secret
 from vidauth.service.models import ApiKey
 from vidauth.store.crypto import TokenCipher
 from vidauth.store.db import Database
@@ -143,6 +144,7 @@ class KeyChecker:
                 return None
             caller = Caller(row.id, row.name, row.tenant)
             last_used = row.last_used_at
+        register_secret(presented)
         self._note_use(caller.key_id, last_used)
         return caller
 

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import delete, select
 
 from vidauth.errors import VidauthError
+from vidauth.logs import register_secret
 from vidauth.oauth.authorization_code import AuthorizationRequest
 from vidauth.oauth.identity import identify
 from vidauth.service.context import ServiceContext
@@ -64,6 +65,7 @@ def start_connect(
     """A new connect link (vidauth's start page) for the user, and when it expires."""
     request = AuthorizationRequest.create(ctx.profile)
     start = secrets.token_urlsafe(32)
+    register_secret(start)
     now = time.time()
     expires_at = now + ctx.service.connect_seconds
     cipher = ctx.store.cipher
@@ -103,8 +105,10 @@ def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
     cannot be used (unknown, opened already, expired)."""
     if not start or len(start) > 200:
         return "this sign-in link is unknown; start again from your application"
+    register_secret(start)
     now = time.time()
     browser = secrets.token_urlsafe(32)
+    register_secret(browser)
     with ctx.db.write_session() as session:
         query = select(PendingSignin).where(PendingSignin.start_hash == _state_hash(start))
         if not ctx.db.is_sqlite:
@@ -212,6 +216,8 @@ def finish_connect(
     ``cookies``: the request's cookies; the one the start page set must be among them.
     """
     state = params.get("state") or ""
+    register_secret(state)
+    register_secret(params.get("code"))
     if not state:
         return ConnectOutcome("error", "the sign-in answer has no state; start again")
     pending = _consume(ctx, state, (cookies or {}).get(cookie_name(state)))

@@ -18,6 +18,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from vidauth.logs import register_secret
+
 TEMPLATES = Path(__file__).with_name("templates")
 REFRESH_SECONDS = 3
 
@@ -50,6 +52,7 @@ def make_page_token(
         json.dumps({"t": tenant, "u": external_user_id, "exp": int(expires_at)}).encode()
     )
     mac = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    register_secret(mac)
     return f"{payload}.{mac}", float(int(expires_at))
 
 
@@ -69,4 +72,5 @@ def read_page_token(key: bytes, token: str) -> tuple[str, str] | None:
         return None
     if not isinstance(data, dict) or float(data.get("exp", 0)) < time.time():
         return None
+    register_secret(mac)
     return str(data["t"]), str(data["u"])

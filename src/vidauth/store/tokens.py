@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from vidauth.errors import ErrorCode, StoreError
+from vidauth.logs import register_secret
 from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
@@ -110,6 +111,12 @@ class TokenSet:
         from vidauth.oauth.token_response import parse_token_response
 
         return cls(**parse_token_response(data, during=during, now=now))
+
+    def __post_init__(self) -> None:
+        # Every token set passes here (fresh answers and stored ones alike): from now on the
+        # log filter masks its tokens wherever they would appear.
+        for value in (self.access_token, self.refresh_token, self.id_token):
+            register_secret(value)
 
     def seconds_left(self, now: float | None = None) -> float:
         """Seconds until expiry (infinite when the server gave no lifetime)."""
