@@ -73,6 +73,7 @@ def serve(
     from vidauth.logs import configure_logging, install_redaction
     from vidauth.service.app import create_app
     from vidauth.service.ingest import prepare_upload_dir
+    from vidauth.service.protection import uvicorn_options
     from vidauth.service.worker import Worker
 
     configure_logging(logging.INFO)
@@ -93,8 +94,9 @@ def serve(
     options: dict[str, Any] = {
         "log_level": log_level,
         "access_log": access_log,
-        "proxy_headers": True,
         "timeout_keep_alive": 30,
+        # header and body-idle timeouts, a cap per client, X-Forwarded-For from trusted proxies
+        **uvicorn_options(ctx.service),
     }
     worker = None
     if processes == 1:
@@ -174,9 +176,12 @@ def http_process_app() -> Any:
     """The app of one of ``serve --processes N``'s HTTP processes (a uvicorn factory)."""
     from vidauth.logs import configure_logging
     from vidauth.service.app import create_app
+    from vidauth.service.protection import uvicorn_options
 
     configure_logging(logging.INFO)
-    return create_app(_context(json.loads(os.environ.get(SERVE_FLAGS_ENV, "{}"))))
+    ctx = _context(json.loads(os.environ.get(SERVE_FLAGS_ENV, "{}")))
+    uvicorn_options(ctx.service)  # this process's limits (the class is configured per process)
+    return create_app(ctx)
 
 
 def worker(

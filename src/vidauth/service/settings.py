@@ -6,6 +6,7 @@ every problem is a :class:`~vidauth.errors.ConfigError` naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ class ServiceEnv(BaseSettings):
     vidauth_job_attempts: int = 8
     vidauth_webhook_attempts: int = 10
     vidauth_webhook_timeout: float = 10.0
+    vidauth_header_timeout: float = 10.0
+    vidauth_body_idle_timeout: float = 30.0
+    vidauth_max_connections_per_client: int = 64
+    vidauth_trusted_proxies: str = ""
     vidauth_page_link_seconds: int = 3600
     vidauth_connect_seconds: int = 600
 
@@ -82,6 +87,13 @@ class ServiceSettings:
     """Seconds one delivery may take in all (connect, send, answer)."""
     page_link_seconds: int
     connect_seconds: int
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request's headers."""
+    body_idle_timeout: float = 30.0
+    """Seconds a request body may stall while the service waits for it."""
+    max_connections_per_client: int = 64
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose X-Forwarded-For is believed (none: no proxy)."""
 
     @property
     def callback_url(self) -> str:
@@ -108,6 +120,24 @@ def _public_url(value: str | None) -> str:
     if problem:
         raise ConfigError(f"VIDAUTH_PUBLIC_URL {url!r}: {problem}")
     return url
+
+
+def _trusted_proxies(value: str) -> tuple[str, ...]:
+    """``10.0.0.5,10.1.0.0/16`` → the addresses and networks; ConfigError naming a bad one."""
+    found = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"VIDAUTH_TRUSTED_PROXIES: {item!r} is not an address or network "
+                "(e.g. 10.0.0.5 or 10.1.0.0/16)"
+            ) from None
+        found.append(item)
+    return tuple(found)
 
 
 def load_service_settings(
@@ -145,6 +175,9 @@ def load_service_settings(
         "VIDAUTH_JOB_ATTEMPTS": raw.vidauth_job_attempts,
         "VIDAUTH_WEBHOOK_ATTEMPTS": raw.vidauth_webhook_attempts,
         "VIDAUTH_WEBHOOK_TIMEOUT": raw.vidauth_webhook_timeout,
+        "VIDAUTH_HEADER_TIMEOUT": raw.vidauth_header_timeout,
+        "VIDAUTH_BODY_IDLE_TIMEOUT": raw.vidauth_body_idle_timeout,
+        "VIDAUTH_MAX_CONNECTIONS_PER_CLIENT": raw.vidauth_max_connections_per_client,
         "VIDAUTH_PAGE_LINK_SECONDS": raw.vidauth_page_link_seconds,
         "VIDAUTH_CONNECT_SECONDS": raw.vidauth_connect_seconds,
     }
@@ -193,6 +226,10 @@ def load_service_settings(
         job_attempts=raw.vidauth_job_attempts,
         webhook_attempts=raw.vidauth_webhook_attempts,
         webhook_timeout=raw.vidauth_webhook_timeout,
+        header_timeout=raw.vidauth_header_timeout,
+        body_idle_timeout=raw.vidauth_body_idle_timeout,
+        max_connections_per_client=raw.vidauth_max_connections_per_client,
+        trusted_proxies=_trusted_proxies(raw.vidauth_trusted_proxies),
         page_link_seconds=raw.vidauth_page_link_seconds,
         connect_seconds=raw.vidauth_connect_seconds,
     )
