@@ -35,7 +35,7 @@ from vidauth._urls import check_transport
 from vidauth.errors import UsageError, VidauthError
 from vidauth.logs import install_redaction
 from vidauth.panopto.files import check_media_file
-from vidauth.service import connect, idempotency, pages, shared_files
+from vidauth.service import connect, idempotency, pages, quota, shared_files
 from vidauth.service.api_models import (
     USER_ID_SCHEMA,
     AccountStatus,
@@ -487,6 +487,10 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     async def create_upload(request: Request, who: Auth) -> Response:
         """Queue an upload: the video in field ``file`` (streamed to disk) or ``path``."""
         key = idempotency.request_key(request)  # a bad key is refused before the body is read
+        # The tenant's share of the spool, before a byte is read: one tenant cannot fill it.
+        left, refused = await run_sync(quota.room, ctx, who.tenant)
+        if refused is not None or left is None:
+            raise ApiError(507, quota.QUOTA_ERROR, refused or "")
         job_id = new_job_id()
         job_dir = service.upload_dir / job_id
         try:
@@ -499,12 +503,17 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                 form = await receive_form(
                     request,
                     job_dir,
-                    service.max_upload_bytes,
+                    min(service.max_upload_bytes, left),
                     UPLOAD_FIELDS,
                     control_character_problem,
                     hash_file=key is not None,
                 )
             except IngestError as exc:
+                if exc.status == 413 and left < service.max_upload_bytes:
+                    # over the tenant's share rather than over the size limit
+                    raise ApiError(
+                        507, quota.QUOTA_ERROR, quota.quota_full(service.tenant_spool_bytes)
+                    ) from None
                 raise ApiError(exc.status, exc.error, exc.detail) from None
             except ClientDisconnect:
                 raise ApiError(400, "invalid_request", "the client went away mid-upload") from None

@@ -54,6 +54,8 @@ class ServiceEnv(BaseSettings):
     vidauth_body_idle_timeout: float = 30.0
     vidauth_max_connections_per_client: int = 64
     vidauth_trusted_proxies: str = ""
+    vidauth_tenant_spool_bytes: int = 100 * GiB
+    vidauth_tenant_waiting_uploads: int = 200
     vidauth_page_link_seconds: int = 3600
     vidauth_connect_seconds: int = 600
 
@@ -94,6 +96,10 @@ class ServiceSettings:
     max_connections_per_client: int = 64
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks whose X-Forwarded-For is believed (none: no proxy)."""
+    tenant_spool_bytes: int = 100 * GiB
+    """Bytes of spooled files one tenant may hold (uploads not finished)."""
+    tenant_waiting_uploads: int = 200
+    """Uploads not finished one tenant may have."""
 
     @property
     def callback_url(self) -> str:
@@ -178,6 +184,8 @@ def load_service_settings(
         "VIDAUTH_HEADER_TIMEOUT": raw.vidauth_header_timeout,
         "VIDAUTH_BODY_IDLE_TIMEOUT": raw.vidauth_body_idle_timeout,
         "VIDAUTH_MAX_CONNECTIONS_PER_CLIENT": raw.vidauth_max_connections_per_client,
+        "VIDAUTH_TENANT_SPOOL_BYTES": raw.vidauth_tenant_spool_bytes,
+        "VIDAUTH_TENANT_WAITING_UPLOADS": raw.vidauth_tenant_waiting_uploads,
         "VIDAUTH_PAGE_LINK_SECONDS": raw.vidauth_page_link_seconds,
         "VIDAUTH_CONNECT_SECONDS": raw.vidauth_connect_seconds,
     }
@@ -230,6 +238,8 @@ def load_service_settings(
         body_idle_timeout=raw.vidauth_body_idle_timeout,
         max_connections_per_client=raw.vidauth_max_connections_per_client,
         trusted_proxies=_trusted_proxies(raw.vidauth_trusted_proxies),
+        tenant_spool_bytes=raw.vidauth_tenant_spool_bytes,
+        tenant_waiting_uploads=raw.vidauth_tenant_waiting_uploads,
         page_link_seconds=raw.vidauth_page_link_seconds,
         connect_seconds=raw.vidauth_connect_seconds,
     )
