@@ -56,6 +56,7 @@ class ServiceEnv(BaseSettings):
     vidauth_trusted_proxies: str = ""
     vidauth_tenant_spool_bytes: int = 100 * GiB
     vidauth_tenant_waiting_uploads: int = 200
+    vidauth_consent_wait_seconds: float = 7 * 86400
     vidauth_page_link_seconds: int = 3600
     vidauth_connect_seconds: int = 600
 
@@ -100,6 +101,8 @@ class ServiceSettings:
     """Bytes of spooled files one tenant may hold (uploads not finished)."""
     tenant_waiting_uploads: int = 200
     """Uploads not finished one tenant may have."""
+    consent_wait_seconds: float = 7 * 86400
+    """How long an upload may wait for its user's consent before it fails (file deleted)."""
 
     @property
     def callback_url(self) -> str:
@@ -186,6 +189,7 @@ def load_service_settings(
         "VIDAUTH_MAX_CONNECTIONS_PER_CLIENT": raw.vidauth_max_connections_per_client,
         "VIDAUTH_TENANT_SPOOL_BYTES": raw.vidauth_tenant_spool_bytes,
         "VIDAUTH_TENANT_WAITING_UPLOADS": raw.vidauth_tenant_waiting_uploads,
+        "VIDAUTH_CONSENT_WAIT_SECONDS": raw.vidauth_consent_wait_seconds,
         "VIDAUTH_PAGE_LINK_SECONDS": raw.vidauth_page_link_seconds,
         "VIDAUTH_CONNECT_SECONDS": raw.vidauth_connect_seconds,
     }
@@ -240,6 +244,7 @@ def load_service_settings(
         trusted_proxies=_trusted_proxies(raw.vidauth_trusted_proxies),
         tenant_spool_bytes=raw.vidauth_tenant_spool_bytes,
         tenant_waiting_uploads=raw.vidauth_tenant_waiting_uploads,
+        consent_wait_seconds=raw.vidauth_consent_wait_seconds,
         page_link_seconds=raw.vidauth_page_link_seconds,
         connect_seconds=raw.vidauth_connect_seconds,
     )
