@@ -18,3 +18,19 @@ def test_uploads_page_token_with_a_non_ascii_mac_is_403(service: ServiceSetup) -
         assert r.status_code == 403, (mac, r.status_code, r.text)
     r = httpx.get(f"{service.url}/pages/uploads?t=%C3%A9.%C3%A9")
     assert r.status_code == 403, r.text
+
+
+def test_an_uploads_page_link_ends_with_the_api_key_that_made_it(service: ServiceSetup) -> None:
+    from vidauth.service.auth import revoke_api_key
+    from vidauth.service.models import ApiKey
+
+    key = service.new_key(tenant="default", name="short-lived")
+    client = service.client(key)
+    link = client.post("/v1/accounts/u1/uploads-page").json()["url"]
+    other = service.api.post("/v1/accounts/u1/uploads-page").json()["url"]
+    assert httpx.get(link).status_code == 200
+    with service.ctx.db.session() as session:
+        key_id = session.query(ApiKey.id).filter(ApiKey.name == "short-lived").scalar()
+    assert revoke_api_key(service.ctx.db, key_id) is not None
+    assert httpx.get(link).status_code == 403
+    assert httpx.get(other).status_code == 200  # links of other keys go on

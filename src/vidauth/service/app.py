@@ -47,7 +47,7 @@ from vidauth.service.api_models import (
     UploadList,
     error_responses,
 )
-from vidauth.service.auth import Caller, KeyChecker
+from vidauth.service.auth import Caller, KeyChecker, key_is_live
 from vidauth.service.context import ServiceContext
 from vidauth.service.docs import add_docs
 from vidauth.service.errors import http_status
@@ -396,7 +396,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     async def uploads_page_link(user: UserId, who: Auth) -> dict[str, Any]:
         """A signed, expiring link to a page showing the user's uploads and their progress."""
         token, expires_at = pages.make_page_token(
-            ctx.page_key, who.tenant, user, service.page_link_seconds
+            ctx.page_key, who.tenant, user, service.page_link_seconds, who.key_id
         )
         return {"url": f"{service.public_url}/pages/uploads?t={token}", "expires_at": expires_at}
 
@@ -450,6 +450,9 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     @app.get("/pages/uploads", include_in_schema=False)
     async def uploads_page(t: str = "") -> HTMLResponse:
         found = pages.read_page_token(ctx.page_key, t)
+        issuer = pages.page_token_key_id(t) if found is not None else None
+        if issuer is not None and not await run_sync(key_is_live, ctx.db, issuer):
+            found = None  # the link ends with the API key that handed it out
         if found is None:
             html = pages.render(
                 "error.html",

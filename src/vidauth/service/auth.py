@@ -121,6 +121,14 @@ def revoke_api_key(db: Database, key_id: int) -> KeyInfo | None:
         return _key_info(row)
 
 
+def key_is_live(db: Database, key_id: int) -> bool:
+    """Whether the API key ``key_id`` exists and is not revoked (links it handed out end with
+    it)."""
+    with db.session() as session:
+        row = session.get(ApiKey, key_id)
+        return row is not None and row.revoked_at is None
+
+
 class KeyChecker:
     """Looks a presented key up by hash on every request and compares in constant time."""
 
