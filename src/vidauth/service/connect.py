@@ -353,7 +353,8 @@ def account_status(ctx: ServiceContext, tenant: str, external_user_id: str) -> d
         "username": account.username,
         "scopes": (token.scope or "").split(),
         "expires_at": token.expires_at,
-        "refreshable": token.refresh_token is not None,
+        # Not after a refresh whose answer was lost: its refresh token may be spent.
+        "refreshable": token.refresh_token is not None and not token.refresh_outcome_unknown,
         "connected_at": account.last_login_at.isoformat(timespec="seconds"),
     }
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,8 @@ from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
 
+#: The audit event of a refresh whose answer was lost (vidauth.oauth.manager).
+REFRESH_OUTCOME_UNKNOWN = "refresh_outcome_unknown"
 #: Size of each account's recovery slot (an encrypted grant is a few KiB).
 SLOT_BYTES = 64 * 1024
 _SLOT_HEADER = struct.Struct(">8sQ")
@@ -150,7 +152,11 @@ class AccountInfo:
     scope: str | None
     expires_at: float | None
     has_refresh_token: bool
+    """A refresh token the store believes usable (False after a refresh whose answer was
+    lost: under strict rotation it may have been spent)."""
     last_login_at: datetime
+    refresh_outcome_unknown: bool = False
+    """The last refresh was sent and its answer lost: sign in again if the next one fails."""
 
 
 class LockedGrant:
@@ -234,8 +240,9 @@ class TokenStore:
             status=account.status,
             scope=row.scope if row else None,
             expires_at=_finite(row.expires_at) if row else None,
-            has_refresh_token=bool(row and row.refresh_token),
+            has_refresh_token=bool(row and row.refresh_token and not row.refresh_outcome_unknown),
             last_login_at=account.last_login_at,
+            refresh_outcome_unknown=bool(row and row.refresh_outcome_unknown),
         )
 
     def list_accounts(self, profile_key: str | None = None) -> list[AccountInfo]:
@@ -283,6 +290,7 @@ class TokenStore:
         row.expires_at = tokens.expires_at
         row.version = (row.version or 0) + 1
         row.updated_at = utcnow()
+        row.refresh_outcome_unknown = False  # a new grant: its outcome is known
         return row
 
     def save_grant(
@@ -572,9 +580,16 @@ class TokenStore:
                 session.add(AuditEvent(account_id=account_id, event=event, detail=detail))
 
     def audit(self, account_id: int | None, event: str, detail: str | None = None) -> None:
-        """Record an event (never with token values)."""
+        """Record an event (never with token values). ``refresh_outcome_unknown`` is also
+        recorded on the token row, until the next grant is stored."""
         with self.db.session() as session:
             session.add(AuditEvent(account_id=account_id, event=event, detail=detail))
+            if event == REFRESH_OUTCOME_UNKNOWN and account_id is not None:
+                session.execute(
+                    update(Token)
+                    .where(Token.account_id == account_id)
+                    .values(refresh_outcome_unknown=True)
+                )
 
     def delete_account(self, account_id: int) -> None:
         """Delete the account's tokens and the account; the audit trail keeps the event."""
