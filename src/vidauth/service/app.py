@@ -360,7 +360,9 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                     character_problem("expected_username", expected)
                     or "expected_username must be 1 to 255 printable characters",
                 )
-        url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user, expected)
+        url, expires_at = await run_sync(
+            connect.start_connect, ctx, who.tenant, user, expected, who.key_id
+        )
         return {"connect_url": url, "authorize_url": url, "expires_at": expires_at}
 
     @app.get(
