@@ -58,14 +58,22 @@ def serve(
         ),
     ] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="One line per request (method, path without its query string, status).",
+        ),
+    ] = True,
 ) -> None:
     """Run the HTTP service (and, unless --no-worker, an upload worker on threads)."""
     import uvicorn
 
     from vidauth._serving import listen_socket
-    from vidauth.logs import configure_logging
+    from vidauth.logs import configure_logging, install_redaction
     from vidauth.service.app import create_app
     from vidauth.service.ingest import prepare_upload_dir
+    from vidauth.service.protection import uvicorn_options
     from vidauth.service.worker import Worker
 
     configure_logging(logging.INFO)
@@ -85,9 +93,10 @@ def serve(
     )
     options: dict[str, Any] = {
         "log_level": log_level,
-        "access_log": False,
-        "proxy_headers": True,
+        "access_log": access_log,
         "timeout_keep_alive": 30,
+        # header and body-idle timeouts, a cap per client, X-Forwarded-For from trusted proxies
+        **uvicorn_options(ctx.service),
     }
     worker = None
     if processes == 1:
@@ -103,6 +112,7 @@ def serve(
             "vidauth.cli_service:http_process_app", factory=True, workers=processes, **options
         )
         worker = None if no_worker else Worker(ctx).start()
+    install_redaction()  # uvicorn.Config configured its loggers: filter their handlers too
     try:
         started = _run_uvicorn(config, sock)
     finally:
@@ -166,9 +176,12 @@ def http_process_app() -> Any:
     """The app of one of ``serve --processes N``'s HTTP processes (a uvicorn factory)."""
     from vidauth.logs import configure_logging
     from vidauth.service.app import create_app
+    from vidauth.service.protection import uvicorn_options
 
     configure_logging(logging.INFO)
-    return create_app(_context(json.loads(os.environ.get(SERVE_FLAGS_ENV, "{}"))))
+    ctx = _context(json.loads(os.environ.get(SERVE_FLAGS_ENV, "{}")))
+    uvicorn_options(ctx.service)  # this process's limits (the class is configured per process)
+    return create_app(ctx)
 
 
 def worker(

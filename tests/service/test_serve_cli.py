@@ -71,7 +71,7 @@ def test_serve_with_two_http_processes_takes_uploads_and_stops_cleanly(
     proc = subprocess.Popen(
         [sys.executable, "-m", "vidauth", "serve", "--processes", "2", "--port", str(port)],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,  # the access log, unread until the end, would fill a pipe
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -265,7 +265,7 @@ def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url:
         assert key.returncode == 0, key.stderr
         serve = subprocess.Popen(
             [sys.executable, "-m", "vidauth", "serve", "--port", str(service_port)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         started = _read_until(serve.stderr, "worker:", serve)
         assert f"listening on {service}" in started

@@ -145,7 +145,9 @@ _ERRORS = {
     415: "Not multipart/form-data, or the file is not a video.",
     422: "A parameter has the wrong type or is out of range.",
     503: "The database or the upload directory is unavailable; try again.",
-    507: "The service's upload directory is full; try again later.",
+    507: "The service's upload directory is full (`insufficient_storage`; try again later), or "
+    "the tenant's share of it is used up (`spool_quota_exceeded`: VIDAUTH_TENANT_SPOOL_BYTES, "
+    "VIDAUTH_TENANT_WAITING_UPLOADS; wait for uploads to finish or cancel some).",
 }
 
 

@@ -34,8 +34,9 @@ from starlette.routing import Match
 from vidauth._times import rfc3339
 from vidauth._urls import check_transport
 from vidauth.errors import UsageError, VidauthError
+from vidauth.logs import install_redaction
 from vidauth.panopto.files import check_media_file
-from vidauth.service import connect, idempotency, pages, shared_files
+from vidauth.service import connect, idempotency, pages, quota, shared_files
 from vidauth.service.api_models import (
     USER_ID_SCHEMA,
     AccountStatus,
@@ -47,7 +48,7 @@ from vidauth.service.api_models import (
     UploadList,
     error_responses,
 )
-from vidauth.service.auth import Caller, KeyChecker
+from vidauth.service.auth import Caller, KeyChecker, key_is_live
 from vidauth.service.context import ServiceContext
 from vidauth.service.docs import add_docs
 from vidauth.service.errors import http_status
@@ -274,6 +275,8 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # After the server configured its logging: its handlers get the filter too.
+        install_redaction()
         worker = Worker(ctx).start() if run_worker else None
         _app.state.worker = worker
         try:
@@ -358,7 +361,9 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                     character_problem("expected_username", expected)
                     or "expected_username must be 1 to 255 printable characters",
                 )
-        url, expires_at = await run_sync(connect.start_connect, ctx, who.tenant, user, expected)
+        url, expires_at = await run_sync(
+            connect.start_connect, ctx, who.tenant, user, expected, who.key_id
+        )
         return {"connect_url": url, "authorize_url": url, "expires_at": rfc3339(expires_at)}
 
     @app.get(
@@ -394,7 +399,7 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     async def uploads_page_link(user: UserId, who: Auth) -> dict[str, Any]:
         """A signed, expiring link to a page showing the user's uploads and their progress."""
         token, expires_at = pages.make_page_token(
-            ctx.page_key, who.tenant, user, service.page_link_seconds
+            ctx.page_key, who.tenant, user, service.page_link_seconds, who.key_id
         )
         return {
             "url": f"{service.public_url}/pages/uploads?t={token}",
@@ -451,6 +456,9 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     @app.get("/pages/uploads", include_in_schema=False)
     async def uploads_page(t: str = "") -> HTMLResponse:
         found = pages.read_page_token(ctx.page_key, t)
+        issuer = pages.page_token_key_id(t) if found is not None else None
+        if issuer is not None and not await run_sync(key_is_live, ctx.db, issuer):
+            found = None  # the link ends with the API key that handed it out
         if found is None:
             html = pages.render(
                 "error.html",
@@ -488,6 +496,10 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     async def create_upload(request: Request, who: Auth) -> Response:
         """Queue an upload: the video in field ``file`` (streamed to disk) or ``path``."""
         key = idempotency.request_key(request)  # a bad key is refused before the body is read
+        # The tenant's share of the spool, before a byte is read: one tenant cannot fill it.
+        left, refused = await run_sync(quota.room, ctx, who.tenant)
+        if refused is not None or left is None:
+            raise ApiError(507, quota.QUOTA_ERROR, refused or "")
         job_id = new_job_id()
         job_dir = service.upload_dir / job_id
         try:
@@ -500,12 +512,17 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                 form = await receive_form(
                     request,
                     job_dir,
-                    service.max_upload_bytes,
+                    min(service.max_upload_bytes, left),
                     UPLOAD_FIELDS,
                     control_character_problem,
                     hash_file=key is not None,
                 )
             except IngestError as exc:
+                if exc.status == 413 and left < service.max_upload_bytes:
+                    # over the tenant's share rather than over the size limit
+                    raise ApiError(
+                        507, quota.QUOTA_ERROR, quota.quota_full(service.tenant_spool_bytes)
+                    ) from None
                 raise ApiError(exc.status, exc.error, exc.detail) from None
             except ClientDisconnect:
                 raise ApiError(400, "invalid_request", "the client went away mid-upload") from None

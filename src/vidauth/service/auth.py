@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from vidauth.logs import register_secret
 from vidauth.service.models import ApiKey
 from vidauth.store.crypto import TokenCipher
 from vidauth.store.db import Database
@@ -120,6 +121,14 @@ def revoke_api_key(db: Database, key_id: int) -> KeyInfo | None:
         return _key_info(row)
 
 
+def key_is_live(db: Database, key_id: int) -> bool:
+    """Whether the API key ``key_id`` exists and is not revoked (links it handed out end with
+    it)."""
+    with db.session() as session:
+        row = session.get(ApiKey, key_id)
+        return row is not None and row.revoked_at is None
+
+
 class KeyChecker:
     """Looks a presented key up by hash on every request and compares in constant time."""
 
@@ -143,6 +152,7 @@ class KeyChecker:
                 return None
             caller = Caller(row.id, row.name, row.tenant)
             last_used = row.last_used_at
+        register_secret(presented)
         self._note_use(caller.key_id, last_used)
         return caller
 

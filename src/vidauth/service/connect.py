@@ -27,10 +27,11 @@ from sqlalchemy import delete, select
 
 from vidauth._times import rfc3339
 from vidauth.errors import VidauthError
+from vidauth.logs import register_secret
 from vidauth.oauth.authorization_code import AuthorizationRequest
 from vidauth.oauth.identity import identify
 from vidauth.service.context import ServiceContext
-from vidauth.service.models import Connection, PendingSignin
+from vidauth.service.models import ApiKey, Connection, PendingSignin
 from vidauth.store.models import Account, Token, utcnow
 
 log = logging.getLogger("vidauth.service")
@@ -61,10 +62,13 @@ def start_connect(
     tenant: str,
     external_user_id: str,
     expected_username: str | None = None,
+    api_key_id: int | None = None,
 ) -> tuple[str, float]:
-    """A new connect link (vidauth's start page) for the user, and when it expires."""
+    """A new connect link (vidauth's start page) for the user, and when it expires; it ends
+    early when ``api_key_id``, the key that asked for it, is revoked."""
     request = AuthorizationRequest.create(ctx.profile)
     start = secrets.token_urlsafe(32)
+    register_secret(start)
     now = time.time()
     expires_at = now + ctx.service.connect_seconds
     cipher = ctx.store.cipher
@@ -84,6 +88,7 @@ def start_connect(
                 start_hash=_state_hash(start),
                 authorize_url=cipher.encrypt(request.url),
                 expected_username=expected_username,
+                api_key_id=api_key_id,
             )
         )
     return f"{ctx.service.public_url}{START_PATH}?s={start}", expires_at
@@ -104,8 +109,10 @@ def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
     cannot be used (unknown, opened already, expired)."""
     if not start or len(start) > 200:
         return "this sign-in link is unknown; start again from your application"
+    register_secret(start)
     now = time.time()
     browser = secrets.token_urlsafe(32)
+    register_secret(browser)
     with ctx.db.write_session() as session:
         query = select(PendingSignin).where(PendingSignin.start_hash == _state_hash(start))
         if not ctx.db.is_sqlite:
@@ -113,6 +120,8 @@ def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
         row = session.scalars(query).first()
         if row is None or row.authorize_url is None:
             return "this sign-in link is unknown; start again from your application"
+        if not _key_live(session, row.api_key_id):
+            return REVOKED
         if row.started_at is not None or row.used_at is not None:
             return (
                 "this sign-in link was already opened; ask your application for a new one "
@@ -170,6 +179,17 @@ def _same_browser(browser_hash: str | None, cookie: str | None) -> bool:
     return hmac.compare_digest(browser_hash, _state_hash(cookie))
 
 
+REVOKED = "this sign-in link is no longer valid; start again from your application"
+
+
+def _key_live(session: Any, api_key_id: int | None) -> bool:
+    """Whether the API key that handed a link out still works (links without one: True)."""
+    if api_key_id is None:
+        return True
+    key = session.get(ApiKey, api_key_id)
+    return key is not None and key.revoked_at is None
+
+
 def _consume(ctx: ServiceContext, state: str, cookie: str | None) -> _Pending | _Refused | str:
     """Use the pending sign-in once; a reason string when it cannot be used."""
     now = time.time()
@@ -184,6 +204,8 @@ def _consume(ctx: ServiceContext, state: str, cookie: str | None) -> _Pending | 
             return "this sign-in link was already used; start again from your application"
         if row.expires_at < now:
             return "this sign-in link has expired; start again from your application"
+        if not _key_live(session, row.api_key_id):
+            return REVOKED
         row.used_at = now
         if not _same_browser(row.browser_hash, cookie):
             # Burnt either way: the code that came with it is never exchanged.
@@ -213,6 +235,8 @@ def finish_connect(
     ``cookies``: the request's cookies; the one the start page set must be among them.
     """
     state = params.get("state") or ""
+    register_secret(state)
+    register_secret(params.get("code"))
     if not state:
         return ConnectOutcome("error", "the sign-in answer has no state; start again")
     pending = _consume(ctx, state, (cookies or {}).get(cookie_name(state)))
@@ -348,7 +372,8 @@ def account_status(ctx: ServiceContext, tenant: str, external_user_id: str) -> d
         "username": account.username,
         "scopes": (token.scope or "").split(),
         "expires_at": rfc3339(token.expires_at),
-        "refreshable": token.refresh_token is not None,
+        # Not after a refresh whose answer was lost: its refresh token may be spent.
+        "refreshable": token.refresh_token is not None and not token.refresh_outcome_unknown,
         "connected_at": rfc3339(account.last_login_at),
     }
 

@@ -14,6 +14,7 @@ import httpx
 from vidauth.client import Vidauth
 from vidauth.config import Profile, Settings, validate_redirect_uri
 from vidauth.http import BearerAuth, build_client
+from vidauth.logs import register_secret
 from vidauth.oauth.manager import TokenManager
 from vidauth.oauth.token_endpoint import TokenEndpoint
 from vidauth.service.settings import ServiceSettings
@@ -83,6 +84,9 @@ class ServiceContext:
         self.service = service
         callback = validate_redirect_uri(service.callback_url, "VIDAUTH_PUBLIC_URL")
         profile = replace(settings.profile(), redirect_uri=callback)
+        client_secret = profile.client_secret.value if profile.client_secret else None
+        for secret in (client_secret, service.webhook_secret, service.metrics_token):
+            register_secret(secret)
         self.va = Vidauth(settings, profile=profile, transport=transport)
         self._transport = transport
         self.lifetimes = TokenLifetimes()

@@ -99,6 +99,8 @@ class PendingSignin(Base):
     browser_hash: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[float | None] = mapped_column(Float)
     expected_username: Mapped[str | None] = mapped_column(String(255))
+    #: The API key that handed the link out (0013): revoking it ends the link.
+    api_key_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class Job(Base):

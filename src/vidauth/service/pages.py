@@ -18,6 +18,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from vidauth.logs import register_secret
+
 TEMPLATES = Path(__file__).with_name("templates")
 REFRESH_SECONDS = 3
 
@@ -42,14 +44,17 @@ def _unb64(text: str) -> bytes:
 
 
 def make_page_token(
-    key: bytes, tenant: str, external_user_id: str, lifetime: float
+    key: bytes, tenant: str, external_user_id: str, lifetime: float, key_id: int | None = None
 ) -> tuple[str, float]:
-    """A token for the uploads page of one user, and when it expires."""
+    """A token for the uploads page of one user, and when it expires; ``key_id``: the API key
+    that asked for it (the link ends when that key is revoked)."""
     expires_at = time.time() + lifetime
-    payload = _b64(
-        json.dumps({"t": tenant, "u": external_user_id, "exp": int(expires_at)}).encode()
-    )
+    data: dict[str, Any] = {"t": tenant, "u": external_user_id, "exp": int(expires_at)}
+    if key_id is not None:
+        data["k"] = key_id
+    payload = _b64(json.dumps(data).encode())
     mac = _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
+    register_secret(mac)
     return f"{payload}.{mac}", float(int(expires_at))
 
 
@@ -69,4 +74,15 @@ def read_page_token(key: bytes, token: str) -> tuple[str, str] | None:
         return None
     if not isinstance(data, dict) or float(data.get("exp", 0)) < time.time():
         return None
+    register_secret(mac)
     return str(data["t"]), str(data["u"])
+
+
+def page_token_key_id(token: str) -> int | None:
+    """The API key id a token (already checked by :func:`read_page_token`) was made for."""
+    try:
+        data = json.loads(_unb64(token.partition(".")[0]))
+        value = data.get("k") if isinstance(data, dict) else None
+        return int(value) if value is not None else None
+    except (ValueError, TypeError):
+        return None

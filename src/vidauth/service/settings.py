@@ -6,6 +6,7 @@ every problem is a :class:`~vidauth.errors.ConfigError` naming the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,14 @@ class ServiceEnv(BaseSettings):
     vidauth_processing_poll_max: float = 10.0
     vidauth_job_attempts: int = 8
     vidauth_webhook_attempts: int = 10
+    vidauth_webhook_timeout: float = 10.0
+    vidauth_header_timeout: float = 10.0
+    vidauth_body_idle_timeout: float = 30.0
+    vidauth_max_connections_per_client: int = 64
+    vidauth_trusted_proxies: str = ""
+    vidauth_tenant_spool_bytes: int = 100 * GiB
+    vidauth_tenant_waiting_uploads: int = 200
+    vidauth_consent_wait_seconds: float = 7 * 86400
     vidauth_page_link_seconds: int = 3600
     vidauth_connect_seconds: int = 600
 
@@ -81,8 +90,23 @@ class ServiceSettings:
     processing_poll_max: float
     job_attempts: int
     webhook_attempts: int
+    webhook_timeout: float
+    """Seconds one delivery may take in all (connect, send, answer)."""
     page_link_seconds: int
     connect_seconds: int
+    header_timeout: float = 10.0
+    """Seconds a client has to send a request's headers."""
+    body_idle_timeout: float = 30.0
+    """Seconds a request body may stall while the service waits for it."""
+    max_connections_per_client: int = 64
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks whose X-Forwarded-For is believed (none: no proxy)."""
+    tenant_spool_bytes: int = 100 * GiB
+    """Bytes of spooled files one tenant may hold (uploads not finished)."""
+    tenant_waiting_uploads: int = 200
+    """Uploads not finished one tenant may have."""
+    consent_wait_seconds: float = 7 * 86400
+    """How long an upload may wait for its user's consent before it fails (file deleted)."""
 
     @property
     def callback_url(self) -> str:
@@ -109,6 +133,24 @@ def _public_url(value: str | None) -> str:
     if problem:
         raise ConfigError(f"VIDAUTH_PUBLIC_URL {url!r}: {problem}")
     return url
+
+
+def _trusted_proxies(value: str) -> tuple[str, ...]:
+    """``10.0.0.5,10.1.0.0/16`` → the addresses and networks; ConfigError naming a bad one."""
+    found = []
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"VIDAUTH_TRUSTED_PROXIES: {item!r} is not an address or network "
+                "(e.g. 10.0.0.5 or 10.1.0.0/16)"
+            ) from None
+        found.append(item)
+    return tuple(found)
 
 
 def load_service_settings(
@@ -145,6 +187,13 @@ def load_service_settings(
         "VIDAUTH_WORKER_JOBS": raw.vidauth_worker_jobs,
         "VIDAUTH_JOB_ATTEMPTS": raw.vidauth_job_attempts,
         "VIDAUTH_WEBHOOK_ATTEMPTS": raw.vidauth_webhook_attempts,
+        "VIDAUTH_WEBHOOK_TIMEOUT": raw.vidauth_webhook_timeout,
+        "VIDAUTH_HEADER_TIMEOUT": raw.vidauth_header_timeout,
+        "VIDAUTH_BODY_IDLE_TIMEOUT": raw.vidauth_body_idle_timeout,
+        "VIDAUTH_MAX_CONNECTIONS_PER_CLIENT": raw.vidauth_max_connections_per_client,
+        "VIDAUTH_TENANT_SPOOL_BYTES": raw.vidauth_tenant_spool_bytes,
+        "VIDAUTH_TENANT_WAITING_UPLOADS": raw.vidauth_tenant_waiting_uploads,
+        "VIDAUTH_CONSENT_WAIT_SECONDS": raw.vidauth_consent_wait_seconds,
         "VIDAUTH_PAGE_LINK_SECONDS": raw.vidauth_page_link_seconds,
         "VIDAUTH_CONNECT_SECONDS": raw.vidauth_connect_seconds,
     }
@@ -200,6 +249,14 @@ def load_service_settings(
         processing_poll_max=raw.vidauth_processing_poll_max,
         job_attempts=raw.vidauth_job_attempts,
         webhook_attempts=raw.vidauth_webhook_attempts,
+        webhook_timeout=raw.vidauth_webhook_timeout,
+        header_timeout=raw.vidauth_header_timeout,
+        body_idle_timeout=raw.vidauth_body_idle_timeout,
+        max_connections_per_client=raw.vidauth_max_connections_per_client,
+        trusted_proxies=_trusted_proxies(raw.vidauth_trusted_proxies),
+        tenant_spool_bytes=raw.vidauth_tenant_spool_bytes,
+        tenant_waiting_uploads=raw.vidauth_tenant_waiting_uploads,
+        consent_wait_seconds=raw.vidauth_consent_wait_seconds,
         page_link_seconds=raw.vidauth_page_link_seconds,
         connect_seconds=raw.vidauth_connect_seconds,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from vidauth.logs import register_secret
 from vidauth.service.context import ServiceContext
 from vidauth.service.models import ApiKey, Webhook
 
@@ -21,7 +22,10 @@ def key_secret(ctx: ServiceContext, api_key_id: int | None) -> str | None:
         with ctx.db.session() as session:
             stored = session.scalar(select(ApiKey.webhook_secret).where(ApiKey.id == api_key_id))
         if stored:
-            return ctx.store.cipher.decrypt(stored)
+            secret = ctx.store.cipher.decrypt(stored)
+            register_secret(secret)
+            return secret
+    register_secret(ctx.service.webhook_secret)
     return ctx.service.webhook_secret
 
 

@@ -14,8 +14,10 @@ rebinding) cannot redirect it.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -50,20 +52,46 @@ def _plain(address: IPAddress) -> IPAddress:
     return address
 
 
+def _embedded(address: IPAddress) -> list[IPAddress]:
+    """IPv4 addresses an IPv6 address carries (mapped, 6to4, Teredo server and client)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    found: list[IPAddress] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
+def _public(address: IPAddress) -> bool:
+    return not (
+        not address.is_global
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
+    )
+
+
 def address_allowed(address: IPAddress, allow: Sequence[Network]) -> bool:
-    """True for a global unicast address, or one inside an allowed network."""
+    """True for a global unicast address, or one inside an allowed network.
+
+    IPv6 forms that tunnel to an IPv4 address (IPv4-mapped, 6to4 ``2002::/16``, Teredo
+    ``2001::/32``) count as that address too, and site-local ``fec0::/10`` is refused: none of
+    them may lead to loopback or a private network unless that network is allowed.
+    """
     plain = _plain(address)
     if any(plain in net or address in net for net in allow):
         return True
-    return not (
-        not plain.is_global
-        or plain.is_multicast
-        or plain.is_reserved
-        or plain.is_unspecified
-        or plain.is_loopback
-        or plain.is_link_local
-        or plain.is_private
-    )
+    if not _public(plain):
+        return False
+    return all(_public(inner) for inner in _embedded(address))
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -127,22 +155,74 @@ def check_target(url: str, allow: Sequence[Network]) -> Target:
     return Target(url, host, addresses[0])
 
 
+class DeadlineExceeded(Exception):
+    """The receiver did not answer (in full) within the delivery's total deadline."""
+
+
 def post_pinned(
     client: httpx.Client,
     url: str,
     allow: Sequence[Network],
     content: bytes,
     headers: Mapping[str, str],
-) -> httpx.Response:
-    """POST to ``url`` after checking it again, connecting to the address just checked.
+    deadline: float = 10.0,
+    max_answer: int = 4096,
+) -> tuple[int, str | None]:
+    """POST to ``url`` after checking it again, connecting to the address just checked;
+    answers (status, Retry-After header).
 
-    TargetRefused when the address is not allowed (any more); httpx errors as usual.
+    The whole exchange (connect, send, the answer's headers and up to ``max_answer`` bytes of
+    its body) ends within ``deadline`` seconds: httpx's timeouts count per read, so a receiver
+    trickling its answer would hold the thread for ever; here the socket is shut down at the
+    deadline (DeadlineExceeded). TargetRefused when the address is not allowed (any more);
+    httpx errors as usual.
     """
     target = check_target(url, allow)
-    sent = {**headers, "Host": target.host_header}
-    return client.post(
-        target.pinned_url,
-        content=content,
-        headers=sent,
-        extensions={"sni_hostname": target.host},
-    )
+    # A fresh connection each time: its socket is the one the deadline can shut.
+    sent = {**headers, "Host": target.host_header, "Connection": "close"}
+    sockets: list[socket.socket] = []
+    expired = threading.Event()
+
+    def trace(event: str, info: Mapping[str, object]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = getattr(stream, "get_extra_info", lambda _n: None)("socket")
+            if isinstance(sock, socket.socket):
+                sockets.append(sock)
+                if expired.is_set():
+                    _shut(sock)
+
+    def expire() -> None:
+        expired.set()
+        for sock in sockets:
+            _shut(sock)
+
+    timer = threading.Timer(deadline, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        with client.stream(
+            "POST",
+            target.pinned_url,
+            content=content,
+            headers=sent,
+            extensions={"sni_hostname": target.host, "trace": trace},
+        ) as response:
+            read = 0
+            for chunk in response.iter_raw():
+                read += len(chunk)
+                if read >= max_answer:
+                    break  # the rest is never read: closing drops the connection
+            return response.status_code, response.headers.get("Retry-After")
+    except httpx.HTTPError:
+        if expired.is_set():
+            raise DeadlineExceeded() from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    """Wake any thread blocked on ``sock`` (close() alone does not)."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)

@@ -18,12 +18,15 @@ deliver any row.
 from __future__ import annotations
 
 import base64
+import concurrent.futures as cf
 import hashlib
 import hmac
 import json
 import logging
+import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import or_, select
@@ -35,8 +38,9 @@ from vidauth.retry import parse_retry_after
 from vidauth.service.context import ServiceContext
 from vidauth.service.errors import split_job_error
 from vidauth.service.models import Job, Webhook
+from vidauth.service.text_fields import character_problem
 from vidauth.service.webhook_secrets import row_secret
-from vidauth.service.webhook_targets import TargetRefused, post_pinned
+from vidauth.service.webhook_targets import DeadlineExceeded, TargetRefused, post_pinned
 
 log = logging.getLogger("vidauth.service.webhooks")
 
@@ -133,56 +137,125 @@ def enqueue(session: Session, job: Job, event: str) -> None:
     )
 
 
+#: At most this much of a receiver's answer is read (its status is what counts).
+MAX_ANSWER_BYTES = 4096
+#: Deliveries in flight at once per sender; at most one per tenant.
+DELIVERY_THREADS = 4
+
+
+class _Undeliverable(Exception):
+    """The row can never be delivered as it is (its URL is unusable): fail it at once."""
+
+
 class WebhookSender:
-    """Delivers due outbox rows; rows are claimed with SKIP LOCKED so senders do not collide."""
+    """Delivers due outbox rows; rows are claimed with SKIP LOCKED so senders do not collide.
+
+    Fair between tenants: at most one delivery per tenant is in flight, on a small pool, and
+    each has a total deadline (``VIDAUTH_WEBHOOK_TIMEOUT``, not a per-read timeout), reads at
+    most ``MAX_ANSWER_BYTES`` of the answer, and counts against ``VIDAUTH_WEBHOOK_ATTEMPTS``
+    whatever goes wrong. A row whose URL can never work ends as failed at once.
+    """
 
     def __init__(self, ctx: ServiceContext, client: httpx.Client | None = None) -> None:
         self.ctx = ctx
-        self.client = client or httpx.Client(timeout=10.0, follow_redirects=False)
+        self.deadline = ctx.service.webhook_timeout
+        self.client = client or httpx.Client(
+            timeout=httpx.Timeout(self.deadline), follow_redirects=False
+        )
+        self._pool = cf.ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="vidauth-hook")
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
 
-    def _claim(self, limit: int) -> list[tuple[int, str, str, int]]:
+    def _claim(self, limit: int, busy: set[str]) -> list[tuple[int, str, str, int, str]]:
+        """Due rows, the oldest of each tenant not in ``busy``; at most ``limit``."""
         now = time.time()
         db = self.ctx.db
         with db.write_session() as session:
             query = (
-                select(Webhook)
+                select(Webhook, Job.tenant)
+                .outerjoin(Job, Job.id == Webhook.job_id)
                 .where(
                     Webhook.delivered_at.is_(None),
                     or_(Webhook.failed.is_(False), Webhook.failed.is_(None)),
                     Webhook.next_attempt_at <= now,
                 )
                 .order_by(Webhook.id)
-                .limit(limit)
+                .limit(max(limit * 20, 100))
             )
             if not db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            rows = list(session.scalars(query))
-            for row in rows:
-                row.next_attempt_at = now + CLAIM_SECONDS
-            return [(r.id, r.url, r.body, r.attempts) for r in rows]
+                query = query.with_for_update(skip_locked=True, of=Webhook)
+            chosen: list[tuple[Webhook, str]] = []
+            tenants = set(busy)
+            for row, tenant in session.execute(query):
+                tenant = tenant or ""
+                if tenant in tenants:
+                    continue
+                tenants.add(tenant)
+                chosen.append((row, tenant))
+                if len(chosen) >= limit:
+                    break
+            for row, _tenant in chosen:
+                row.next_attempt_at = now + max(CLAIM_SECONDS, 2 * self.deadline)
+            return [(r.id, r.url, r.body, r.attempts, t) for r, t in chosen]
 
-    def deliver_due(self, limit: int = 20) -> int:
-        """Send what is due; answers how many were delivered."""
-        delivered = 0
-        for row_id, url, body, attempts in self._claim(limit):
+    def deliver_due(self, limit: int = DELIVERY_THREADS, *, wait: bool = True) -> int:
+        """Send what is due, at most one row per tenant at a time; answers how many were
+        delivered (with ``wait=False``: how many were started, and returns at once)."""
+        with self._lock:
+            free = DELIVERY_THREADS - len(self._in_flight)
+            busy = set(self._in_flight)
+        if free <= 0:
+            return 0
+        claimed = self._claim(min(limit, free), busy)
+        futures = []
+        for row_id, url, body, attempts, tenant in claimed:
+            with self._lock:
+                self._in_flight.add(tenant)
+            futures.append(self._pool.submit(self._deliver, row_id, url, body, attempts, tenant))
+        if not wait:
+            return len(futures)
+        return sum(1 for f in futures if f.result())
+
+    def _deliver(self, row_id: int, url: str, body: str, attempts: int, tenant: str) -> bool:
+        """Deliver one claimed row and record the outcome; never raises."""
+        try:
             secret = row_secret(self.ctx, row_id)
             if not secret:
                 self._record(row_id, attempts + 1, False, "no webhook secret for its API key")
-                continue
-            ok, error, retry_after = self._post(
-                secret, url, body.encode(), message_id(row_id, body.encode())
-            )
+                return False
+            try:
+                ok, error, retry_after = self._post(
+                    secret, url, body.encode(), message_id(row_id, body.encode())
+                )
+            except _Undeliverable as exc:
+                self._record(row_id, attempts + 1, False, str(exc), permanent=True)
+                return False
             self._record(row_id, attempts + 1, ok, error, retry_after)
-            delivered += ok
-        return delivered
+            return ok
+        except Exception as exc:  # counted like any failure; never a silent retry forever
+            log.warning("webhook %d: delivery failed (%s)", row_id, type(exc).__name__)
+            try:
+                self._record(row_id, attempts + 1, False, type(exc).__name__)
+            except Exception as again:
+                log.warning("webhook %d: recording failed (%s)", row_id, type(again).__name__)
+            return False
+        finally:
+            with self._lock:
+                self._in_flight.discard(tenant)
 
     def _post(
         self, secret: str, url: str, body: bytes, msg_id: str
     ) -> tuple[bool, str | None, float | None]:
         """(delivered, why not, the receiver's Retry-After)."""
-        problem = check_transport(url)
+        try:
+            parts = urlsplit(url)
+            if not parts.hostname or parts.port == 0:
+                raise ValueError("no host")
+        except ValueError as exc:
+            raise _Undeliverable(f"invalid URL ({exc})") from None
+        problem = check_transport(url) or character_problem("callback_url", url)
         if problem:
-            return False, problem, None
+            raise _Undeliverable(problem)
         timestamp = str(int(time.time()))
         event = json.loads(body).get("event", "")
         headers = {
@@ -193,15 +266,20 @@ class WebhookSender:
         }
         try:
             allow = self.ctx.service.webhook_allow_networks
-            response = post_pinned(self.client, url, allow, body, headers)
+            status, retry_header = post_pinned(
+                self.client, url, allow, body, headers, self.deadline, MAX_ANSWER_BYTES
+            )
         except TargetRefused as exc:
             return False, f"refused: {exc}", None
+        except httpx.InvalidURL as exc:
+            raise _Undeliverable(f"invalid URL: {exc}") from None
+        except DeadlineExceeded:
+            return False, f"no answer within {self.deadline:g} s", None
         except httpx.HTTPError as exc:
             return False, type(exc).__name__, None
-        if response.is_success:
+        if 200 <= status < 300:
             return True, None, None
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return False, f"HTTP {response.status_code}", retry_after
+        return False, f"HTTP {status}", parse_retry_after(retry_header)
 
     def _record(
         self,
@@ -210,6 +288,8 @@ class WebhookSender:
         ok: bool,
         error: str | None,
         retry_after: float | None = None,
+        *,
+        permanent: bool = False,
     ) -> None:
         with self.ctx.db.session() as session:
             row = session.get(Webhook, row_id)
@@ -221,7 +301,7 @@ class WebhookSender:
                 row.last_error = None
                 return
             row.last_error = error
-            if attempts >= self.ctx.service.webhook_attempts:
+            if permanent or attempts >= self.ctx.service.webhook_attempts:
                 row.failed = True
                 log.warning(
                     "giving up on webhook %d after %d attempts: %s", row_id, attempts, error
@@ -232,5 +312,6 @@ class WebhookSender:
                 row.next_attempt_at = time.time() + delay
 
     def close(self) -> None:
-        """Close the HTTP client."""
+        """Wait for deliveries in flight (each ends by its deadline); close the HTTP client."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self.client.close()

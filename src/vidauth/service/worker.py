@@ -36,6 +36,7 @@ from vidauth.panopto.rest import PanoptoRest
 from vidauth.service.connect import connection_account
 from vidauth.service.context import ServiceContext
 from vidauth.service.errors import job_error
+from vidauth.service.expiry import ExpiryTimer
 from vidauth.service.jobs import JobQueue, JobView
 from vidauth.service.models import JobState
 from vidauth.service.shared_files import opener_for
@@ -162,9 +163,11 @@ class Worker:
                     active.cancel.set()
 
     def _webhook_loop(self) -> None:
+        expiry = ExpiryTimer(self.ctx)
         while not self.stop_event.wait(self.ctx.service.poll_seconds):
             try:
-                self.webhooks.deliver_due()
+                expiry.tick()  # uploads that waited for consent too long: failed, told
+                self.webhooks.deliver_due(wait=False)
             except Exception as exc:
                 log.warning("delivering webhooks failed (%s)", _brief(exc))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -65,6 +67,11 @@ class Token(Base):
     #: A refresh in flight: until when (epoch seconds) and by whom; see TokenStore.claim_refresh.
     refresh_claimed_until: Mapped[float | None] = mapped_column(Float)
     refresh_claimant: Mapped[str | None] = mapped_column(String(128))
+    #: The last refresh was sent but its answer was lost (0011): under strict rotation the
+    #: refresh token may be spent, so the grant is not shown as refreshable until a new one.
+    refresh_outcome_unknown: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class AuditEvent(Base):

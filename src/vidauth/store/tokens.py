@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,14 +24,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from vidauth.errors import ErrorCode, StoreError
+from vidauth.logs import register_secret
 from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
+
+#: The audit event of a refresh whose answer was lost (vidauth.oauth.manager).
+REFRESH_OUTCOME_UNKNOWN = "refresh_outcome_unknown"
+#: Size of each account's recovery slot (an encrypted grant is a few KiB).
+SLOT_BYTES = 64 * 1024
+_SLOT_HEADER = struct.Struct(">8sQ")
+_SLOT_MAGIC = b"VAGRANT1"
 
 log = logging.getLogger("vidauth.store")
 
@@ -111,6 +120,12 @@ class TokenSet:
 
         return cls(**parse_token_response(data, during=during, now=now))
 
+    def __post_init__(self) -> None:
+        # Every token set passes here (fresh answers and stored ones alike): from now on the
+        # log filter masks its tokens wherever they would appear.
+        for value in (self.access_token, self.refresh_token, self.id_token):
+            register_secret(value)
+
     def seconds_left(self, now: float | None = None) -> float:
         """Seconds until expiry (infinite when the server gave no lifetime)."""
         if self.expires_at is None:
@@ -137,7 +152,11 @@ class AccountInfo:
     scope: str | None
     expires_at: float | None
     has_refresh_token: bool
+    """A refresh token the store believes usable (False after a refresh whose answer was
+    lost: under strict rotation it may have been spent)."""
     last_login_at: datetime
+    refresh_outcome_unknown: bool = False
+    """The last refresh was sent and its answer lost: sign in again if the next one fails."""
 
 
 class LockedGrant:
@@ -221,8 +240,9 @@ class TokenStore:
             status=account.status,
             scope=row.scope if row else None,
             expires_at=_finite(row.expires_at) if row else None,
-            has_refresh_token=bool(row and row.refresh_token),
+            has_refresh_token=bool(row and row.refresh_token and not row.refresh_outcome_unknown),
             last_login_at=account.last_login_at,
+            refresh_outcome_unknown=bool(row and row.refresh_outcome_unknown),
         )
 
     def list_accounts(self, profile_key: str | None = None) -> list[AccountInfo]:
@@ -270,6 +290,7 @@ class TokenStore:
         row.expires_at = tokens.expires_at
         row.version = (row.version or 0) + 1
         row.updated_at = utcnow()
+        row.refresh_outcome_unknown = False  # a new grant: its outcome is known
         return row
 
     def save_grant(
@@ -357,7 +378,9 @@ class TokenStore:
                 return replace(seen, busy_until=row.refresh_claimed_until)
             row.refresh_claimed_until = now + lease
             row.refresh_claimant = claimant
-            return replace(seen, held=True)
+        # Before the refresh is sent: room to keep its answer even if the disk fills meanwhile.
+        self.prepare_slot(account_id)
+        return replace(seen, held=True)
 
     def finish_refresh(
         self, account_id: int, claimant: str, tokens: TokenSet | None, event: str | None
@@ -383,16 +406,99 @@ class TokenStore:
         digest = hashlib.sha256(f"{self.db.url}|{account_id}".encode()).hexdigest()[:16]
         return self.home / f"recovered-grant-{digest}.fernet"
 
+    def slot_path(self, account_id: int) -> Path | None:
+        """The account's recovery slot: a file of ``SLOT_BYTES`` allocated before a refresh is
+        sent, overwritten in place, so that a refreshed grant can be kept on a full disk."""
+        path = self.recovery_path(account_id)
+        return None if path is None else path.with_name(path.name.replace("recovered-", "slot-"))
+
+    def prepare_slot(self, account_id: int) -> None:
+        """Allocate the account's recovery slot if it is not there (best effort)."""
+        slot = self.slot_path(account_id)
+        if slot is None or slot.exists():
+            return
+        try:
+            fd = os.open(slot, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return
+        try:
+            os.posix_fallocate(fd, 0, SLOT_BYTES)  # the blocks, not a sparse file
+            os.fsync(fd)
+        except OSError as exc:
+            log.warning("could not allocate the recovery slot %s (%s)", slot, exc.strerror)
+            os.close(fd)
+            slot.unlink(missing_ok=True)
+            return
+        os.close(fd)
+
+    def _write_slot(self, account_id: int, blob: bytes) -> Path | None:
+        """Write ``blob`` into the allocated slot in place; None when there is no room."""
+        slot = self.slot_path(account_id)
+        if slot is None or len(blob) + _SLOT_HEADER.size > SLOT_BYTES:
+            return None
+        try:
+            fd = os.open(slot, os.O_WRONLY | os.O_NOFOLLOW)  # never O_CREAT: no new blocks
+        except OSError:
+            return None
+        try:
+            if os.fstat(fd).st_size < SLOT_BYTES:
+                return None
+            os.pwrite(fd, _SLOT_HEADER.pack(_SLOT_MAGIC, len(blob)) + blob, 0)
+            os.fsync(fd)
+        except OSError as exc:
+            log.warning("could not write the recovery slot %s (%s)", slot, exc.strerror)
+            return None
+        finally:
+            os.close(fd)
+        return slot
+
+    def _read_slot(self, account_id: int) -> bytes | None:
+        slot = self.slot_path(account_id)
+        if slot is None:
+            return None
+        try:
+            with slot.open("rb") as fh:
+                head = fh.read(_SLOT_HEADER.size)
+                if len(head) < _SLOT_HEADER.size:
+                    return None
+                magic, length = _SLOT_HEADER.unpack(head)
+                if magic != _SLOT_MAGIC or not 0 < length <= SLOT_BYTES:
+                    return None
+                return fh.read(length)
+        except OSError:
+            return None
+
+    def _clear_slot(self, account_id: int) -> None:
+        slot = self.slot_path(account_id)
+        if slot is None:
+            return
+        try:
+            fd = os.open(slot, os.O_WRONLY | os.O_NOFOLLOW)
+        except OSError:
+            return
+        try:
+            os.pwrite(fd, _SLOT_HEADER.pack(_SLOT_MAGIC, 0), 0)
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
     def save_recovery(
         self, account_id: int, base_version: int, claimant: str, tokens: TokenSet
     ) -> Path | None:
         """Write ``tokens`` encrypted (store key, mode 0600) for :meth:`restore_recovery`;
-        None when that fails too."""
+        None when that fails too.
+
+        First into the slot allocated before the refresh (in place: it needs no new blocks,
+        so it works on a full disk), then also as a file of its own if there is room.
+        """
         path = self.recovery_path(account_id)
         if path is None:
             return None
         record = {"base_version": base_version, "claimant": claimant, "tokens": asdict(tokens)}
         blob = self.cipher.encrypt(json.dumps(record))
+        in_slot = self._write_slot(account_id, blob)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -404,7 +510,7 @@ class TokenStore:
         except OSError as exc:
             log.warning("could not write the recovery file %s (%s)", path, exc.strerror or exc)
             tmp.unlink(missing_ok=True)
-            return None
+            return in_slot
         return path
 
     def restore_recovery(self, account_id: int) -> bool:
@@ -414,16 +520,21 @@ class TokenStore:
         the file is dropped. The file stays while the database still cannot be written.
         """
         path = self.recovery_path(account_id)
-        if path is None or not path.exists():
+        if path is None:
+            return False
+        kept = self._read_slot(account_id)
+        if not path.exists() and kept is None:
             return False
         try:
-            record = json.loads(self.cipher.decrypt(path.read_bytes()))
+            blob = path.read_bytes() if path.exists() else kept or b""
+            record = json.loads(self.cipher.decrypt(blob))
             tokens = TokenSet(**record["tokens"])
             base_version = int(record["base_version"])
             claimant = str(record["claimant"])
         except (OSError, ValueError, KeyError, TypeError):
             log.warning("ignoring the unreadable recovery file %s", path)
             path.unlink(missing_ok=True)
+            self._clear_slot(account_id)
             return False
         restored = False
         with self._writing() as session:
@@ -436,6 +547,7 @@ class TokenStore:
                 session.add(AuditEvent(account_id=account_id, event="recovered"))
                 restored = True
         path.unlink(missing_ok=True)
+        self._clear_slot(account_id)
         return restored
 
     @contextmanager
@@ -468,9 +580,16 @@ class TokenStore:
                 session.add(AuditEvent(account_id=account_id, event=event, detail=detail))
 
     def audit(self, account_id: int | None, event: str, detail: str | None = None) -> None:
-        """Record an event (never with token values)."""
+        """Record an event (never with token values). ``refresh_outcome_unknown`` is also
+        recorded on the token row, until the next grant is stored."""
         with self.db.session() as session:
             session.add(AuditEvent(account_id=account_id, event=event, detail=detail))
+            if event == REFRESH_OUTCOME_UNKNOWN and account_id is not None:
+                session.execute(
+                    update(Token)
+                    .where(Token.account_id == account_id)
+                    .values(refresh_outcome_unknown=True)
+                )
 
     def delete_account(self, account_id: int) -> None:
         """Delete the account's tokens and the account; the audit trail keeps the event."""

@@ -1,0 +1,162 @@
+"""Issue 19, point 2: slow clients cannot hold connections for ever.
+
+The server here runs with ``serve``'s own uvicorn options (:func:`uvicorn_options`), limits set
+low: a client trickling its headers, or stalling mid-body, is cut off; a client address gets a
+bounded number of connections; ``X-Forwarded-For`` is believed only from a listed proxy.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+
+from vidauth._serving import BackgroundServer
+
+
+async def _echo_client(scope: Any, receive: Any, send: Any) -> None:
+    """An app that reads the whole body, then answers with the client's address."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False) and message["type"] == "http.request"
+    body = (scope.get("client") or ("?", 0))[0].encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _settings(**limits: Any) -> Any:
+    from vidauth.service.settings import ServiceSettings
+
+    base = ServiceSettings.__new__(ServiceSettings)
+    values = {
+        "header_timeout": 0.5,
+        "body_idle_timeout": 0.5,
+        "max_connections_per_client": 3,
+        "trusted_proxies": (),
+    }
+    values.update(limits)
+    for name, value in values.items():
+        object.__setattr__(base, name, value)
+    return base
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    from vidauth.service.protection import uvicorn_options
+
+    started: list[BackgroundServer] = []
+
+    def start(**limits: Any) -> BackgroundServer:
+        server = BackgroundServer(_echo_client, **uvicorn_options(_settings(**limits)))
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> bool:
+    """Whether the server closes ``sock`` within ``seconds`` while we trickle ``trickle``."""
+    sock.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        if sent < len(trickle):
+            try:
+                sock.sendall(trickle[sent : sent + 1])
+            except OSError:
+                return True
+            sent += 1
+        try:
+            if sock.recv(4096) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_headers_trickled_byte_by_byte_are_cut_off(serve: Any) -> None:
+    server = serve()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        headers = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+        assert _closed_within(sock, 4, trickle=headers)
+
+
+def test_a_silent_connection_is_cut_off(serve: Any) -> None:
+    server = serve()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        assert _closed_within(sock, 3)
+
+
+def test_a_body_that_stalls_is_cut_off(serve: Any) -> None:
+    server = serve()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10)
+        assert _closed_within(sock, 3)
+
+
+def test_a_steady_body_and_normal_requests_are_served(serve: Any) -> None:
+    server = serve()
+
+    def steady() -> Iterator[bytes]:
+        for _ in range(8):
+            time.sleep(0.2)  # each piece within the idle timeout, the whole well over it
+            yield b"x" * 100
+
+    r = httpx.post(server.url, content=steady(), timeout=10)
+    assert r.status_code == 200
+    assert httpx.get(server.url).text == "127.0.0.1"
+
+
+def test_connections_per_client_address_are_capped(serve: Any) -> None:
+    server = serve(header_timeout=30.0)
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as extra:
+            extra.settimeout(3)
+            answer = extra.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 503"), answer
+            assert b"too_many_connections" in answer
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)
+    assert httpx.get(server.url).status_code == 200  # freed again
+
+
+def test_x_forwarded_for_only_from_a_listed_proxy(serve: Any) -> None:
+    spoof = {"X-Forwarded-For": "203.0.113.9"}
+    untrusted = serve()
+    assert httpx.get(untrusted.url, headers=spoof).text == "127.0.0.1"
+    proxied = serve(trusted_proxies=("127.0.0.1",))
+    assert httpx.get(proxied.url, headers=spoof).text == "203.0.113.9"
+
+
+def test_settings_are_read_and_checked(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidauth.config import load_settings
+    from vidauth.errors import ConfigError
+    from vidauth.service.settings import load_service_settings
+
+    monkeypatch.setenv("VIDAUTH_PUBLIC_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("VIDAUTH_HEADER_TIMEOUT", "7")
+    monkeypatch.setenv("VIDAUTH_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16")
+    settings = load_settings(env_file=False, vidauth_home=str(tmp_path))
+    service = load_service_settings(settings, env_file=tmp_path / "none.env")
+    assert service.header_timeout == 7
+    assert service.body_idle_timeout == 30 and service.max_connections_per_client == 64
+    assert service.trusted_proxies == ("10.0.0.5", "10.1.0.0/16")
+    assert replace(service, header_timeout=1).header_timeout == 1
+    monkeypatch.setenv("VIDAUTH_TRUSTED_PROXIES", "not-an-address")
+    with pytest.raises(ConfigError, match="VIDAUTH_TRUSTED_PROXIES"):
+        load_service_settings(settings, env_file=tmp_path / "none.env")
