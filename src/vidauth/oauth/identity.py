@@ -16,7 +16,7 @@ import httpx
 
 from vidauth.config import Profile
 from vidauth.errors import VidauthError
-from vidauth.oauth.discovery import DocumentCache, resolve_endpoints
+from vidauth.oauth.discovery import DocumentCache, discover, resolve_endpoints
 from vidauth.oauth.oidc import Identity, display_name, userinfo, validate_id_token
 from vidauth.store.tokens import TokenSet
 
@@ -72,16 +72,63 @@ def identify(
                 nonce=nonce,
                 cache=cache,
             )
-            return Identity(subject=str(claims["sub"]), username=display_name(claims))
+            subject = str(claims["sub"])
+            if display_name(claims) is None:
+                # Panopto's ID tokens carry no names: they come from userinfo.
+                if endpoints.discovery_url and not endpoints.userinfo_url:
+                    endpoints = resolve_endpoints(profile, client, cache)
+                named = names_from_userinfo(endpoints.userinfo_url, tokens, client, subject)
+                if named is not None:
+                    return named
+            return Identity.from_claims(subject, claims)
     if endpoints.userinfo_url and tokens.scope and "openid" in tokens.scope.split():
         try:
             claims = userinfo(client, endpoints.userinfo_url, tokens.access_token)
         except VidauthError:
             claims = {}
         if claims.get("sub"):
-            return Identity(subject=str(claims["sub"]), username=display_name(claims))
+            return Identity.from_claims(str(claims["sub"]), claims)
     if profile.provider.name in ACCESS_TOKEN_NAMES_THE_USER:
         jwt_claims = _jwt_claims_unverified(tokens.access_token) or {}
         if isinstance(jwt_claims.get("sub"), str):
-            return Identity(subject=str(jwt_claims["sub"]), username=display_name(jwt_claims))
+            return Identity.from_claims(str(jwt_claims["sub"]), jwt_claims)
     return Identity(subject="default", username=None)
+
+
+def names_from_userinfo(
+    url: str | None, tokens: TokenSet, client: httpx.Client, subject: str
+) -> Identity | None:
+    """``subject``'s names from the userinfo endpoint, when it answers for that very subject
+    with a name; None otherwise (no endpoint, no ``openid`` scope, an error, no name)."""
+    if not url or (tokens.scope is not None and "openid" not in tokens.scope.split()):
+        return None
+    try:
+        claims = userinfo(client, url, tokens.access_token)
+    except VidauthError:
+        return None
+    if str(claims.get("sub") or "") != subject or display_name(claims) is None:
+        return None
+    return Identity.from_claims(subject, claims)
+
+
+def sign_in_scope(
+    profile: Profile, client: httpx.Client, cache: DocumentCache | None = None
+) -> str:
+    """The scope to ask for at sign-in: the profile's, plus ``profile`` and ``email`` where
+    the provider lists them in its discovery document's ``scopes_supported`` (they are what
+    makes its userinfo name the user, as at Panopto). Without ``openid`` or discovery: the
+    profile's scope as it is."""
+    scopes = profile.scope.split()
+    if "openid" not in scopes or not profile.endpoints.discovery_url:
+        return profile.scope
+    try:
+        supported = discover(profile, client, cache).document.get("scopes_supported")
+    except VidauthError:
+        return profile.scope
+    if not isinstance(supported, list):
+        return profile.scope
+    extra = [s for s in ("profile", "email") if s in supported and s not in scopes]
+    if not extra:
+        return profile.scope
+    at = scopes.index("openid") + 1
+    return " ".join([*scopes[:at], *extra, *scopes[at:]])
