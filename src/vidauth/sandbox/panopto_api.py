@@ -34,6 +34,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from vidauth.sandbox.holds import Hold
 from vidauth.sandbox.s3 import S3Error, S3Storage, S3Target
 from vidauth.sandbox.ucs import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
 
@@ -288,6 +289,11 @@ class PanoptoSandbox:
 
     # -- test and fault hooks -----------------------------------------------------------------
 
+    def hold(self, point: str, key: str | None = None) -> Hold:
+        """Hold the next request at ``point`` until the test releases it
+        (:mod:`vidauth.sandbox.holds`): an S3 operation, or ``State1``."""
+        return self.s3.holds.hold(point, key)
+
     def fail_parts(self, count: int, status: int = 500) -> None:
         """Make the next ``count`` UploadPart requests fail with ``status`` (S3 XML error)."""
         self.s3.fail_parts(count, status)
@@ -519,6 +525,7 @@ class PanoptoSandbox:
             return await self._cancel(request, upload)
         if state != UploadState.UPLOAD_COMPLETE:
             raise ApiError(400, "BadRequest", "State must be 1 (UploadComplete) or 2 (cancel)")
+        await self.s3.holds.at("State1")
         with self._lock:
             current = upload.state
         if current in (UploadState.PROCESSING, UploadState.PROCESSING_ERROR):
