@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 
 import httpx
 
 from vidauth.config import Profile
 from vidauth.errors import VidauthError
-from vidauth.oauth.discovery import DocumentCache, discover, resolve_endpoints
+from vidauth.oauth.discovery import (
+    PROCESS_CACHE,
+    DiscoveryUnavailable,
+    DocumentCache,
+    discover,
+    resolve_endpoints,
+)
 from vidauth.oauth.oidc import Identity, display_name, userinfo, validate_id_token
 from vidauth.store.tokens import TokenSet
+
+log = logging.getLogger("vidauth.discovery")
 
 #: Providers whose access token is documented as a JWT whose ``sub`` is the user, and which
 #: offer neither an ID token nor userinfo (Ingest). The token is not verified (no key is
@@ -63,15 +72,7 @@ def identify(
         # Without a key set and an issuer the ID token cannot be validated: it is then ignored,
         # never read unverified.
         if jwks_uri and issuer:
-            claims = validate_id_token(
-                tokens.id_token,
-                client=client,
-                jwks_uri=jwks_uri,
-                issuer=issuer,
-                client_id=profile.client_id,
-                nonce=nonce,
-                cache=cache,
-            )
+            claims = _validated(profile, tokens.id_token, client, jwks_uri, issuer, nonce, cache)
             subject = str(claims["sub"])
             if display_name(claims) is None:
                 # Panopto's ID tokens carry no names: they come from userinfo.
@@ -132,3 +133,58 @@ def sign_in_scope(
         return profile.scope
     at = scopes.index("openid") + 1
     return " ".join([*scopes[:at], *extra, *scopes[at:]])
+
+
+#: Where IdentityServer 4 serves the JWKS (the Panopto preset's path), and IdentityServer 3.
+IDSRV4_JWKS = "/.well-known/openid-configuration/jwks"
+IDSRV3_JWKS = "/.well-known/jwks"
+
+
+def _validated(
+    profile: Profile,
+    id_token: str,
+    client: httpx.Client,
+    jwks_uri: str,
+    issuer: str,
+    nonce: str | None,
+    cache: DocumentCache | None,
+) -> dict[str, object]:
+    """The ID token's validated claims. When discovery was unreachable and the preset's
+    IdentityServer 4 JWKS path cannot be fetched either, IdentityServer 3's
+    ``…/.well-known/jwks`` is tried (an older Panopto discovery document lists that one)."""
+
+    def validate(uri: str) -> dict[str, object]:
+        return validate_id_token(
+            id_token,
+            client=client,
+            jwks_uri=uri,
+            issuer=issuer,
+            client_id=profile.client_id,
+            nonce=nonce,
+            cache=cache,
+        )
+
+    try:
+        return validate(jwks_uri)
+    except DiscoveryUnavailable:
+        fallback = _idsrv3_jwks(profile, jwks_uri, cache)
+        if fallback is None:
+            raise
+        log.info("no JWKS at %s; trying IdentityServer 3's %s", jwks_uri, fallback)
+        try:
+            return validate(fallback)
+        except DiscoveryUnavailable:
+            pass
+        raise
+
+
+def _idsrv3_jwks(profile: Profile, jwks_uri: str, cache: DocumentCache | None) -> str | None:
+    """IdentityServer 3's JWKS URL, when ``jwks_uri`` is the preset's IdentityServer 4 path
+    and discovery was unreachable (else None: the discovery document is the authority)."""
+    url = profile.endpoints.discovery_url
+    if not url or "jwks_uri" in profile.endpoints.explicit or not jwks_uri.endswith(IDSRV4_JWKS):
+        return None
+    entry = (cache if cache is not None else PROCESS_CACHE).get(url)
+    if entry is None or entry.body is not None:
+        return None  # discovery answered: its jwks_uri is the one
+    return jwks_uri[: -len(IDSRV4_JWKS)] + IDSRV3_JWKS
