@@ -233,6 +233,18 @@ def login(
             f"until {_when(account.expires_at)}.",
             markup=False,
         )
+        if _ends_with_its_token(account):
+            err.print(
+                "No refresh token was granted (the client may not keep access offline): this "
+                f"sign-in ends at {_when(account.expires_at)}; run `vidauth login` again then.",
+                markup=False,
+            )
+
+
+def _ends_with_its_token(account: Any) -> bool:
+    """A password sign-in without a refresh token: nothing renews it (the ID-provider and
+    client-credentials grants renew themselves)."""
+    return account.grant_type == "password" and not account.has_refresh_token
 
 
 def _login_browser(va: Any, *, no_browser: bool, timeout: float) -> Any:
@@ -330,6 +342,9 @@ def status(
                 "expires_at": _when(a.expires_at) if a.expires_at else None,
                 # a refresh token the server refused renews nothing
                 "refreshable": a.has_refresh_token and a.status != "needs_signin",
+                "ends_at": _when(a.expires_at)
+                if a.expires_at and _ends_with_its_token(a)
+                else None,
             }
             for a in accounts
         ]
@@ -356,7 +371,11 @@ def status(
                         row["status"],
                         " ".join(row["scopes"]),
                         row["expires_at"] or "-",
-                        "yes" if row["refreshable"] else "no",
+                        "yes"
+                        if row["refreshable"]
+                        else f"no: ends {row['ends_at']}"
+                        if row["ends_at"]
+                        else "no",
                     ]
                     for row in rows
                 ],

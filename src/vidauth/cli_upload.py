@@ -209,7 +209,12 @@ def upload(
         typer.Option(help="Pin the parts in flight, shared by all files (default: adapted)."),
     ] = None,
     part_size: Annotated[
-        int | None, typer.Option("--part-size", help="Part size in MiB, a whole number 5..25.")
+        int | None,
+        typer.Option(
+            "--part-size",
+            help="Part size in MiB, a whole number 5..23 (largest 23 MiB: Panopto may fail "
+            "parts above 25,000,000 bytes).",
+        ),
     ] = None,
     bwlimit: Annotated[
         str | None,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import httpx
 
 from vidauth.config import Profile, Secret, Settings, load_settings
-from vidauth.errors import ErrorCode, SignInRequired, UsageError
+from vidauth.errors import ErrorCode, OAuthError, SignInRequired, UsageError
 from vidauth.http import BearerAuth, RetryPolicy, build_client
 from vidauth.oauth.manager import Regrant, TokenManager
 from vidauth.oauth.token_endpoint import TokenEndpoint
@@ -111,7 +111,7 @@ class Vidauth:
         """The interactive authorization-code sign-in; returns the stored account."""
         from vidauth.oauth.authorization_code import AuthorizationRequest, receive_redirect
 
-        request = AuthorizationRequest.create(self.profile)
+        request = AuthorizationRequest.create(self.profile, self.sign_in_scope())
         code = receive_redirect(
             request,
             open_browser=open_browser,
@@ -123,6 +123,13 @@ class Vidauth:
             code, request.redirect_uri, request.code_verifier
         )
         return self.save(tokens, nonce=request.nonce, grant_type="authorization_code")
+
+    def sign_in_scope(self) -> str:
+        """The scope a person's sign-in asks for: the profile's, plus ``profile email`` where
+        the provider lists them (:func:`vidauth.oauth.identity.sign_in_scope`)."""
+        from vidauth.oauth.identity import sign_in_scope
+
+        return sign_in_scope(self.profile, self.http, self.discovery_cache)
 
     def login_client_credentials(self) -> AccountInfo:
         """Sign the application itself in (client credentials); renewed automatically."""
@@ -159,7 +166,19 @@ class Vidauth:
             )
         if password is None:
             raise UsageError("a password sign-in needs a password (or an application key)")
-        tokens = grants.password(self.token_endpoint, self.profile, username, password)
+        scope = self.sign_in_scope()
+        try:
+            tokens = grants.password(self.token_endpoint, self.profile, username, password, scope)
+        except OAuthError as exc:
+            # IdentityServer's answer to a client not allowed offline access: ask once more
+            # without it (the grant then has no refresh token and ends with its access token).
+            asked = scope.split()
+            if exc.error != "invalid_scope" or "offline_access" not in asked:
+                raise
+            narrower = " ".join(s for s in asked if s != "offline_access")
+            tokens = grants.password(
+                self.token_endpoint, self.profile, username, password, narrower
+            )
         return self.save(tokens, nonce=None, grant_type=grants.PASSWORD)
 
     def login_device(

@@ -71,4 +71,5 @@ def test_forged_access_token_does_not_name_the_account(
         assert (account.subject, account.username) == ("default", None)
     else:
         assert account.subject == SandboxUser.named("alice").subject
-        assert account.username == "alice"
+        # the ID token names nobody (as Panopto's) and userinfo refuses the forged token
+        assert account.username is None

@@ -116,3 +116,15 @@ def test_a_fresh_upload_sends_nothing_beyond_the_multipart_calls(
     assert panopto.panopto.s3.stats()["refused_calls"] == {}
     record = UploadStore(panopto.va.store.db).get(result.record_id)  # type: ignore[arg-type]
     assert record is not None and record.step == UploadStep.MANIFEST
+
+
+@pytest.mark.parametrize("answer", ["empty", "204", "object"])
+def test_the_state1_put_may_answer_an_empty_200_or_a_204(
+    make_panopto: Callable[..., PanoptoSetup], tmp_path: Path, answer: str
+) -> None:
+    setup = make_panopto(state1_answer=answer)
+    source = write_random(tmp_path / "finish.mp4", 6 * MiB, seed=45)
+    with engine(setup, part_size_mib=5) as eng:
+        result = eng.upload(UploadJob(source, setup.panopto.folder_id(*SIT102)))
+    assert result.state == UploadState.COMPLETE and result.session_id
+    assert sha256(setup.panopto.object_path(result.upload_id, source.name)) == sha256(source)

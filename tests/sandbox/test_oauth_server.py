@@ -154,12 +154,13 @@ def test_discovery_and_jwks(env: Env) -> None:
 
 
 def test_code_flow_issues_verifiable_id_token(env: Env) -> None:
-    url = env.authorize_url(state="st-1", nonce="nonce-abc")
+    scope = "openid profile email api offline_access"
+    url = env.authorize_url(state="st-1", nonce="nonce-abc", scope=scope)
     response = complete_browser_login(url)
     assert response.status_code == 200 and str(response.url).startswith(env.redirect_uri)
     hit = env.catcher.hits[-1]
     assert hit["state"] == "st-1" and hit["code"] and hit["session_state"]
-    assert hit["scope"] == "openid api offline_access"
+    assert hit["scope"] == scope
 
     answer = env.exchange(hit["code"])
     assert answer.status_code == 200, answer.text
@@ -173,7 +174,9 @@ def test_code_flow_issues_verifiable_id_token(env: Env) -> None:
     claims = decoded.claims
     assert decoded.header["kid"] == jwks["keys"][0]["kid"]
     assert claims["iss"] == env.server.issuer and claims["aud"] == "test-client"
-    assert claims["nonce"] == "nonce-abc" and claims["preferred_username"] == "alice"
+    assert claims["nonce"] == "nonce-abc"
+    # Like Panopto's: the ID token names nobody; the names come from userinfo.
+    assert not {"preferred_username", "name", "email"} & set(claims)
     assert claims["exp"] > time.time() > claims["iat"] - 5 and claims["auth_time"]
     assert env.server.state.authenticate_access_token(tokens["access_token"]) == "alice"
 
@@ -184,6 +187,8 @@ def test_code_flow_issues_verifiable_id_token(env: Env) -> None:
     again = env.exchange(env.login()["code"]).json()
     again_claims = jwt.decode(again["id_token"], KeySet.import_key_set(jwks)).claims
     assert again_claims["sub"] == claims["sub"]
+    # Without `profile email`, userinfo answers the subject only (as IdentityServer does).
+    assert _userinfo(env, again["access_token"]).json() == {"sub": claims["sub"]}
 
 
 def test_browser_keeps_login_session(env: Env) -> None:
@@ -364,7 +369,8 @@ def test_password_grant(env: Env) -> None:
     answer = env.token(grant_type="password", username="bob", password="bob-sandbox-password")
     assert answer.status_code == 200, answer.text
     tokens = answer.json()
-    assert tokens["scope"] == "openid api offline_access" and tokens["refresh_token"]
+    # no scope asked: the client's ("openid profile email api offline_access" by default)
+    assert tokens["scope"] == "openid profile email api offline_access" and tokens["refresh_token"]
     assert env.server.state.authenticate_access_token(tokens["access_token"]) == "bob"
     wrong = env.token(grant_type="password", username="bob", password="nope")
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"

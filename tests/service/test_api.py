@@ -889,7 +889,8 @@ def test_running_upload_resumes_after_restart(make_service: Callable[..., Servic
 
     def commit_part(upload: Any, number: int, *args: Any) -> None:
         real_commit(upload, number, *args)
-        committed.append(number)
+        if not upload.key.endswith(".xml"):  # the media's parts, not the manifest's one
+            committed.append(number)
 
     storage.commit_part = commit_part
     service.connect("u1")

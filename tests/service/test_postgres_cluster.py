@@ -221,6 +221,8 @@ def make_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Callable[..., Cl
 
         def commit_part(upload: Any, number: int, *args: Any) -> None:
             real_commit(upload, number, *args)
+            if upload.key.endswith(".xml"):  # a manifest's one part: not the media's
+                return
             with lock:
                 cluster.committed.append((str(upload.upload_id), number))
 
@@ -394,9 +396,12 @@ def test_kill_9_worker_mid_upload_another_finishes_sending_only_missing_parts(
     cluster.start("worker-1", "worker")  # takes the job over once the 3 s lease lapses
     (result,) = cluster.wait_all([upload_id], timeout=120)
     assert result["state"] == "complete", result
-    # Every part was stored exactly once: the new worker sent only the missing ones.
+    # The new worker sent only the parts the store had not recorded: every part once, but for
+    # the one in flight at the kill (parallel 1), which the target may have received without
+    # the victim hearing it — the strict target answers no ListParts to find that out.
     numbers = sorted(number for _upload, number in cluster.committed)
-    assert numbers == [1, 2, 3, 4, 5, 6], numbers
+    assert sorted(set(numbers)) == [1, 2, 3, 4, 5, 6], numbers
+    assert len(numbers) <= 6 + 1, numbers
     stored = [p for p in (cluster.work / "objects").rglob("*") if p.is_file()]
     assert any(p.stat().st_size == len(content) and p.read_bytes() == content for p in stored)
 

@@ -36,8 +36,9 @@ class AuthorizationRequest:
     code_verifier: str | None = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, profile: Profile) -> AuthorizationRequest:
-        """A new request for ``profile`` (PKCE S256 when the profile uses it)."""
+    def create(cls, profile: Profile, scope: str | None = None) -> AuthorizationRequest:
+        """A new request for ``profile`` (PKCE S256 when the profile uses it), asking for
+        ``scope`` (default: the profile's)."""
         if not profile.endpoints.authorize_url:
             raise ConfigError(f"profile {profile.name!r} has no authorization endpoint")
         state, nonce = generate_token(43), generate_token(43)
@@ -51,7 +52,7 @@ class AuthorizationRequest:
             profile.client_id,
             "code",
             redirect_uri=profile.redirect_uri,
-            scope=profile.scope,
+            scope=scope if scope is not None else profile.scope,
             state=state,
             **params,
         )

@@ -51,9 +51,16 @@ def client_credentials(endpoint: TokenEndpoint, profile: Profile) -> TokenSet:
     return endpoint.client_credentials(application_scope(profile))
 
 
-def password(endpoint: TokenEndpoint, profile: Profile, username: str, secret: Secret) -> TokenSet:
-    """Resource-owner password grant (RFC 6749 §4.3) with the profile's scope."""
-    return endpoint.password(_username(username), secret.value, profile.scope or None)
+def password(
+    endpoint: TokenEndpoint,
+    profile: Profile,
+    username: str,
+    secret: Secret,
+    scope: str | None = None,
+) -> TokenSet:
+    """Resource-owner password grant (RFC 6749 §4.3) with ``scope`` (default: the profile's)."""
+    asked = scope if scope is not None else profile.scope
+    return endpoint.password(_username(username), secret.value, asked or None)
 
 
 def id_provider_password(username: str, application_key: str) -> str:

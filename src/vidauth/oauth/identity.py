@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 
 import httpx
 
 from vidauth.config import Profile
 from vidauth.errors import VidauthError
-from vidauth.oauth.discovery import DocumentCache, resolve_endpoints
+from vidauth.oauth.discovery import (
+    PROCESS_CACHE,
+    DiscoveryUnavailable,
+    DocumentCache,
+    discover,
+    resolve_endpoints,
+)
 from vidauth.oauth.oidc import Identity, display_name, userinfo, validate_id_token
 from vidauth.store.tokens import TokenSet
+
+log = logging.getLogger("vidauth.discovery")
 
 #: Providers whose access token is documented as a JWT whose ``sub`` is the user, and which
 #: offer neither an ID token nor userinfo (Ingest). The token is not verified (no key is
@@ -63,25 +72,119 @@ def identify(
         # Without a key set and an issuer the ID token cannot be validated: it is then ignored,
         # never read unverified.
         if jwks_uri and issuer:
-            claims = validate_id_token(
-                tokens.id_token,
-                client=client,
-                jwks_uri=jwks_uri,
-                issuer=issuer,
-                client_id=profile.client_id,
-                nonce=nonce,
-                cache=cache,
-            )
-            return Identity(subject=str(claims["sub"]), username=display_name(claims))
+            claims = _validated(profile, tokens.id_token, client, jwks_uri, issuer, nonce, cache)
+            subject = str(claims["sub"])
+            if display_name(claims) is None:
+                # Panopto's ID tokens carry no names: they come from userinfo.
+                if endpoints.discovery_url and not endpoints.userinfo_url:
+                    endpoints = resolve_endpoints(profile, client, cache)
+                named = names_from_userinfo(endpoints.userinfo_url, tokens, client, subject)
+                if named is not None:
+                    return named
+            return Identity.from_claims(subject, claims)
     if endpoints.userinfo_url and tokens.scope and "openid" in tokens.scope.split():
         try:
             claims = userinfo(client, endpoints.userinfo_url, tokens.access_token)
         except VidauthError:
             claims = {}
         if claims.get("sub"):
-            return Identity(subject=str(claims["sub"]), username=display_name(claims))
+            return Identity.from_claims(str(claims["sub"]), claims)
     if profile.provider.name in ACCESS_TOKEN_NAMES_THE_USER:
         jwt_claims = _jwt_claims_unverified(tokens.access_token) or {}
         if isinstance(jwt_claims.get("sub"), str):
-            return Identity(subject=str(jwt_claims["sub"]), username=display_name(jwt_claims))
+            return Identity.from_claims(str(jwt_claims["sub"]), jwt_claims)
     return Identity(subject="default", username=None)
+
+
+def names_from_userinfo(
+    url: str | None, tokens: TokenSet, client: httpx.Client, subject: str
+) -> Identity | None:
+    """``subject``'s names from the userinfo endpoint, when it answers for that very subject
+    with a name; None otherwise (no endpoint, no ``openid`` scope, an error, no name)."""
+    if not url or (tokens.scope is not None and "openid" not in tokens.scope.split()):
+        return None
+    try:
+        claims = userinfo(client, url, tokens.access_token)
+    except VidauthError:
+        return None
+    if str(claims.get("sub") or "") != subject or display_name(claims) is None:
+        return None
+    return Identity.from_claims(subject, claims)
+
+
+def sign_in_scope(
+    profile: Profile, client: httpx.Client, cache: DocumentCache | None = None
+) -> str:
+    """The scope to ask for at sign-in: the profile's, plus ``profile`` and ``email`` where
+    the provider lists them in its discovery document's ``scopes_supported`` (they are what
+    makes its userinfo name the user, as at Panopto). Without ``openid`` or discovery: the
+    profile's scope as it is."""
+    scopes = profile.scope.split()
+    if "openid" not in scopes or not profile.endpoints.discovery_url:
+        return profile.scope
+    try:
+        supported = discover(profile, client, cache).document.get("scopes_supported")
+    except VidauthError:
+        return profile.scope
+    if not isinstance(supported, list):
+        return profile.scope
+    extra = [s for s in ("profile", "email") if s in supported and s not in scopes]
+    if not extra:
+        return profile.scope
+    at = scopes.index("openid") + 1
+    return " ".join([*scopes[:at], *extra, *scopes[at:]])
+
+
+#: Where IdentityServer 4 serves the JWKS (the Panopto preset's path), and IdentityServer 3.
+IDSRV4_JWKS = "/.well-known/openid-configuration/jwks"
+IDSRV3_JWKS = "/.well-known/jwks"
+
+
+def _validated(
+    profile: Profile,
+    id_token: str,
+    client: httpx.Client,
+    jwks_uri: str,
+    issuer: str,
+    nonce: str | None,
+    cache: DocumentCache | None,
+) -> dict[str, object]:
+    """The ID token's validated claims. When discovery was unreachable and the preset's
+    IdentityServer 4 JWKS path cannot be fetched either, IdentityServer 3's
+    ``…/.well-known/jwks`` is tried (an older Panopto discovery document lists that one)."""
+
+    def validate(uri: str) -> dict[str, object]:
+        return validate_id_token(
+            id_token,
+            client=client,
+            jwks_uri=uri,
+            issuer=issuer,
+            client_id=profile.client_id,
+            nonce=nonce,
+            cache=cache,
+        )
+
+    try:
+        return validate(jwks_uri)
+    except DiscoveryUnavailable:
+        fallback = _idsrv3_jwks(profile, jwks_uri, cache)
+        if fallback is None:
+            raise
+        log.info("no JWKS at %s; trying IdentityServer 3's %s", jwks_uri, fallback)
+        try:
+            return validate(fallback)
+        except DiscoveryUnavailable:
+            pass
+        raise
+
+
+def _idsrv3_jwks(profile: Profile, jwks_uri: str, cache: DocumentCache | None) -> str | None:
+    """IdentityServer 3's JWKS URL, when ``jwks_uri`` is the preset's IdentityServer 4 path
+    and discovery was unreachable (else None: the discovery document is the authority)."""
+    url = profile.endpoints.discovery_url
+    if not url or "jwks_uri" in profile.endpoints.explicit or not jwks_uri.endswith(IDSRV4_JWKS):
+        return None
+    entry = (cache if cache is not None else PROCESS_CACHE).get(url)
+    if entry is None or entry.body is not None:
+        return None  # discovery answered: its jwks_uri is the one
+    return jwks_uri[: -len(IDSRV4_JWKS)] + IDSRV3_JWKS

@@ -170,11 +170,28 @@ class TokenManager:
                     self._save(claim, new, "refreshed")
                     saved = True
                     self._emit("refreshed")
+                    self._name_if_missing(new)
                     return new
         finally:
             if not saved:
                 self._release()
         return self._after_invalid_grant(current.refresh_token, failure)
+
+    def _name_if_missing(self, tokens: TokenSet) -> None:
+        """An account stored without a name (its ID token had none, as Panopto's) gets it from
+        userinfo at its next refresh; best effort, never failing the refresh."""
+        from vidauth.oauth.identity import names_from_userinfo
+
+        try:
+            info = next((a for a in self.store.list_accounts() if a.id == self.account_id), None)
+            if info is None or (info.username and info.username != info.subject):
+                return
+            url = self.endpoint.profile.endpoints.userinfo_url
+            named = names_from_userinfo(url, tokens, self.endpoint.client, info.subject)
+            if named is not None and named.username:
+                self.store.set_username(self.account_id, named.username)
+        except Exception as exc:  # a name is a nicety: the refreshed token is what matters
+            log.info("could not read the account's name from userinfo (%s)", type(exc).__name__)
 
     def _save(self, claim: RefreshClaim, new: TokenSet, event: str) -> None:
         """Commit ``new`` (retrying while the database refuses), else keep it in a recovery

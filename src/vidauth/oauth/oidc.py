@@ -67,10 +67,23 @@ def endpoints_from_discovery(doc: dict[str, Any], base: Endpoints | None = None)
 
 @dataclass(frozen=True)
 class Identity:
-    """Who signed in: the subject (the account key) and a name to show."""
+    """Who signed in: the subject (the account key) and a name to show; ``names`` are the
+    user's ``preferred_username`` and ``email``, in that order, where known (what an expected
+    user name is compared with)."""
 
     subject: str
     username: str | None
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_claims(cls, subject: str, claims: dict[str, Any]) -> Identity:
+        """The identity ``claims`` describe for ``subject``."""
+        names = tuple(
+            str(claims[key])
+            for key in ("preferred_username", "email")
+            if isinstance(claims.get(key), str) and claims[key]
+        )
+        return cls(subject=subject, username=display_name(claims), names=names)
 
 
 def validate_id_token(

@@ -94,6 +94,7 @@ class UploadEngine:
         cancel: threading.Event | None = None,
         open_file: Callable[[Path], int] | None = None,
         leases: LeaseKeeper | None = None,
+        gate: Callable[[int, str], None] | None = None,
     ) -> None:
         self.rest = api if isinstance(api, PanoptoRest) else PanoptoRest(api)
         self.store = UploadStore(db)
@@ -104,6 +105,9 @@ class UploadEngine:
         self.server = server
         self.retry_policy = retry_policy or RetryPolicy()
         self.cancel_event = cancel or threading.Event()
+        # Checked before Complete and before State 1 (the point of no return): a cancel asked
+        # by another process (or, in the service, of the job) stops the upload there.
+        self.gate = gate or self._store_gate
         self.signatures = SignatureNegotiator(self.options.signature, SignatureHostStore(db))
         self.optional = OptionalCalls(HostCallStore(db))
         self.parallelism, self.slots = controller_for(self.options.parallel)
@@ -143,7 +147,13 @@ class UploadEngine:
             plateaus=PlateauStore(db),
         )
         self.finisher = UploadFinisher(
-            self.rest, self.store, caller, self.options, self.cancel_event, server=server
+            self.rest,
+            self.store,
+            caller,
+            self.options,
+            self.cancel_event,
+            server=server,
+            gate=lambda record_id, point: self.gate(record_id, point),
         )
 
     def _prepare_s3_client(self) -> None:
@@ -212,7 +222,11 @@ class UploadEngine:
         return self.upload(job, progress)
 
     def cancel(self, record_id: int) -> UploadRecord:
-        """Cancel an upload: abort its multipart upload and DELETE the sessionUpload."""
+        """Cancel an upload: abort its multipart upload and DELETE the sessionUpload.
+
+        A process running it (this one or another) stops before Complete or State 1; once
+        State 1 is being sent (the point of no return) the cancel is refused: it will be
+        published."""
         record = self.planner.record(record_id)
         if record.state == UploadState.CANCELLED:
             return record
@@ -222,6 +236,13 @@ class UploadEngine:
                 code=ErrorCode.UPLOAD_ALREADY_PROCESSED,
                 record_id=record.id,
                 session_id=record.session_id,
+            )
+        if not self.store.request_cancel(record.id):
+            raise UsageError(
+                f"upload {record.id} is past the point of no return (State 1 was sent): "
+                "Panopto will publish it",
+                code=ErrorCode.UPLOAD_ALREADY_PROCESSED,
+                record_id=record.id,
             )
         self.planner.abort_multipart(record)
         if record.session_upload_id:
@@ -242,6 +263,15 @@ class UploadEngine:
                 )
         self.store.update(record.id, state=UploadState.CANCELLED, message="cancelled")
         return self.planner.record(record.id)
+
+    def _store_gate(self, record_id: int, point: str) -> None:
+        """The default gate: the upload's own row (a cancel asked by another process)."""
+        if point == "finish":
+            passed = self.store.pass_point_of_no_return(record_id)
+        else:
+            passed = not self.store.cancel_requested_of(record_id)
+        if not passed:
+            raise cancelled(record_id)
 
     def find(self, ident: str) -> UploadRecord:
         """A recorded upload by record id or sessionUpload ID."""
@@ -297,6 +327,7 @@ class UploadEngine:
         if not UploadStep.reached(plan.step, UploadStep.COMPLETING):
             self.transfer.send(plan, path, stop, emit, sent=partial(setattr, result, "bytes_sent"))
         if not UploadStep.reached(plan.step, UploadStep.ASSEMBLED):
+            self.gate(record.id, "complete")
             self.finisher.complete(plan, stop)
         if not UploadStep.reached(plan.step, UploadStep.MANIFEST):
             self.finisher.send_manifest(plan, stop)
@@ -305,3 +336,8 @@ class UploadEngine:
                 "uploaded", record.file_path, size, size, record.id, record.session_upload_id
             )
         )
+
+
+def cancelled(record_id: int) -> UploadInterrupted:
+    """The upload stops because a cancel was asked for it."""
+    return UploadInterrupted(f"upload {record_id} was cancelled", record_id=record_id)

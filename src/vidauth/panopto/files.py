@@ -11,7 +11,11 @@ from vidauth.errors import UsageError
 
 MiB = 1024 * 1024
 MIN_PART_MIB = 5
-MAX_PART_MIB = 25
+#: Panopto's sample: parts "must be between 5MB and 25MB; Panopto server may fail if more than
+#: 25MB". New plans keep every part at most 25,000,000 bytes: 23 MiB is the largest whole MiB
+#: under it. Uploads planned before keep the part size they recorded.
+MAX_PART_BYTES = 25_000_000
+MAX_PART_MIB = MAX_PART_BYTES // MiB
 MAX_PARTS = 10_000
 DEFAULT_PART_MIB = 8
 FINGERPRINT_SPAN = MiB
@@ -55,7 +59,8 @@ def check_media_file(path: Path, *, force: bool = False) -> Path:
 
 
 def part_size(size: int, requested_mib: int | None = None, name: str = "the file") -> int:
-    """Bytes per part: whole MiB in 5..25, enough that ``size`` fits in 10 000 parts.
+    """Bytes per part: whole MiB in 5..23 (at most 25,000,000 bytes), enough that ``size`` fits
+    in 10 000 parts.
 
     Without a request: the larger of 8 MiB and the smallest size that fits.
     """
@@ -70,8 +75,9 @@ def part_size(size: int, requested_mib: int | None = None, name: str = "the file
         return max(DEFAULT_PART_MIB, needed_mib) * MiB
     if not MIN_PART_MIB <= requested_mib <= MAX_PART_MIB:
         raise UsageError(
-            f"--part-size {requested_mib}: Panopto accepts parts of "
-            f"{MIN_PART_MIB} to {MAX_PART_MIB} MiB; choose a whole number in that range"
+            f"--part-size {requested_mib}: parts go from {MIN_PART_MIB} to {MAX_PART_MIB} MiB "
+            f"(Panopto may fail parts above {MAX_PART_BYTES} bytes); choose a whole number in "
+            "that range"
         )
     if requested_mib < needed_mib:
         raise UsageError(

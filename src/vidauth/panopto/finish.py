@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,11 @@ class UploadFinisher:
         cancel: threading.Event,
         *,
         server: str | None = None,
+        gate: Callable[[int, str], None] | None = None,
     ) -> None:
         self.rest = rest
+        #: Called with (record id, "finish") before State 1; raises to stop the upload.
+        self.gate = gate
         self.store = store
         self.caller = caller
         self.options = options
@@ -129,6 +132,8 @@ class UploadFinisher:
         """Mark the upload complete (State 1) and, when waiting, poll until Panopto is done."""
         assert record.session_upload_id is not None
         if record.state == UploadState.UPLOADING:
+            if self.gate is not None:
+                self.gate(record.id, "finish")  # the point of no return
             remote = self.rest.get_session_upload(record.session_upload_id)
             self.rest.finish_session_upload(remote)
             self.store.update(record.id, state=UploadState.PROCESSING)

@@ -315,16 +315,27 @@ class PanoptoRest:
         )
 
     def finish_session_upload(self, session_upload: dict[str, Any]) -> dict[str, Any]:
-        """``PUT sessionUpload/{ID}`` with ``State: 1``: every file is there, process it."""
+        """``PUT sessionUpload/{ID}`` with ``State: 1``: every file is there, process it.
+
+        Panopto's samples ignore the answer or accept an empty one: any 2xx is taken, and
+        unless it is the sessionUpload object itself the upload is read back to confirm.
+        """
         body = {**session_upload, "State": SessionUploadState.UPLOAD_COMPLETE}
         upload_id = session_upload["ID"]
-        return self.json(
+        response = self.request(
             "PUT",
             f"{SESSION_UPLOAD}/{upload_id}",
             f"completing upload {upload_id}",
             json=body,
             not_found=f"upload {upload_id} no longer exists at Panopto: upload the file again",
         )
+        try:
+            data = response.json() if response.content.strip() else None
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "State" in data:
+            return data
+        return self.get_session_upload(str(upload_id))
 
     def delete_session_upload(self, upload_id: str) -> httpx.Response:
         """``DELETE sessionUpload/{ID}`` (cancel); answers the raw response (404/409 allowed)."""

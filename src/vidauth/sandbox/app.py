@@ -181,7 +181,8 @@ def create_app(config: SandboxConfig | None = None, state: SandboxState | None =
             )
         if record.username is None or "openid" not in record.scope.split():
             return _bearer_error(403, "insufficient_scope", "The token lacks the openid scope.")
-        return JSONResponse(dict(user_info(SandboxUser.named(record.username))), headers=NO_STORE)
+        claims = user_info(SandboxUser.named(record.username), record.scope)
+        return JSONResponse(dict(claims), headers=NO_STORE)
 
     @app.get("/sandbox/stats")
     def stats() -> JSONResponse:

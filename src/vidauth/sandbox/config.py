@@ -43,7 +43,7 @@ class SandboxClient:
     client_secret: str | None = field(repr=False)
     redirect_uris: list[str]
     grant_types: list[str]
-    scope: str = "openid api offline_access"
+    scope: str = "openid profile email api offline_access"
     token_endpoint_auth_methods: list[str] = field(
         default_factory=lambda: ["client_secret_post", "client_secret_basic"]
     )
@@ -97,6 +97,12 @@ class SandboxConfig:
     #: Seconds a rotated refresh token stays usable (Okta's and Auth0's reuse grace period);
     #: 0 is strict one-time rotation, as Panopto does: any reuse revokes the grant.
     refresh_reuse_grace: float = 0.0
+    #: Whether ID tokens carry the user's names (``preferred_username``, ``name``, ``email``).
+    #: Panopto's do not: names come only from ``/connect/userinfo``, for the scopes granted.
+    id_token_names: bool = False
+    #: Whether a password grant may ask for ``offline_access``; False answers it
+    #: ``invalid_scope``, as IdentityServer does for a client not allowed offline access.
+    password_offline_access: bool = True
     #: Seconds every token answer is held back after the request was processed (a slow or
     #: hanging token endpoint).
     token_delay: float = 0.0

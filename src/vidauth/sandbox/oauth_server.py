@@ -289,14 +289,24 @@ class SandboxOpenIDCode(OpenIDCode):
         return self.state.nonce_used(request.payload.client_id, nonce)
 
     def generate_user_info(self, user: SandboxUser, scope: str) -> UserInfo:
-        return user_info(user)
+        # Panopto's ID tokens carry `sub` and protocol claims, not names (those come from
+        # userinfo), unless the id_token_names knob says otherwise.
+        if self.state.config.id_token_names:
+            return user_info(user, scope)
+        return UserInfo(sub=user.subject)
 
 
-def user_info(user: SandboxUser) -> UserInfo:
-    """The OpenID claims of a sandbox user."""
-    return UserInfo(
-        sub=user.subject, preferred_username=user.username, name=user.name, email=user.email
-    )
+def user_info(user: SandboxUser, scope: str | None = None) -> UserInfo:
+    """The OpenID claims of a sandbox user that ``scope`` grants, as IdentityServer answers
+    them: ``profile`` gives ``preferred_username`` and ``name``, ``email`` gives ``email``
+    (``scope=None``: all of them)."""
+    scopes = set(scope_to_list(scope)) if scope is not None else {"profile", "email"}
+    claims: dict[str, str] = {"sub": user.subject}
+    if "profile" in scopes:
+        claims.update(preferred_username=user.username, name=user.name)
+    if "email" in scopes:
+        claims["email"] = user.email
+    return UserInfo(claims)
 
 
 class RotatingRefreshTokenGrant(RefreshTokenGrant):
@@ -350,6 +360,14 @@ class SandboxPasswordGrant(ResourceOwnerPasswordCredentialsGrant):
 
     def validate_requested_scope(self) -> None:
         _check_client_scope(self, set(scope_to_list(self.request.client.sandbox.scope)))
+        scope = self.request.payload.scope
+        if (
+            not _state(self).config.password_offline_access
+            and scope
+            and "offline_access" in scope_to_list(scope)
+        ):
+            # IdentityServer's answer to a client not allowed offline access.
+            raise InvalidScopeError()
 
 
 class SandboxClientCredentialsGrant(ClientCredentialsGrant):

@@ -7,9 +7,10 @@
   ``maxNumberResults`` (10 by default so paging is real), no total.
 - ``/Panopto/PublicAPI/REST/sessionUpload``: create, read, complete (``State: 1``) and cancel
   uploads. Completing checks the manifest (:mod:`vidauth.sandbox.ucs`) and the files it names;
-  the state then reads 3 (Processing) until ``processing_delay`` has passed and 4 (Complete)
-  after, with the new session visible through the REST API. State is computed from timestamps
-  on read, so no background thread is needed.
+  the state then reads 1 (UploadComplete) for a quarter of ``processing_delay``, 3 (Processing)
+  until it has passed and 4 (Complete) after, with the new session visible through the REST
+  API. The State-1 PUT answers as ``state1_answer`` says (by default an empty 200). State is
+  computed from timestamps on read, so no background thread is needed.
 - ``/Panopto/Upload/{ID}/{key}``: the S3 upload target (:mod:`vidauth.sandbox.s3`).
 
 Both APIs take ``Authorization: Bearer <token>``, checked with ``authenticate`` (401 with
@@ -33,6 +34,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from vidauth.sandbox.holds import Hold
 from vidauth.sandbox.s3 import S3Error, S3Storage, S3Target
 from vidauth.sandbox.ucs import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
 
@@ -90,6 +92,9 @@ class PanoptoSandboxOptions:
     """Accept only this S3 signature scheme (``s3v4``, ``s3``, ``unsigned``); None: any."""
     s3_max_parts_in_flight: int | None = None
     """Answer 503 SlowDown to UploadParts beyond this many at once; None: no limit."""
+    state1_answer: str = "empty"
+    """What the State-1 PUT answers: ``empty`` (200 with no body, the default: the C# sample
+    allows for it), ``204`` (No Content), or ``object`` (the sessionUpload)."""
     s3_allow: frozenset[str] = frozenset()
     """Optional S3 calls the target answers (``PutObject``, ``GetObject``, ``HeadObject``,
     ``ListParts``); none by default, like the narrowest Panopto."""
@@ -284,6 +289,11 @@ class PanoptoSandbox:
 
     # -- test and fault hooks -----------------------------------------------------------------
 
+    def hold(self, point: str, key: str | None = None) -> Hold:
+        """Hold the next request at ``point`` until the test releases it
+        (:mod:`vidauth.sandbox.holds`): an S3 operation, or ``State1``."""
+        return self.s3.holds.hold(point, key)
+
     def fail_parts(self, count: int, status: int = 500) -> None:
         """Make the next ``count`` UploadPart requests fail with ``status`` (S3 XML error)."""
         self.s3.fail_parts(count, status)
@@ -351,13 +361,15 @@ class PanoptoSandbox:
         }
 
     def _current_state(self, upload: SessionUpload) -> tuple[int, str | None]:
-        """(state, SessionId) now; Processing turns Complete once the delay has passed."""
-        if (
-            upload.state == UploadState.PROCESSING
-            and upload.completed_at is not None
-            and time.monotonic() >= upload.completed_at + self.options.processing_delay
-        ):
-            return UploadState.COMPLETE, upload.session_id
+        """(state, SessionId) now: after State 1, as at Panopto, the upload reads 1
+        (UploadComplete) for the first quarter of ``processing_delay``, then 3 (Processing),
+        then 4 (Complete) once the delay has passed."""
+        if upload.state == UploadState.PROCESSING and upload.completed_at is not None:
+            elapsed = time.monotonic() - upload.completed_at
+            if elapsed >= self.options.processing_delay:
+                return UploadState.COMPLETE, upload.session_id
+            if elapsed < self.options.processing_delay / 4:
+                return UploadState.UPLOAD_COMPLETE, None
         return upload.state, None
 
     def _upload_json(self, upload: SessionUpload, base: str) -> dict[str, Any]:
@@ -513,10 +525,11 @@ class PanoptoSandbox:
             return await self._cancel(request, upload)
         if state != UploadState.UPLOAD_COMPLETE:
             raise ApiError(400, "BadRequest", "State must be 1 (UploadComplete) or 2 (cancel)")
+        await self.s3.holds.at("State1")
         with self._lock:
             current = upload.state
         if current in (UploadState.PROCESSING, UploadState.PROCESSING_ERROR):
-            return JSONResponse(self._upload_json(upload, _base(request)))  # a repeated PUT
+            return self._state1_answer(upload, request)  # a repeated PUT
         if current != UploadState.UPLOADING:
             raise ApiError(409, "Conflict", "the sessionUpload is not uploading")
         try:
@@ -539,6 +552,14 @@ class PanoptoSandbox:
             self._sessions[session.id] = session
             upload.state, upload.completed_at = UploadState.PROCESSING, now
             upload.session_id = session.id
+        return self._state1_answer(upload, request)
+
+    def _state1_answer(self, upload: SessionUpload, request: Request) -> Response:
+        """The State-1 PUT's answer, as ``state1_answer`` says."""
+        if self.options.state1_answer == "204":
+            return Response(status_code=204)
+        if self.options.state1_answer == "empty":
+            return Response(status_code=200)
         return JSONResponse(self._upload_json(upload, _base(request)))
 
     def _check_upload(self, upload: SessionUpload) -> Manifest:
@@ -569,7 +590,7 @@ class PanoptoSandbox:
     async def _cancel(self, request: Request, upload: SessionUpload) -> Response:
         with self._lock:
             state, _ = self._current_state(upload)
-            if state in (UploadState.PROCESSING, UploadState.COMPLETE):
+            if state in (UploadState.UPLOAD_COMPLETE, UploadState.PROCESSING, UploadState.COMPLETE):
                 raise ApiError(409, "Conflict", "the sessionUpload has already been processed")
             upload.state, upload.message = UploadState.UPLOAD_CANCELLED, None
         await anyio.to_thread.run_sync(self.storage.delete_prefix, upload.id)

@@ -47,6 +47,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
+from vidauth.sandbox.holds import Holds
 from vidauth.sandbox.ucs import safe_fromstring
 
 MiB = 1024 * 1024
@@ -530,6 +531,8 @@ class S3Target:
         self.refusal = refusal
         #: Requests refused because their call is not allowed, per call.
         self.refused_calls: dict[str, int] = {}
+        #: Requests a test holds at a step boundary (:mod:`vidauth.sandbox.holds`).
+        self.holds = Holds()
         self.latency = latency
         self.bucket = TokenBucket(bandwidth) if bandwidth else None
         #: Bytes per second one request body may use at most (None: no cap).
@@ -915,10 +918,13 @@ class S3Target:
             self._check_signature(request)
             check_key(key)
             if method == "POST" and "uploads" in query:
+                await self.holds.at("CreateMultipartUpload", key)
                 return await self.create_multipart(prefix, key)
             if method == "POST" and "uploadId" in query:
+                await self.holds.at("CompleteMultipartUpload", key)
                 return await self.complete(request, prefix, key)
             if method == "PUT" and "uploadId" in query and "partNumber" in query:
+                await self.holds.at("UploadPart", key)
                 return await self.upload_part(request, prefix, key)
             if method == "PUT" and not ({"uploadId", "partNumber"} & set(query)):
                 self._check_allowed("PutObject")
@@ -930,6 +936,7 @@ class S3Target:
                 self._check_allowed("GetObject" if method == "GET" else "HeadObject")
                 return await self.get_object(prefix, key)
             if method == "DELETE" and "uploadId" in query:
+                await self.holds.at("AbortMultipartUpload", key)
                 return await self.abort(request, prefix, key)
             if method == "DELETE":
                 return await self.delete_object(prefix, key)

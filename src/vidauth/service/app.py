@@ -53,7 +53,7 @@ from vidauth.service.context import ServiceContext
 from vidauth.service.docs import add_docs
 from vidauth.service.errors import http_status
 from vidauth.service.ingest import IngestError, receive_form
-from vidauth.service.jobs import JobQueue, JobView, new_job_id
+from vidauth.service.jobs import JobQueue, JobView, new_job_id, too_late_to_cancel
 from vidauth.service.metrics import Metrics
 from vidauth.service.models import JobState
 from vidauth.service.settings import ServiceSettings
@@ -71,11 +71,15 @@ _UPLOAD_ID = re.compile(r"up_[0-9a-f]{24}")
 class ApiError(Exception):
     """An answer of ``status`` with ``{"error", "detail"}``."""
 
-    def __init__(self, status: int, error: str, detail: str) -> None:
+    def __init__(
+        self, status: int, error: str, detail: str, extra: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.error = error
         self.detail = detail
+        #: More fields of the answer (e.g. the upload's ``state``).
+        self.extra = dict(extra or {})
 
 
 def _error(
@@ -301,6 +305,9 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.extra:
+            body = {"error": exc.error, "detail": exc.detail, **exc.extra}
+            return JSONResponse(body, exc.status, headers=headers)
         return _error(exc.status, exc.error, exc.detail, headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -592,6 +599,14 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
                 409,
                 "already_complete",
                 "the upload has finished; delete the session in Panopto instead",
+            )
+        if too_late_to_cancel(job):
+            raise ApiError(
+                409,
+                "too_late_to_cancel",
+                f"the upload is past the point of no return (state {job.state}): Panopto "
+                "will publish it; delete the session in Panopto instead",
+                {"state": job.state, "upload": job.as_api()},
             )
         if job.state == JobState.CANCELLED:
             await run_sync(remove_owned_file, job)

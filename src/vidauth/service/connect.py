@@ -66,7 +66,7 @@ def start_connect(
 ) -> tuple[str, float]:
     """A new connect link (vidauth's start page) for the user, and when it expires; it ends
     early when ``api_key_id``, the key that asked for it, is revoked."""
-    request = AuthorizationRequest.create(ctx.profile)
+    request = AuthorizationRequest.create(ctx.profile, ctx.va.sign_in_scope())
     start = secrets.token_urlsafe(32)
     register_secret(start)
     now = time.time()
@@ -268,7 +268,7 @@ def finish_connect(
     try:
         tokens = ctx.token_endpoint.exchange_code(code, pending.redirect_uri, pending.code_verifier)
         identity = identify(ctx.profile, tokens, ctx.http, pending.nonce)
-        if not _expected(pending.expected_username, identity.username):
+        if not _expected(pending.expected_username, identity.names or (identity.username,)):
             return _wrong_account(ctx, pending, tokens)
         info = ctx.store.save_grant(
             profile_key=ctx.profile_key(pending.tenant, pending.external_user_id),
@@ -289,14 +289,17 @@ def finish_connect(
     return ConnectOutcome("connected", "Panopto is connected", username=info.username, **who)
 
 
-def _expected(expected: str | None, username: str | None) -> bool:
-    """True when no username was expected, or the signed-in one is it (case-insensitively:
-    Panopto user names are not case-sensitive)."""
+def _expected(expected: str | None, names: tuple[str | None, ...]) -> bool:
+    """True when no username was expected, or the signed-in user's ``preferred_username``,
+    then ``email`` (``names``), is it — case-insensitively: Panopto user names are not
+    case-sensitive."""
     if expected is None:
         return True
-    return username is not None and hmac.compare_digest(
-        username.casefold().encode(), expected.casefold().encode()
-    )
+    wanted = expected.casefold().encode()
+    matches = [
+        hmac.compare_digest(name.casefold().encode(), wanted) for name in names if name is not None
+    ]
+    return any(matches)
 
 
 def _wrong_account(ctx: ServiceContext, pending: _Pending, tokens: Any) -> ConnectOutcome:

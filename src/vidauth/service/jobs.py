@@ -25,6 +25,7 @@ from vidauth.service.context import ServiceContext
 from vidauth.service.errors import split_job_error
 from vidauth.service.models import Job, JobState
 from vidauth.store.models import utcnow
+from vidauth.store.uploads import Upload, UploadState, UploadStep
 
 
 def new_job_id() -> str:
@@ -130,13 +131,21 @@ class JobQueue:
             return [_view(r) for r in session.scalars(query)]
 
     def request_cancel(self, tenant: str, job_id: str) -> JobView | None:
-        """Cancel a job: at once when nobody runs it, else the worker stops it (resumable
-        state at Panopto is cleaned up). None when unknown."""
+        """Cancel a job: at once when nobody runs it, else the worker stops it before Complete
+        or State 1 (resumable state at Panopto is cleaned up). None when unknown.
+
+        A job past the point of no return (State 1 is being sent or was: Panopto will publish
+        it) is left as it is, ``cancel_requested`` false: :func:`too_late_to_cancel`. The
+        decision and the worker's :meth:`pass_gate` lock the same job row, so a cancel that is
+        accepted is kept.
+        """
         with self.db.write_session() as session:
             row = self._lock(session, job_id)
             if row is None or row.tenant != tenant:
                 return None
             if row.state in JobState.FINAL:
+                return _view(row)
+            if row.state == JobState.PROCESSING or self._past_no_return(session, row):
                 return _view(row)
             row.cancel_requested = True
             row.updated_at = utcnow()
@@ -144,6 +153,36 @@ class JobQueue:
             if idle or row.state == JobState.WAITING_FOR_CONSENT:
                 self._finish(session, row, JobState.CANCELLED, error="cancelled")
             return _view(row)
+
+    def _upload_row(self, session: Session, record_id: int) -> Upload | None:
+        query = select(Upload).where(Upload.id == record_id)
+        if not self.db.is_sqlite:
+            query = query.with_for_update()
+        return session.scalars(query).first()
+
+    def _past_no_return(self, session: Session, row: Job) -> bool:
+        if row.record_id is None:
+            return False
+        upload = self._upload_row(session, row.record_id)
+        return upload is not None and (
+            upload.state in (UploadState.PROCESSING, UploadState.COMPLETE)
+            or upload.step == UploadStep.FINISHING
+        )
+
+    def pass_gate(self, job_id: str, record_id: int, point: str) -> bool:
+        """The worker's check before Complete (``point="complete"``) and before State 1
+        (``"finish"``, the point of no return, then recorded on the upload): False when a
+        cancel was asked, and the upload must stop."""
+        with self.db.write_session() as session:
+            row = self._lock(session, job_id)
+            if row is None or row.cancel_requested:
+                return False
+            upload = self._upload_row(session, record_id)
+            if upload is None or upload.cancel_requested:
+                return False
+            if point == "finish":
+                upload.step = UploadStep.FINISHING
+            return True
 
     def resume_waiting(self, tenant: str, external_user_id: str) -> int:
         """After the user connected again: their waiting jobs go back to the queue."""
@@ -282,3 +321,9 @@ class JobQueue:
             next_attempt_at=time.time() + delay,
             error=error,
         )
+
+
+def too_late_to_cancel(job: JobView) -> bool:
+    """Whether :meth:`JobQueue.request_cancel` refused: the job runs on, past the point of no
+    return, and will be published."""
+    return job.state not in JobState.FINAL and not job.cancel_requested

@@ -31,6 +31,7 @@ from vidauth.panopto.engine import (
     UploadInterrupted,
     UploadJob,
     UploadOptions,
+    cancelled,
 )
 from vidauth.panopto.rest import PanoptoRest
 from vidauth.service.connect import connection_account
@@ -255,6 +256,7 @@ class Worker:
                 retry_policy=self.ctx.va.retry_policy,
                 cancel=active.cancel,
                 open_file=open_file,
+                gate=lambda record_id, point: self._gate(job, active, record_id, point),
             )
             progress = _Progress(self, job, active)
             try:
@@ -293,6 +295,14 @@ class Worker:
             bytes_sent=job.bytes_total,
             error=None,
         )
+
+    def _gate(self, job: JobView, active: _Active, record_id: int, point: str) -> None:
+        """Before Complete and before State 1 (the point of no return), not only on the
+        heartbeat: a cancel that was accepted stops the upload here."""
+        if not self.queue.pass_gate(job.id, record_id, point):
+            active.cancel_requested = True
+            active.cancel.set()
+            raise cancelled(record_id)
 
     def _resolve_folder(self, job: JobView, api: object) -> str:
         try:

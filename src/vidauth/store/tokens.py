@@ -579,6 +579,13 @@ class TokenStore:
                 account.status = status
                 session.add(AuditEvent(account_id=account_id, event=event, detail=detail))
 
+    def set_username(self, account_id: int, username: str) -> None:
+        """Record the name shown for an account (learned after it was stored)."""
+        with self.db.write_session() as session:
+            account = session.get(Account, account_id)
+            if account is not None:
+                account.username = username
+
     def audit(self, account_id: int | None, event: str, detail: str | None = None) -> None:
         """Record an event (never with token values). ``refresh_outcome_unknown`` is also
         recorded on the token row, until the next grant is stored."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -49,8 +50,8 @@ class UploadStep:
     ``created``: the sessionUpload exists; ``parts``: the multipart upload is open and parts
     go (each acknowledged part is a row of ``upload_parts``); ``completing``:
     CompleteMultipartUpload was sent, its answer not yet recorded; ``assembled``: the target
-    answered it; ``manifest``: the manifest is there too. State 1 is then sent and the upload's
-    state becomes ``processing``.
+    answered it; ``manifest``: the manifest is there too; ``finishing``: State 1 is being sent
+    (the point of no return). The upload's state then becomes ``processing``.
     """
 
     CREATED = "created"
@@ -58,8 +59,10 @@ class UploadStep:
     COMPLETING = "completing"
     ASSEMBLED = "assembled"
     MANIFEST = "manifest"
+    FINISHING = "finishing"
+    """Past the point of no return: State 1 is being sent; a cancel is refused from here."""
 
-    ORDER = (CREATED, PARTS, COMPLETING, ASSEMBLED, MANIFEST)
+    ORDER = (CREATED, PARTS, COMPLETING, ASSEMBLED, MANIFEST, FINISHING)
 
     @classmethod
     def reached(cls, step: str | None, at_least: str) -> bool:
@@ -91,6 +94,7 @@ class Upload(Base):
     description: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(32), index=True)
     step: Mapped[str | None] = mapped_column(String(32))
+    cancel_requested: Mapped[bool | None] = mapped_column(Boolean)
     session_id: Mapped[str | None] = mapped_column(String(64))
     viewer_url: Mapped[str | None] = mapped_column(Text)
     message: Mapped[str | None] = mapped_column(Text)
@@ -134,6 +138,7 @@ class UploadRecord:
     description: str | None
     state: str
     step: str | None
+    cancel_requested: bool | None
     session_id: str | None
     viewer_url: str | None
     message: str | None
@@ -210,6 +215,47 @@ class UploadStore:
             for key, value in fields.items():
                 setattr(row, key, value)
             row.updated_at = utcnow()
+
+    def _locked(self, session: Any, upload_id: int) -> Upload | None:
+        query = select(Upload).where(Upload.id == upload_id)
+        if not self.db.is_sqlite:
+            query = query.with_for_update()
+        return session.scalars(query).first()
+
+    def request_cancel(self, upload_id: int) -> bool:
+        """Ask the process running the upload to stop and not publish it: True when that is a
+        promise (the upload has not passed the point of no return), False when it is too late
+        (State 1 is being sent or was: it will be published). One transaction on the row, so
+        that :meth:`pass_point_of_no_return` and this never both succeed."""
+        with self.db.write_session() as session:
+            row = self._locked(session, upload_id)
+            if row is None:
+                return True
+            if row.state in (UploadState.PROCESSING, UploadState.COMPLETE) or (
+                row.step == UploadStep.FINISHING
+            ):
+                return False
+            row.cancel_requested = True
+            row.updated_at = utcnow()
+            return True
+
+    def cancel_requested_of(self, upload_id: int) -> bool:
+        """Whether a cancel was asked for the upload."""
+        with self.db.session() as session:
+            return bool(
+                session.scalar(select(Upload.cancel_requested).where(Upload.id == upload_id))
+            )
+
+    def pass_point_of_no_return(self, upload_id: int) -> bool:
+        """Record step ``finishing`` unless a cancel was asked (then False: do not send
+        State 1). One transaction on the row (see :meth:`request_cancel`)."""
+        with self.db.write_session() as session:
+            row = self._locked(session, upload_id)
+            if row is None or row.cancel_requested:
+                return False
+            row.step = UploadStep.FINISHING
+            row.updated_at = utcnow()
+            return True
 
     def find_resumable(
         self, account_id: int | None, folder_id: str, file_path: str
