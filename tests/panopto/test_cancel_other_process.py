@@ -31,8 +31,9 @@ def test_a_cancel_before_state1_is_kept(
         assert done.returncode == 0, done.stderr
     finally:
         held.release()
-    proc.wait(60)
-    assert proc.returncode != 0  # the running process stops: it did not publish
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err  # the running process stops: it did not publish
+    assert "Traceback" not in err and "unexpected" not in err, err
     assert setup.panopto.session_upload_state(record.session_upload_id)["State"] == 2
     assert not [s for s in setup.panopto._sessions.values() if s.name.startswith("other")]
 
