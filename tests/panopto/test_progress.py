@@ -172,7 +172,7 @@ def test_cli_json_progress_moves_before_any_part_is_acknowledged(
     folder = setup.panopto.folder_id("Sandbox Courses", "SIT102 Labs")
     child = subprocess.Popen(
         [sys.executable, "-m", "vidauth", "upload", str(source), "--folder", folder,
-         "--no-wait", "--json", "--parallel", "2", "--part-size", "25"],
+         "--no-wait", "--json", "--parallel", "2", "--part-size", "20"],
         env=setup.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     lines: list[tuple[float, dict[str, Any]]] = []

@@ -442,3 +442,41 @@ def test_postgresql_restart_mid_run_loses_nothing(
     assert titles == Counter({**{f"pg-{i}": 1 for i in range(6)}, "pg-after": 1})
     for name, proc in cluster.processes.items():
         assert proc.poll() is None, f"{name} died: {cluster.logs()}"
+
+
+WORKER_STEPS = [
+    ("CreateMultipartUpload", ".mp4"),
+    ("CompleteMultipartUpload", ".mp4"),  # Complete sent, its answer lost
+    ("CompleteMultipartUpload", ".xml"),  # the manifest's
+    ("State1", None),  # State 1 sent, its answer lost
+]
+
+
+@pytest.mark.parametrize(
+    ("point", "key"), WORKER_STEPS, ids=[f"{p}{k or ''}" for p, k in WORKER_STEPS]
+)
+def test_kill_9_worker_at_a_step_another_takes_over(
+    make_cluster: Any, point: str, key: str | None
+) -> None:
+    """The sandbox holds the step's request until the worker is killed, then lets it through;
+    another worker takes the job over: one session, the right bytes."""
+    cluster = make_cluster(users=1)
+    held = cluster.sandbox.panopto.hold(point, key)
+    victim = cluster.start("worker-0", "worker")
+    cluster.connect("user0", via=0)
+    content = video_bytes(11 * MiB, 77)
+    title = f"step-{point}{key or ''}"
+    upload_id = cluster.upload("user0", content, title, via=0)
+    try:
+        assert held.wait_arrived(60), cluster.logs()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+    finally:
+        held.release()
+    cluster.start("worker-1", "worker")  # takes the job over once the 3 s lease lapses
+    (result,) = cluster.wait_all([upload_id], timeout=120)
+    assert result["state"] == "complete", result
+    stored = [p for p in (cluster.work / "objects").rglob("*") if p.is_file()]
+    assert any(p.stat().st_size == len(content) and p.read_bytes() == content for p in stored)
+    sessions = [s for s in cluster.sandbox.panopto._sessions.values() if s.name == title]
+    assert len(sessions) == 1 and sessions[0].id == result["session_id"]

@@ -308,14 +308,34 @@ class UploadEngine:
         return result
 
     def _run(self, job: UploadJob, emit: Progress, result: UploadResult) -> None:
-        plan = self.planner.plan(job, emit)
-        record, size = plan.record, plan.size
-        result.path, result.resumed = str(plan.path), plan.resumed
-        result.record_id, result.upload_id = record.id, record.session_upload_id
-        if record.state == UploadState.UPLOADING:
-            self._transfer(record, plan.path, size, emit, result)
-            record = self.planner.record(record.id)
-        self.finisher.finish(record, size, emit, result)
+        for attempt in (1, 2):
+            plan = self.planner.plan(job, emit)
+            record, size = plan.record, plan.size
+            result.path, result.resumed = str(plan.path), plan.resumed
+            result.record_id, result.upload_id = record.id, record.session_upload_id
+            if record.state == UploadState.UPLOADING:
+                self._transfer(record, plan.path, size, emit, result)
+                record = self.planner.record(record.id)
+            try:
+                self.finisher.finish(record, size, emit, result)
+                return
+            except RemoteServiceError as exc:
+                if attempt == 2 or not missing_media(exc, record):
+                    raise
+            # A Complete taken as done (NoSuchUpload to a resent one) was not: Panopto says the
+            # media is missing. The file goes again, once, in a new sessionUpload.
+            emit(
+                UploadEvent(
+                    "restarted",
+                    record.file_path,
+                    size,
+                    record_id=record.id,
+                    upload_id=record.session_upload_id,
+                    message=f"Panopto did not find the media of upload {record.id}: "
+                    "sending the file again",
+                )
+            )
+            result.state = UploadState.UPLOADING
 
     def _transfer(
         self, record: UploadRecord, path: Path, size: int, emit: Progress, result: UploadResult
@@ -341,3 +361,13 @@ class UploadEngine:
 def cancelled(record_id: int) -> UploadInterrupted:
     """The upload stops because a cancel was asked for it."""
     return UploadInterrupted(f"upload {record_id} was cancelled", record_id=record_id)
+
+
+def missing_media(exc: RemoteServiceError, record: UploadRecord) -> bool:
+    """Whether processing failed (State 5) for want of the media file: its message names the
+    file's object key (Panopto's wording is not documented; the sandbox says "…names
+    'talk.mp4', which was not uploaded")."""
+    if exc.code != ErrorCode.PROCESSING_FAILED or exc.facts.get("state") != 5:
+        return False
+    message = str(exc.facts.get("panopto_message") or "")
+    return record.object_key in message

@@ -195,6 +195,7 @@ class UploadFinisher:
             code=ErrorCode.PROCESSING_FAILED,
             record_id=record.id,
             state=state,
+            panopto_message=message,
         )
 
     def poll(self, upload_id: str) -> Iterator[dict[str, Any]]:
