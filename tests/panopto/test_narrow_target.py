@@ -115,7 +115,7 @@ def test_a_fresh_upload_sends_nothing_beyond_the_multipart_calls(
     assert result.state == UploadState.COMPLETE
     assert panopto.panopto.s3.stats()["refused_calls"] == {}
     record = UploadStore(panopto.va.store.db).get(result.record_id)  # type: ignore[arg-type]
-    assert record is not None and record.step == UploadStep.MANIFEST
+    assert record is not None and record.step == UploadStep.FINISHING  # State 1 was sent
 
 
 @pytest.mark.parametrize("answer", ["empty", "204", "object"])
