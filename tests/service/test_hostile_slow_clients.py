@@ -18,6 +18,8 @@ import pytest
 
 from vidauth._serving import BackgroundServer
 
+pytestmark = pytest.mark.slow  # real servers and sockets: not in the quick tier
+
 
 async def _echo_client(scope: Any, receive: Any, send: Any) -> None:
     """An app that reads the whole body, then answers with the client's address."""
