@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -198,6 +199,35 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(MiB), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def upload_engine(setup: PanoptoSetup, **options: Any) -> Any:
+    """An :class:`~vidauth.panopto.engine.UploadEngine` for the signed-in sandbox account."""
+    from vidauth.panopto.engine import UploadEngine, UploadOptions
+
+    va = setup.va
+    return UploadEngine(
+        va.api_client(),
+        va.token_manager(),
+        va.store.db,
+        UploadOptions(**options),
+        account_id=va.account().id,
+        server=va.profile.server,
+    )
+
+
+def wait_for_parts(setup: PanoptoSetup, count: int, proc: subprocess.Popen[Any]) -> None:
+    """Wait until the running upload ``proc`` has ``count`` parts acknowledged in the store."""
+    from vidauth.store.uploads import UploadStore
+
+    store = UploadStore(setup.va.store.db)
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and proc.poll() is None:
+        records = store.list_uploads()
+        if records and len(store.parts(records[0].id)) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} parts acknowledged (exit {proc.poll()})")
 
 
 RunCli = Callable[..., tuple[int, str, str]]

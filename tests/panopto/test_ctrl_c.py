@@ -17,8 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.panopto.conftest import MiB, PanoptoSetup, write_random
-from vidauth.store.uploads import UploadStore
+from tests.panopto.conftest import MiB, PanoptoSetup, wait_for_parts, write_random
 
 UPLOAD_LINE = re.compile(
     r"vidauth: interrupted; paused upload (\d+) \(big\.mp4\) at (\d+) %: "
@@ -28,17 +27,6 @@ LOGIN_LINE = (
     "vidauth: interrupted: the sign-in did not finish and nothing was saved; "
     "run `vidauth login` again"
 )
-
-
-def _wait_for_parts(setup: PanoptoSetup, count: int, proc: subprocess.Popen[bytes]) -> None:
-    store = UploadStore(setup.va.store.db)
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and proc.poll() is None:
-        records = store.list_uploads()
-        if records and len(store.parts(records[0].id)) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no {count} parts acknowledged (exit {proc.poll()})")
 
 
 def _upload_args(tmp_path: Path) -> tuple[str, ...]:
@@ -116,7 +104,7 @@ def test_sigint_to_an_upload_through_a_pipe(make_panopto, tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    _wait_for_parts(setup, 3, proc)
+    wait_for_parts(setup, 3, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     lines = err.decode().strip().splitlines()
@@ -138,7 +126,7 @@ def test_ctrl_c_on_a_terminal_during_an_upload(make_panopto, tmp_path: Path) -> 
     setup = make_panopto(s3_bandwidth=15e6)
     setup.va  # noqa: B018 - sign in
     term = Terminal([sys.executable, "-m", "vidauth", *_upload_args(tmp_path)], setup.env())
-    _wait_for_parts(setup, 3, term.proc)
+    wait_for_parts(setup, 3, term.proc)
     term.press_ctrl_c()
     code, output = term.finish()
     assert code == 130, output[-2000:]

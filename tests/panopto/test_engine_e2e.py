@@ -7,22 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.panopto.conftest import MiB, PanoptoSetup, manifest_bytes, sha256, write_random
+from tests.panopto.conftest import upload_engine as engine
 from vidauth.panopto.engine import UploadEngine, UploadEvent, UploadJob, UploadOptions
 from vidauth.store.uploads import UploadState
 
 SIT102 = ("Sandbox Courses", "SIT102 Labs")
-
-
-def engine(setup: PanoptoSetup, **options: object) -> UploadEngine:
-    va = setup.va
-    return UploadEngine(
-        va.api_client(),
-        va.token_manager(),
-        va.store.db,
-        UploadOptions(**options),  # type: ignore[arg-type]
-        account_id=va.account().id,
-        server=va.profile.server,
-    )
 
 
 def test_multipart_upload_assembles_the_same_bytes(panopto: PanoptoSetup, tmp_path: Path) -> None:

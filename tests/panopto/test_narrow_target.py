@@ -12,26 +12,15 @@ from pathlib import Path
 import pytest
 
 from tests.panopto.conftest import MiB, PanoptoSetup, sha256, write_random
+from tests.panopto.conftest import upload_engine as engine
 from vidauth.config import load_settings
 from vidauth.doctor import INFO, run_doctor
-from vidauth.panopto.engine import UploadEngine, UploadEvent, UploadJob, UploadOptions
+from vidauth.panopto.engine import UploadEvent, UploadJob
 from vidauth.panopto.manifest import MANIFEST_NAME
 from vidauth.store.host_calls import HostCallStore
 from vidauth.store.uploads import UploadState, UploadStep, UploadStore
 
 SIT102 = ("Sandbox Courses", "SIT102 Labs")
-
-
-def engine(setup: PanoptoSetup, **options: object) -> UploadEngine:
-    va = setup.va
-    return UploadEngine(
-        va.api_client(),
-        va.token_manager(),
-        va.store.db,
-        UploadOptions(**options),  # type: ignore[arg-type]
-        account_id=va.account().id,
-        server=va.profile.server,
-    )
 
 
 def interrupted_after_parts(setup: PanoptoSetup, source: Path, parts: int) -> int:

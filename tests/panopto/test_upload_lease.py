@@ -10,27 +10,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import database_url
-from tests.panopto.conftest import MiB, PanoptoSetup, sha256, write_random
+from tests.panopto.conftest import MiB, sha256, wait_for_parts, write_random
 from vidauth.store.db import Database
 from vidauth.store.leases import Holder, LeaseStore
 from vidauth.store.uploads import UploadState, UploadStore
-
-
-def _wait_for_parts(setup: PanoptoSetup, count: int, proc: subprocess.Popen[str]) -> None:
-    store = UploadStore(setup.va.store.db)
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and proc.poll() is None:
-        records = store.list_uploads()
-        if records and len(store.parts(records[0].id)) >= count:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"no {count} parts acknowledged (exit {proc.poll()})")
 
 
 def test_a_second_run_of_the_same_upload_leaves_the_first_alone(
@@ -41,7 +29,7 @@ def test_a_second_run_of_the_same_upload_leaves_the_first_alone(
     source = write_random(tmp_path / "big.mp4", 40 * MiB + 3, seed=31)
     args = ("upload", str(source), "--folder", "SIT102 Labs", "--part-size", "5", "--parallel", "2")
     first = setup.spawn(*args)
-    _wait_for_parts(setup, 2, first)
+    wait_for_parts(setup, 2, first)
 
     [row] = json.loads(setup.cli("uploads", "--json").stdout)["uploads"]
     assert row["state"] == "uploading" and row["running"]["pid"] == first.pid
