@@ -26,8 +26,17 @@ def _expire_now(va: Any, account_id: int) -> None:
         session.execute(update(Token).where(Token.account_id == account_id).values(expires_at=0))
 
 
-def _race(sandbox: SandboxSetup, database_url: str | None, token_delay: float = 0.0) -> None:
+def _race(
+    sandbox: SandboxSetup,
+    database_url: str | None,
+    token_delay: float = 0.0,
+    *,
+    min_validity: float = 60.0,
+    lifetime: int | None = None,
+) -> None:
     extra = {"vidauth_database_url": database_url} if database_url else {}
+    if lifetime is not None:
+        sandbox.server.state.config.access_token_lifetime = lifetime
     with sandbox.vidauth(**extra) as va:
         account = sandbox.login(va)
         _expire_now(va, account.id)
@@ -39,7 +48,7 @@ def _race(sandbox: SandboxSetup, database_url: str | None, token_delay: float = 
             env["VIDAUTH_DATABASE_URL"] = database_url
         procs = [
             subprocess.Popen(
-                [sys.executable, str(HELPER), str(start_at)],
+                [sys.executable, str(HELPER), str(start_at), str(min_validity)],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -54,7 +63,7 @@ def _race(sandbox: SandboxSetup, database_url: str | None, token_delay: float = 
             try:
                 manager = va.token_manager()
                 time.sleep(max(0.0, start_at - time.time()))
-                results.append(manager.access_token(60))
+                results.append(manager.access_token(min_validity))
             except BaseException as exc:
                 errors.append(exc)
 
@@ -97,3 +106,10 @@ def test_one_refresh_for_12_callers_while_the_endpoint_is_slow_postgres(
     sandbox: SandboxSetup, postgres_url: str
 ) -> None:
     _race(sandbox, postgres_url, token_delay=1.5)
+
+
+def test_one_refresh_when_callers_ask_for_longer_than_tokens_live(sandbox: SandboxSetup) -> None:
+    """Tokens live 20 s and every caller asks for 60 s of validity: the first refresh serves
+    them all. (Each waiter used to refresh again after the one before it, rotating the grant
+    once per caller.)"""
+    _race(sandbox, None, token_delay=0.5, min_validity=60.0, lifetime=20)

@@ -30,6 +30,10 @@ from vidauth.store.tokens import RefreshClaim, StoreNotWritable, TokenSet, Token
 log = logging.getLogger("vidauth.oauth")
 
 DEFAULT_MIN_VALIDITY = 60.0
+#: A token that another thread or process refreshed while we waited is used when it has at
+#: least this long left (whatever validity was asked for): refreshing again would only rotate
+#: the grant once more for a token that lives no longer.
+FRESH_FROM_ANOTHER = 1.0
 #: Waits between tries to commit a refreshed grant the database refused (about 12 s in all).
 SAVE_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0, 4.0, 4.0)
 #: Waiting for another refresher's claim: first and longest poll interval, in seconds.
@@ -106,19 +110,26 @@ class TokenManager:
             raise SignInRequired("not signed in", account_id=self.account_id)
         if current.is_fresh(need) and self.store.account_status(self.account_id) == "active":
             return current
-        return self._refresh(need, rejected=None)
+        return self._refresh(need, rejected=None, stale=current.access_token)
 
     def refreshed_after_rejection(self, rejected: str) -> str:
         """A different token after the API refused ``rejected`` (refresh unless done already)."""
         return self._refresh(float("inf"), rejected=rejected).access_token
 
-    def _refresh(self, need: float, rejected: str | None) -> TokenSet:
+    def _refresh(self, need: float, rejected: str | None, stale: str | None = None) -> TokenSet:
+        """Refresh unless another thread or process did since we looked at ``stale`` (the
+        token found too old) or ``rejected`` (the token the API refused)."""
+
         def wanted(tokens: TokenSet | None, status: str) -> bool:
             if tokens is None or status != "active":
                 return False
             if rejected is not None:
                 return tokens.access_token == rejected  # else someone refreshed meanwhile
-            return not tokens.is_fresh(need)  # else someone refreshed while we waited
+            if stale is not None and tokens.access_token != stale:
+                # Someone refreshed while we waited: theirs is as new as ours would be, even
+                # when ``need`` is longer than the server's tokens live.
+                return not tokens.is_fresh(min(need, FRESH_FROM_ANOTHER))
+            return not tokens.is_fresh(need)
 
         with self._lock:
             delay = CLAIM_POLL_FIRST
