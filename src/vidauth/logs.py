@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -178,12 +179,29 @@ def install_redaction() -> None:
                 handler.addFilter(RedactingFilter())
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged, not when the handler was
+    made: a command run in-process (a test, an embedding program) may swap and close stderr,
+    and a worker thread logging later must not write to the closed one."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(level: int = logging.WARNING) -> None:
     """vidauth's loggers to stderr at ``level``; httpx's request lines stay quiet."""
     install_redaction()
     root = logging.getLogger("vidauth")
     if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
-        handler = logging.StreamHandler()
+        handler: logging.Handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
