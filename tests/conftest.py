@@ -287,3 +287,79 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     if backend == "postgres":
         return str(request.getfixturevalue("postgres_url"))
     return f"sqlite:///{tmp_path / 'fresh.db'}"
+
+
+# -- SQLite: no deferred transaction reads and then writes ----------------------------------
+#
+# On SQLite a deferred transaction that has read cannot wait for the write lock once another
+# writer commits after its read: the write fails at once with "database is locked"
+# (SQLITE_BUSY_SNAPSHOT), whatever the busy timeout. Such blocks must use
+# ``Database.write_session`` (BEGIN IMMEDIATE). This tripwire fails any test during which a
+# deferred transaction of vidauth's wrote after reading, even when no other writer interfered.
+
+_deferred_read_then_write: list[str] = []
+
+
+def _sqlite_statement_kind(statement: str) -> str | None:
+    head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+    if head in {"SELECT", "WITH"}:
+        return "read"
+    if head in {"INSERT", "UPDATE", "DELETE", "REPLACE"}:
+        return "write"
+    return None
+
+
+def _install_sqlite_tripwire() -> None:
+    import traceback
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.info.pop("vidauth_test_read", None)
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if conn.dialect.name != "sqlite" or not conn.in_transaction():
+            return
+        if conn.get_execution_options().get("sqlite_begin", "DEFERRED") != "DEFERRED":
+            return
+        if "alembic_version" in statement:  # migrations run under their own file lock
+            conn.info["vidauth_test_migrating"] = True
+        if conn.info.get("vidauth_test_migrating"):
+            return
+        kind = _sqlite_statement_kind(statement)
+        if kind == "read":
+            conn.info["vidauth_test_read"] = True
+        elif kind == "write" and conn.info.get("vidauth_test_read"):
+            frames = [
+                f"{f.filename.rsplit('/src/', 1)[-1]}:{f.lineno} {f.name}"
+                for f in traceback.extract_stack()
+                if "/src/vidauth/" in f.filename
+            ]
+            _deferred_read_then_write.append(
+                f"{statement.split(None, 3)[:3]} after a read, from " + " <- ".join(frames[::-1])
+            )
+
+    @event.listens_for(Engine, "commit")
+    def _end(conn: Any) -> None:
+        conn.info.pop("vidauth_test_read", None)
+        conn.info.pop("vidauth_test_migrating", None)
+
+    @event.listens_for(Engine, "rollback")
+    def _end_rollback(conn: Any) -> None:
+        _end(conn)
+
+
+_install_sqlite_tripwire()
+
+
+@pytest.fixture(autouse=True)
+def sqlite_read_then_write_tripwire() -> Iterator[None]:
+    """Fail a test during which a deferred SQLite transaction wrote after reading."""
+    _deferred_read_then_write.clear()
+    yield
+    found = list(dict.fromkeys(_deferred_read_then_write))
+    _deferred_read_then_write.clear()
+    assert not found, "a deferred SQLite transaction read, then wrote: " + "; ".join(found)

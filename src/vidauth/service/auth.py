@@ -112,7 +112,7 @@ def list_api_keys(db: Database, include_revoked: bool = False) -> list[KeyInfo]:
 def revoke_api_key(db: Database, key_id: int) -> KeyInfo | None:
     """Revoke a key (it stops working with the next request); None when there is no such key.
     Revoking a revoked key changes nothing."""
-    with db.session() as session:
+    with db.write_session() as session:
         row = session.get(ApiKey, key_id)
         if row is None:
             return None

@@ -291,7 +291,9 @@ class WebhookSender:
         *,
         permanent: bool = False,
     ) -> None:
-        with self.ctx.db.session() as session:
+        # A write session: on SQLite a deferred one that reads first fails at once ("database
+        # is locked") when another writer commits between its read and its write.
+        with self.ctx.db.write_session() as session:
             row = session.get(Webhook, row_id)
             if row is None:
                 return

@@ -136,7 +136,12 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in a (deferred) transaction, committed on success."""
+        """A session in a (deferred) transaction, committed on success.
+
+        For reads, and for writes whose first statement writes. A block that reads and then
+        writes takes :meth:`write_session`: on SQLite a deferred transaction cannot wait for the
+        write lock once another writer has committed since its read (SQLITE_BUSY_SNAPSHOT).
+        """
         with self.sessions() as session, _committing(session):
             yield session
 
