@@ -342,6 +342,8 @@ def status(
                 "expires_at": _when(a.expires_at) if a.expires_at else None,
                 # a refresh token the server refused renews nothing
                 "refreshable": a.has_refresh_token and a.status != "needs_signin",
+                # the last refresh was sent and its answer lost: its refresh token may be spent
+                "refresh_outcome_unknown": a.refresh_outcome_unknown,
                 "ends_at": _when(a.expires_at)
                 if a.expires_at and _ends_with_its_token(a)
                 else None,
@@ -373,6 +375,8 @@ def status(
                         row["expires_at"] or "-",
                         "yes"
                         if row["refreshable"]
+                        else "no: last answer lost"
+                        if row["refresh_outcome_unknown"] and row["status"] != "needs_signin"
                         else f"no: ends {row['ends_at']}"
                         if row["ends_at"]
                         else "no",
@@ -384,6 +388,19 @@ def status(
         if expired and not as_json:
             err.print(
                 f"The sign-in of {', '.join(expired)} is no longer valid: run `vidauth login`.",
+                markup=False,
+                highlight=False,
+            )
+        lost = [
+            row["account"]
+            for row in rows
+            if row["refresh_outcome_unknown"] and row["status"] != "needs_signin"
+        ]
+        if lost and not as_json:
+            err.print(
+                f"The last refresh of {', '.join(lost)} was sent but its answer was lost, so "
+                "the sign-in may have been used up: if the next command is refused, run "
+                "`vidauth login`.",
                 markup=False,
                 highlight=False,
             )

@@ -19,13 +19,14 @@ def test_a_lost_refresh_answer_is_recorded_and_not_shown_as_refreshable(
     store = service.ctx.store
     (account,) = store.list_accounts()
     assert account.has_refresh_token and not account.refresh_outcome_unknown
-    assert service.api.get("/v1/accounts/u1").json()["refreshable"] is True
+    status = service.api.get("/v1/accounts/u1").json()
+    assert status["refreshable"] is True and status["refresh_outcome_unknown"] is False
     # What the token manager records when a refresh was sent and its answer lost.
     store.audit(account.id, REFRESH_OUTCOME_UNKNOWN)
     (account,) = store.list_accounts()
     assert account.refresh_outcome_unknown and not account.has_refresh_token
     status = service.api.get("/v1/accounts/u1").json()
-    assert status["refreshable"] is False, status
+    assert status["refreshable"] is False and status["refresh_outcome_unknown"] is True, status
     # The next grant stored clears it.
     claim = store.claim_refresh(account.id, "me", 30.0, lambda _t, _s: True)
     new = TokenSet(access_token="next-access-0123456789", refresh_token="next-refresh-012345")
@@ -33,4 +34,5 @@ def test_a_lost_refresh_answer_is_recorded_and_not_shown_as_refreshable(
     assert claim.held
     (account,) = store.list_accounts()
     assert account.has_refresh_token and not account.refresh_outcome_unknown
-    assert service.api.get("/v1/accounts/u1").json()["refreshable"] is True
+    status = service.api.get("/v1/accounts/u1").json()
+    assert status["refreshable"] is True and status["refresh_outcome_unknown"] is False

@@ -91,6 +91,11 @@ class AccountStatus(BaseModel):
     scopes: list[str] = []
     expires_at: Timestamp | None = Field(None, description="When the access token expires.")
     refreshable: bool | None = None
+    refresh_outcome_unknown: bool | None = Field(
+        None,
+        description="The last refresh was sent and its answer lost: under strict rotation its "
+        "refresh token may be spent, so the next use may need the user to connect again.",
+    )
     connected_at: Timestamp | None = Field(None, description="When the user last connected.")
 
 

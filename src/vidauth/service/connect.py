@@ -377,6 +377,7 @@ def account_status(ctx: ServiceContext, tenant: str, external_user_id: str) -> d
         "expires_at": rfc3339(token.expires_at),
         # Not after a refresh whose answer was lost: its refresh token may be spent.
         "refreshable": token.refresh_token is not None and not token.refresh_outcome_unknown,
+        "refresh_outcome_unknown": bool(token.refresh_outcome_unknown),
         "connected_at": rfc3339(account.last_login_at),
     }
 
