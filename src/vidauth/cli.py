@@ -520,11 +520,33 @@ def sandbox(
     s3_refusal: Annotated[
         int, typer.Option(help="How a call not allowed is refused: 501, 405 or 403.")
     ] = 501,
+    state1_answer: Annotated[
+        str,
+        typer.Option(help="The State-1 PUT's answer: empty (200, no body), 204 or object."),
+    ] = "empty",
+    processing_delay: Annotated[
+        float, typer.Option(min=0, help="Seconds from State 1 to Complete.")
+    ] = 1.0,
+    id_token_names: Annotated[
+        bool,
+        typer.Option(
+            "--id-token-names",
+            help="Put names in ID tokens too (Panopto's carry none: names come from userinfo).",
+        ),
+    ] = False,
+    password_offline_access: Annotated[
+        bool,
+        typer.Option(
+            help="Grant offline_access to a password grant (--no-…: invalid_scope, as "
+            "IdentityServer answers a client not allowed offline access)."
+        ),
+    ] = True,
 ) -> None:
     """Run the local Panopto-compatible sandbox (OAuth2 server, REST and upload APIs)."""
     from vidauth._urls import is_loopback_host
     from vidauth.errors import ConfigError, UsageError
     from vidauth.sandbox.full import run_sandbox_cli
+    from vidauth.sandbox.panopto_api import STATE1_ANSWERS
     from vidauth.sandbox.s3 import OPTIONAL_CALLS, REFUSALS, SIGNATURE_SCHEMES
 
     for call in s3_allow or []:
@@ -534,6 +556,8 @@ def sandbox(
         raise UsageError(f"--s3-refusal {s3_refusal}: choose 501, 405 or 403")
     if not is_loopback_host(host):
         raise ConfigError(f"--host {host}: the sandbox binds loopback addresses only")
+    if state1_answer not in STATE1_ANSWERS:
+        raise UsageError(f"--state1-answer {state1_answer}: choose {', '.join(STATE1_ANSWERS)}")
     if s3_signature not in ("any", *SIGNATURE_SCHEMES):
         raise UsageError(
             f"--s3-signature {s3_signature}: choose any, {', '.join(SIGNATURE_SCHEMES)}"
@@ -552,6 +576,10 @@ def sandbox(
         s3_lazy_complete=s3_lazy_complete,
         s3_allow=frozenset(s3_allow or []),
         s3_refusal=s3_refusal,
+        state1_answer=state1_answer,
+        processing_delay=processing_delay,
+        id_token_names=id_token_names,
+        password_offline_access=password_offline_access,
     )
 
 

@@ -1,112 +1,172 @@
-"""``vidauth sandbox`` as a developer runs it: a process serving discovery and the REST API."""
+"""``vidauth sandbox``'s flags for the Panopto behaviours a test or a developer may want to
+turn: the State-1 answer, names in ID tokens, offline access for password grants.
+
+The sandbox runs as a user runs it (a process of its own, started with the flags); vidauth's
+own commands then talk to it over loopback."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers.processes import stop_or_explain
+from tests.panopto.conftest import MiB, write_random
+from vidauth.sandbox.browser import complete_browser_login
+from vidauth.sandbox.config import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DISCOVERY_PATH,
+    TOKEN_PATH,
+)
+
+pytestmark = pytest.mark.slow
+
+COMMAND = [sys.executable, "-m", "vidauth"]
+FLAGS = [
+    *("--state1-answer", "204", "--processing-delay", "0.2"),
+    *("--id-token-names", "--no-password-offline-access"),
+]
 
 
-def test_sandbox_command_serves_until_interrupted() -> None:
+class _Landing(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirect_uri() -> Iterator[str]:
+    """A page on loopback for the authorization code to land on."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Landing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/cb"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def sandbox_url(tmp_path: Path, redirect_uri: str) -> Iterator[str]:
+    store = str(tmp_path / "store")
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "vidauth",
+            *COMMAND,
             "sandbox",
             "--port",
             "0",
+            "--storage",
+            store,
             "--redirect-uri",
-            "http://127.0.0.1:9999/cb",
+            redirect_uri,
+            *FLAGS,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=dict(os.environ),
     )
     try:
         assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        url = lines[0].split()[-1]
-        assert url.startswith("http://127.0.0.1:")
-        assert any("http://127.0.0.1:9999/cb" in line for line in lines)
-        doc = httpx.get(f"{url}/Panopto/oauth2/.well-known/openid-configuration").json()
-        assert doc["issuer"] == f"{url}/Panopto/oauth2"
-        assert httpx.get(f"{url}/Panopto/api/v1/folders/search?searchQuery=x").status_code == 401
+        yield proc.stdout.readline().split()[-1]
     finally:
         proc.send_signal(signal.SIGINT)
         stop_or_explain(proc)
-    assert proc.returncode == 0
 
 
-def test_sandbox_refuses_non_loopback_host() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "vidauth", "sandbox", "--host", "0.0.0.0"],  # noqa: S104
+def _password_grant(url: str, scope: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}{TOKEN_PATH}",
+        data={
+            "grant_type": "password",
+            "username": "alice",
+            "password": "alice-sandbox-password",
+            "scope": scope,
+        },
+        auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+        timeout=10,
+    )
+
+
+def test_bad_flag_values_are_refused_in_one_line() -> None:
+    bad = subprocess.run(
+        [*COMMAND, "sandbox", "--port", "0", "--state1-answer", "json"],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert done.returncode == 2 and "loopback" in done.stderr
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "vidauth: --state1-answer json: choose empty, 204, object"
 
 
-def test_sandbox_on_a_busy_port_is_one_line_and_exit_2() -> None:
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen()
-        port = busy.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "vidauth", "sandbox", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
+def _id_token_claims(url: str, redirect_uri: str) -> dict[str, str]:
+    """Sign in as alice with the authorization code flow; the ID token's claims."""
+    from authlib.common.security import generate_token
+
+    query = httpx.QueryParams(
+        response_type="code",
+        client_id=DEFAULT_CLIENT_ID,
+        redirect_uri=redirect_uri,
+        scope="openid profile",
+        state=generate_token(24),
+        nonce=generate_token(24),
+    )
+    discovery = httpx.get(f"{url}{DISCOVERY_PATH}", timeout=10)
+    landed = complete_browser_login(f"{discovery.json()['authorization_endpoint']}?{query}")
+    code = landed.url.params["code"]
+    token = httpx.post(
+        discovery.json()["token_endpoint"],
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+        auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
+        timeout=10,
+    )
+    payload = token.json()["id_token"].split(".")[1]
+    claims: dict[str, str] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
+
+
+def test_the_flags_reach_the_running_sandbox(
+    sandbox_url: str, redirect_uri: str, tmp_path: Path
+) -> None:
+    refused = _password_grant(sandbox_url, "openid offline_access")
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_scope"
+    claims = _id_token_claims(sandbox_url, redirect_uri)
+    assert claims["preferred_username"] == "alice"
+
+    # vidauth itself against it: a password sign-in without a refresh token, and an upload
+    # whose State-1 PUT is answered 204 No Content.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PANOPTO_", "VIDAUTH_"))}
+    env.update(
+        PANOPTO_SERVER=sandbox_url,
+        PANOPTO_CLIENT_ID=DEFAULT_CLIENT_ID,
+        PANOPTO_CLIENT_SECRET=DEFAULT_CLIENT_SECRET,
+        VIDAUTH_HOME=str(tmp_path / "home"),
+        ALICE_PW="alice-sandbox-password",
+    )
+
+    def vidauth(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*COMMAND, *args], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
         )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == (
-        f"vidauth: 127.0.0.1:{port} is in use: stop what listens there, or choose another --port"
-    )
 
-
-def test_ctrl_c_does_not_wait_for_a_client_stuck_mid_request() -> None:
-    """A client that sent half a request must not hold the sandbox open (uvicorn's default
-    graceful shutdown waits for every connection)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vidauth", "sandbox", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        host, port = lines[0].split()[-1].removeprefix("http://").rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=10) as stuck:
-            stuck.sendall(
-                b"POST /Panopto/Upload/x/v.mp4?partNumber=1&uploadId=u HTTP/1.1\r\n"
-                b"Host: x\r\nContent-Length: 1000000\r\n\r\nonly-the-start"
-            )
-            time.sleep(0.5)
-            started = time.monotonic()
-            proc.send_signal(signal.SIGINT)
-            proc.wait(30)
-            took = time.monotonic() - started
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
-    assert took < 8, f"the sandbox took {took:.1f} s to stop"
+    login = vidauth("login", "--username", "alice", "--password", "env:ALICE_PW")
+    assert login.returncode == 0, login.stderr
+    assert "No refresh token was granted" in login.stderr
+    video = write_random(tmp_path / "clip.mp4", 6 * MiB, seed=3)
+    upload = vidauth("upload", str(video), "--folder", "SIT102 Labs")
+    assert upload.returncode == 0, upload.stderr
+    assert "complete; session" in upload.stdout

@@ -30,6 +30,7 @@ def build_full_sandbox(
     s3_lazy_complete: bool = False,
     s3_allow: frozenset[str] | set[str] = frozenset(),
     s3_refusal: int = 501,
+    state1_answer: str = "empty",
 ) -> FullSandbox:
     """A not-yet-started sandbox serving both the authorization server and the Panopto API.
 
@@ -47,6 +48,7 @@ def build_full_sandbox(
         s3_lazy_complete=s3_lazy_complete,
         s3_allow=frozenset(s3_allow),
         s3_refusal=s3_refusal,
+        state1_answer=state1_answer,
     )
     server.panopto = PanoptoSandbox(options, authenticate=server.state.authenticate_access_token)
     server.app.include_router(server.panopto.router())
@@ -75,9 +77,19 @@ def run_sandbox_cli(
     s3_lazy_complete: bool = False,
     s3_allow: frozenset[str] = frozenset(),
     s3_refusal: int = 501,
+    state1_answer: str = "empty",
+    processing_delay: float = 1.0,
+    id_token_names: bool = False,
+    password_offline_access: bool = True,
 ) -> None:
     """``vidauth sandbox``: serve the whole sandbox until Ctrl-C."""
-    config = SandboxConfig(host=host, port=port, access_token_lifetime=token_lifetime)
+    config = SandboxConfig(
+        host=host,
+        port=port,
+        access_token_lifetime=token_lifetime,
+        id_token_names=id_token_names,
+        password_offline_access=password_offline_access,
+    )
     if redirect_uris:
         config.clients = [
             dataclasses.replace(client, redirect_uris=[*client.redirect_uris, *redirect_uris])
@@ -94,6 +106,8 @@ def run_sandbox_cli(
         s3_lazy_complete=s3_lazy_complete,
         s3_allow=s3_allow,
         s3_refusal=s3_refusal,
+        state1_answer=state1_answer,
+        processing_delay=processing_delay,
     )
     serve_until_interrupted(
         server,

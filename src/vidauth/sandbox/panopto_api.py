@@ -71,6 +71,10 @@ class UploadState:
     PROCESSING_ERROR = 5
 
 
+#: What the State-1 PUT may answer (the ``state1_answer`` option).
+STATE1_ANSWERS = ("empty", "204", "object")
+
+
 @dataclass
 class PanoptoSandboxOptions:
     """Knobs of the Panopto API sandbox."""
