@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from vidauth._times import rfc3339
@@ -236,10 +236,23 @@ class JobQueue:
         return session.scalars(query).first()
 
     def claim(self, owner: str) -> JobView | None:
-        """Take the oldest runnable job under a new lease: queued and due, or running with a
-        lapsed lease (its worker died)."""
+        """Take a runnable job under a new lease: queued and due, or running with a lapsed
+        lease (its worker died).
+
+        Fair between tenants: the job comes from the tenant with the fewest jobs running now,
+        the oldest of that tenant's first; so one tenant's thousand queued uploads delay
+        another tenant's next upload by one job, not by a thousand.
+        """
         now = time.time()
         with self.db.write_session() as session:
+            running = dict(
+                session.execute(
+                    select(Job.tenant, func.count())
+                    .where(Job.state.in_(JobState.RUNNING), Job.lease_expires_at >= now)
+                    .group_by(Job.tenant)
+                ).all()
+            )
+            in_flight = case(running, value=Job.tenant, else_=0) if running else literal(0)
             query = (
                 select(Job)
                 .where(
@@ -248,7 +261,7 @@ class JobQueue:
                         and_(Job.state.in_(JobState.RUNNING), Job.lease_expires_at < now),
                     )
                 )
-                .order_by(Job.next_attempt_at, Job.created_at)
+                .order_by(in_flight, Job.next_attempt_at, Job.created_at)
                 .limit(1)
             )
             if not self.db.is_sqlite:
