@@ -12,7 +12,9 @@ In one run, interleaved rounds of:
        to the last 202;
   (b2) the same with ``serve --processes N`` (default: the number of cores);
   (c)  the ceiling of the server under it: a bare ASGI app on uvicorn (httptools, uvloop, one
-       process) that reads the same 20 requests and throws the bodies away.
+       process) that reads the same 20 requests and throws the bodies away;
+  (d)  the same bare app on Granian (one worker), when Granian is installed (``pip install
+       granian``; it is not a dependency of vidauth): the ceiling the other server would give.
 
 Reports the medians, the ratios of throughputs (goal >= 0.70) and the peak RSS of each serve
 (VmHWM, summed over its processes). Uploads are cancelled between rounds, which deletes their
@@ -25,6 +27,7 @@ Usage: .venv/bin/python bench/bench_ingest.py [--rounds 3] [--uploads 20] [--siz
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -215,17 +218,23 @@ async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 class BareServer:
-    """uvicorn serving :func:`bare_app` (a child process), driven like :class:`Service`."""
+    """uvicorn (or Granian) serving :func:`bare_app` (a child process), driven like
+    :class:`Service`."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: str = "uvicorn") -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self.serve = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bench_ingest:bare_app", "--app-dir",
-             str(Path(__file__).parent), "--port", str(port), "--http", "httptools",
-             "--loop", "uvloop", "--log-level", "warning", "--no-access-log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        here = str(Path(__file__).parent)
+        if server == "granian":
+            command = [sys.executable, "-m", "granian", "--interface", "asgi", "--host",
+                       "127.0.0.1", "--port", str(port), "--http", "1", "--workers", "1",
+                       "--working-dir", here, "--log-level", "warning", "--no-access-log",
+                       "bench_ingest:bare_app"]  # fmt: skip
+        else:
+            command = [sys.executable, "-m", "uvicorn", "bench_ingest:bare_app", "--app-dir",
+                       here, "--port", str(port), "--http", "httptools", "--loop", "uvloop",
+                       "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        self.serve = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(self.url + "/")
 
     def upload(self, source: Path, index: int) -> str:
@@ -274,9 +283,14 @@ def main() -> None:
             services.append(Service(work / f"p{processes}", processes))
         services.append(BareServer())
         one, many, bare = services
-        labels = (
+        labels: tuple[str, ...] = (
             "disk_parallel", "disk_single", "serve_1", f"serve_{args.processes}", "bare_uvicorn",
         )  # fmt: skip
+        granian = None
+        if importlib.util.find_spec("granian") is not None:
+            granian = BareServer("granian")
+            services.append(granian)
+            labels = (*labels, "bare_granian")
         times: dict[str, list[float]] = {label: [] for label in labels}
         for r in range(args.rounds):
             spool = one.spool / "baseline"
@@ -285,6 +299,8 @@ def main() -> None:
             times["serve_1"].append(service_round(one, source, args.uploads))
             times[labels[3]].append(service_round(many, source, args.uploads))
             times["bare_uvicorn"].append(service_round(bare, source, args.uploads))
+            if granian is not None:
+                times["bare_granian"].append(service_round(granian, source, args.uploads))
             print(
                 f"  round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
                 flush=True,
@@ -297,8 +313,9 @@ def main() -> None:
             "(b1) vidauth serve",
             f"(b2) vidauth serve --processes {args.processes}",
             "(c)  bare uvicorn, bodies discarded",
+            "(d)  bare Granian, bodies discarded",
         )
-        for name, label in zip(names, labels, strict=True):
+        for name, label in zip(names, labels, strict=False):
             print(f"  {name:<36} median {rate[label]:8.1f} MB/s")
         for b, serve in (("b1", labels[2]), ("b2", labels[3])):
             print(
@@ -306,6 +323,8 @@ def main() -> None:
                 f"({b})/(a2): {rate[serve] / rate[labels[1]]:.2f}   (goal >= 0.70)   "
                 f"({b})/(c): {rate[serve] / rate[labels[4]]:.2f}"
             )
+        if granian is not None:
+            print(f"  ratio (d)/(c): {rate['bare_granian'] / rate['bare_uvicorn']:.2f}")
         print(
             f"  serve peak RSS: {one.peak_rss_mb():.0f} MB (1 process), "
             f"{many.peak_rss_mb():.0f} MB ({args.processes} HTTP processes + supervisor)"
