@@ -177,7 +177,9 @@ class Service:
         link = httpx.post(f"{self.url}/v1/accounts/bench/connect", headers=self.headers)
         link.raise_for_status()
         with httpx.Client(timeout=30) as browser:  # keeps the start page's cookie
-            start = browser.get(link.json()["connect_url"])  # 303 to the sandbox's login
+            # The start page's "Continue to Panopto" form: a 303 to the sandbox's login.
+            url = httpx.URL(link.json()["connect_url"])
+            start = browser.post(url.copy_with(query=None), data={"s": url.params["s"]})
             authorize = start.headers["location"]
             complete_browser_login(authorize, client=browser).raise_for_status()
 

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -108,19 +109,61 @@ class ApiClient:
         self.http.close()
 
 
+class _Forms(HTMLParser):
+    """The forms of a page: id → (method, action, {hidden field: value})."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, tuple[str, str, dict[str, str]]] = {}
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._open = a.get("id", "")
+            self.forms[self._open] = (a.get("method", "get"), a.get("action", ""), {})
+        elif tag == "input" and self._open is not None and a.get("type") == "hidden":
+            self.forms[self._open][2][a["name"]] = a.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+def page_forms(html: str) -> dict[str, tuple[str, str, dict[str, str]]]:
+    """The forms of an HTML page: id → (method, action, hidden fields)."""
+    parser = _Forms()
+    parser.feed(html)
+    return parser.forms
+
+
+def press_start_button(
+    connect_url: str, browser: httpx.Client, button: str = "continue"
+) -> httpx.Response:
+    """Open a connect link's start page like a person: GET it (which uses nothing up), then
+    submit its ``continue`` form ("Continue to Panopto": a 303 to Panopto with the cookie) or
+    its ``decline`` form ("This link is not for me"). The form's answer, not followed."""
+    page = browser.get(connect_url, follow_redirects=False)
+    assert page.status_code == 200, page.text
+    assert page.headers["cache-control"] == "no-store"
+    method, action, fields = page_forms(page.text)[f"{button}-form"]
+    assert method == "post"
+    return browser.post(page.url.join(action), data=fields, follow_redirects=False)
+
+
 def open_connect_link(
     connect_url: str, client: httpx.Client | None = None, **login: Any
 ) -> httpx.Response:
-    """Open a connect link like a browser: vidauth's start page (which sets the cookie that
-    binds the sign-in to this browser), then the sandbox's login and consent, then the
-    callback. Returns the callback's response. ``client`` keeps the cookies (one per call
-    when not given)."""
+    """Open a connect link like a browser: vidauth's start page and its "Continue to Panopto"
+    button (which sets the cookie that binds the sign-in to this browser), then the sandbox's
+    login and consent, then the callback. Returns the callback's response. ``client`` keeps
+    the cookies (one per call when not given)."""
     from vidauth.sandbox.browser import complete_browser_login
 
     own = client is None
     browser = client or httpx.Client(timeout=30.0)
     try:
-        start = browser.get(connect_url, follow_redirects=False)
+        start = press_start_button(connect_url, browser)
         assert start.status_code == 303, start.text
         return complete_browser_login(start.headers["location"], client=browser, **login)
     finally:

@@ -28,7 +28,13 @@ from sqlalchemy import select, text, update
 
 from tests.conftest import SETTING_NAMES
 from tests.service.conftest import FINAL_STATES as FINAL
-from tests.service.conftest import WEBHOOK_SECRET, ServiceSetup, open_connect_link, video_bytes
+from tests.service.conftest import (
+    WEBHOOK_SECRET,
+    ServiceSetup,
+    open_connect_link,
+    press_start_button,
+    video_bytes,
+)
 
 FOLDER = "SIT101 Lectures"
 
@@ -80,7 +86,7 @@ def test_connect_shows_connected_and_status_has_no_token(service: ServiceSetup) 
     from vidauth.sandbox.browser import complete_browser_login
 
     browser = httpx.Client(timeout=30)
-    start = browser.get(body["connect_url"])
+    start = press_start_button(body["connect_url"], browser)
     assert start.status_code == 303, start.text
     query = parse_qs(urlsplit(start.headers["location"]).query)
     assert start.headers["location"].startswith(service.sandbox.url)
@@ -139,7 +145,7 @@ def test_connect_link_expires(service: ServiceSetup) -> None:
     # Opened in time, but the sign-in finished too late: the callback says so.
     url = service.api.post("/v1/accounts/u1/connect").json()["connect_url"]
     with httpx.Client(timeout=30) as browser:
-        authorize = browser.get(url).headers["location"]
+        authorize = press_start_button(url, browser).headers["location"]
         with service.ctx.db.session() as session:
             session.execute(update(PendingSignin).values(expires_at=time.time() - 1))
         page = complete_browser_login(authorize, client=browser)
@@ -835,7 +841,7 @@ def test_concurrent_callbacks_use_the_state_once(service: ServiceSetup) -> None:
     url = service.api.post("/v1/accounts/u1/connect").json()["connect_url"]
     hold = _HoldCallback(f"{service.url}/oauth/callback")
     with httpx.Client(transport=hold) as browser:
-        start = browser.get(url)
+        start = press_start_button(url, browser)
         complete_browser_login(start.headers["location"], client=browser)
         cookies = dict(browser.cookies.items())
     assert len(hold.held) == 1

@@ -102,6 +102,15 @@ def _sign_in_at_sandbox(driver: Any, *, allow: bool) -> None:
     button.click()
 
 
+def _continue_to_panopto(driver: Any) -> None:
+    """Click the start page's "Continue to Panopto" (a plain form: no script needed) and wait
+    for the sandbox's login page."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "continue").click()
+    _wait("the sandbox's login page", lambda: driver.find_elements(By.NAME, "username"))
+
+
 def _result_page(driver: Any) -> Any:
     from selenium.webdriver.common.by import By
 
@@ -129,7 +138,10 @@ def test_click_through_connects_the_account(
     from selenium.webdriver.common.by import By
 
     link = service.api.post("/v1/accounts/student-7/connect").json()["authorize_url"]
-    browser.get(link)
+    browser.get(link)  # vidauth's start page: whom the link is for
+    assert browser.find_element(By.ID, "connect-name").text == "student-7"
+    browser.save_screenshot(str(tmp_path / "start.png"))
+    _continue_to_panopto(browser)
     assert "Sign in" in browser.page_source  # the sandbox's login page
     _sign_in_at_sandbox(browser, allow=True)
     result = _result_page(browser)
@@ -151,6 +163,7 @@ def test_denying_consent_shows_the_error_and_connects_nothing(
 
     link = service.api.post("/v1/accounts/student-8/connect").json()["authorize_url"]
     browser.get(link)
+    _continue_to_panopto(browser)
     _sign_in_at_sandbox(browser, allow=False)
     result = _result_page(browser)
     assert result.get_attribute("data-status") != "connected"

@@ -1,4 +1,5 @@
-"""Connect links in a real headless Chromium: the start page's cookie and who may finish.
+"""Connect links in a real headless Chromium: the start page's button and cookie, and who may
+finish.
 
 Mallory opens her own connect link (her browser gets the cookie) and sends the Panopto sign-in
 page it leads to on to Bob; Bob's Chromium, without the cookie, signs in and clicks Allow: the
@@ -12,8 +13,13 @@ from typing import Any
 
 import httpx
 
-from tests.service.conftest import ServiceSetup
-from tests.service.test_browser import _result_page, _wait, browser  # noqa: F401 - fixture
+from tests.service.conftest import ServiceSetup, press_start_button
+from tests.service.test_browser import (  # noqa: F401 - the browser fixture
+    _continue_to_panopto,
+    _result_page,
+    _wait,
+    browser,
+)
 
 
 def _sign_in(driver: Any, username: str, password: str) -> None:
@@ -36,7 +42,7 @@ def test_panopto_link_forwarded_to_another_browser_connects_nothing(
 
     link = service.api.post("/v1/accounts/mallory/connect").json()["connect_url"]
     with httpx.Client(timeout=30) as mallory:
-        panopto_page = mallory.get(link).headers["location"]
+        panopto_page = press_start_button(link, mallory).headers["location"]
     browser.get(panopto_page)  # Bob's browser
     _sign_in(browser, "bob", "bob-sandbox-password")
     result = _result_page(browser)
@@ -52,7 +58,11 @@ def test_start_page_cookie_comes_back_from_chromium(
     link = service.api.post(
         "/v1/accounts/student-11/connect", json={"expected_username": "bob"}
     ).json()["connect_url"]
-    browser.get(link)
+    browser.get(link)  # the start page: whom the link is for, and its two buttons
+    from selenium.webdriver.common.by import By
+
+    assert browser.find_element(By.ID, "connect-username").text == "bob"
+    _continue_to_panopto(browser)
     # Scoped to the callback path: the sandbox's pages do not see it.
     names = [c["name"] for c in browser.get_cookies()]
     assert not any(n.startswith("vidauth_connect_") for n in names), names

@@ -32,6 +32,7 @@ from tests.service.conftest import (
     WEBHOOK_SECRET,
     ServiceSetup,
     open_connect_link,
+    press_start_button,
     video_bytes,
 )
 
@@ -135,7 +136,7 @@ def test_forwarded_link_opened_in_another_browser_connects_nothing(service: Serv
 
     link = service.api.post("/v1/accounts/mallory/connect").json()["connect_url"]
     with httpx.Client(timeout=30) as mallory:
-        start = mallory.get(link)  # Mallory opens her link: her browser gets the cookie
+        start = press_start_button(link, mallory)  # Mallory continues: her browser gets the cookie
         assert start.status_code == 303
         panopto_link = start.headers["location"]
     # ... and sends the Panopto page on to Bob, who signs in and clicks Allow.
@@ -171,7 +172,7 @@ def test_forged_cookie_is_refused(service: ServiceSetup) -> None:
 
     link = service.api.post("/v1/accounts/u1/connect").json()["connect_url"]
     with httpx.Client(timeout=30) as real:
-        panopto_link = real.get(link).headers["location"]
+        panopto_link = press_start_button(link, real).headers["location"]
     state = httpx.URL(panopto_link).params["state"]
     with httpx.Client(timeout=30, cookies={cookie_name(state): "guessed"}) as forger:
         page = complete_browser_login(panopto_link, client=forger)

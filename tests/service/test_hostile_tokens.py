@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.service.conftest import ServiceSetup
+from tests.service.conftest import ServiceSetup, press_start_button
 
 
 def test_uploads_page_token_with_a_non_ascii_mac_is_403(service: ServiceSetup) -> None:
@@ -45,7 +45,7 @@ def test_a_connect_link_ends_with_the_api_key_that_made_it(service: ServiceSetup
     unopened = client.post("/v1/accounts/u1/connect").json()["connect_url"]
     opened = client.post("/v1/accounts/u2/connect").json()["connect_url"]
     browser = httpx.Client(timeout=30.0)
-    start = browser.get(opened, follow_redirects=False)
+    start = press_start_button(opened, browser)
     assert start.status_code == 303, start.text
     with service.ctx.db.session() as session:
         key_id = session.query(ApiKey.id).filter(ApiKey.name == "doomed").scalar()

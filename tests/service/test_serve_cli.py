@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import SETTING_NAMES, free_port
 from tests.helpers.processes import run_vidauth_in_process
-from tests.service.conftest import ApiClient, ServiceSetup, video_bytes
+from tests.service.conftest import ApiClient, ServiceSetup, press_start_button, video_bytes
 
 
 def _children(pid: int) -> list[int]:
@@ -279,7 +279,7 @@ def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url:
         try:
             start_url = api.post("/v1/accounts/dev-user/connect").json()["connect_url"]
             with httpx.Client(timeout=30.0) as browser:  # keeps the start page's cookie
-                start = browser.get(start_url, follow_redirects=False)
+                start = press_start_button(start_url, browser)
                 assert start.status_code == 303, start.text
                 link = start.headers["location"]  # the sandbox's authorize URL
                 page = complete_browser_login(link, client=browser)

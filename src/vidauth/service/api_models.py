@@ -35,12 +35,14 @@ UploadState = Literal[
 # What text_fields refuses, as a regular-expression class (lone surrogates too, which cannot
 # arrive in a URL and which some regular-expression engines refuse in a pattern).
 _REFUSED = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufffe\uffff"
+#: Text that passes the one rule (text_fields) and holds something besides spaces.
+PRINTABLE_PATTERN = f"^[^{_REFUSED}]*[^\\s{_REFUSED}][^{_REFUSED}]*$"
 # The constraint checked on every external_user_id, for the document; the route checks it and
 # answers 400 (``invalid_request``) rather than FastAPI's generic 422.
 USER_ID_SCHEMA: dict[str, Any] = {
     "minLength": 1,
     "maxLength": 255,
-    "pattern": f"^[^{_REFUSED}]*[^\\s{_REFUSED}][^{_REFUSED}]*$",
+    "pattern": PRINTABLE_PATTERN,
     "description": "The backend's id for the user: 1 to 255 printable characters (no control "
     "characters, line separators or bidi overrides).",
 }
@@ -58,7 +60,7 @@ class ErrorBody(BaseModel):
 
 
 class ConnectRequest(BaseModel):
-    """Optional: who the user must sign in to Panopto as."""
+    """Optional: who the user must sign in to Panopto as, and the name the start page shows."""
 
     expected_username: str | None = Field(
         None,
@@ -69,14 +71,27 @@ class ConnectRequest(BaseModel):
         # Documented here, checked by the route (400 with a clear line).
         json_schema_extra={"pattern": USERNAME_PATTERN},
     )
+    display_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Whom the link is for, as the user knows themselves (e.g. their full "
+        "name): the start page says the link is for them, so that someone it was forwarded "
+        "to can turn it down. Without it the page shows external_user_id.",
+        examples=["Alice Example"],
+        # Documented here, checked by the route (400 naming the field).
+        json_schema_extra={"pattern": PRINTABLE_PATTERN},
+    )
 
 
 class ConnectLink(BaseModel):
     """A link the user opens, in their own browser, to connect their Panopto account (once)."""
 
     connect_url: str = Field(
-        description="vidauth's start page: it binds the sign-in to the browser that opens it, "
-        "then goes on to Panopto. Send the user's browser here."
+        description="vidauth's start page: it says whom the link is for; its \"Continue to "
+        'Panopto" button binds the sign-in to that browser and goes on to Panopto, and "This '
+        'link is not for me" ends the link. Merely fetching it uses nothing up. Send the '
+        "user's browser here."
     )
     authorize_url: str = Field(description="The same URL as connect_url (kept for old clients).")
     expires_at: Timestamp

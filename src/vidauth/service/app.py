@@ -17,7 +17,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio.to_thread
 from fastapi import Body, Depends, FastAPI, Query, Request
@@ -226,6 +226,22 @@ def _check_text(name: str, value: str) -> None:
         raise ApiError(400, "invalid_request", problem)
 
 
+def _optional_text(name: str, value: str | None, limit: int) -> str | None:
+    """``value`` without surrounding spaces; 400 naming the field unless it is 1 to ``limit``
+    printable characters (the one rule for text, text_fields)."""
+    if value is None:
+        return None
+    value = value.strip(" ")
+    problem = character_problem(name, value)
+    if problem or not value or len(value) > limit:
+        raise ApiError(
+            400,
+            "invalid_request",
+            problem or f"{name} must be 1 to {limit} printable characters",
+        )
+    return value
+
+
 def _check_upload_id(upload_id: str) -> None:
     """404 for anything that cannot be an upload id (NUL, any odd character, any length)."""
     if not _UPLOAD_ID.fullmatch(upload_id):
@@ -357,19 +373,15 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         user: UserId, who: Auth, body: Annotated[ConnectRequest | None, Body()] = None
     ) -> dict[str, Any]:
         """A link the user opens in their browser to connect their Panopto account (valid 10
-        minutes, once). With ``expected_username``, only that Panopto user can connect."""
-        expected = body.expected_username if body is not None else None
-        if expected is not None:
-            expected = expected.strip(" ")
-            if not expected or character_problem("expected_username", expected):
-                raise ApiError(
-                    400,
-                    "invalid_request",
-                    character_problem("expected_username", expected)
-                    or "expected_username must be 1 to 255 printable characters",
-                )
+        minutes, once). Its page names the user (``display_name``, else the id) and lets
+        whoever it was forwarded to turn it down. With ``expected_username``, only that
+        Panopto user can connect."""
+        expected = _optional_text(
+            "expected_username", body.expected_username if body else None, 255
+        )
+        display_name = _optional_text("display_name", body.display_name if body else None, 200)
         url, expires_at = await run_sync(
-            connect.start_connect, ctx, who.tenant, user, expected, who.key_id
+            connect.start_connect, ctx, who.tenant, user, expected, who.key_id, display_name
         )
         return {"connect_url": url, "authorize_url": url, "expires_at": rfc3339(expires_at)}
 
@@ -419,14 +431,33 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
     # The path the browser sees (VIDAUTH_PUBLIC_URL may carry a prefix a proxy strips).
     cookie_path = urlsplit(service.callback_url).path
 
+    # The paths the browser sees, for the start page's forms.
+    start_path = urlsplit(service.public_url + connect.START_PATH).path
+    decline_path = start_path + DECLINE_SUFFIX
+
     @app.get(connect.START_PATH, include_in_schema=False)
-    async def connect_start(s: str = "") -> Response:
-        started = await run_sync(connect.open_start_link, ctx, s)
+    async def connect_start_page(s: str = "") -> Response:
+        """Whom the link is for, with "Continue to Panopto" and "This link is not for me":
+        nothing is used up, so a mail scanner fetching the link does no harm."""
+        page = await run_sync(connect.describe_start_link, ctx, s)
+        if isinstance(page, str):
+            return _start_error(page)
+        html = pages.render(
+            "connect_start.html",
+            who=page.name,
+            expected_username=page.expected_username,
+            start=s,
+            start_path=start_path,
+            decline_path=decline_path,
+        )
+        return HTMLResponse(html, headers=_START_HEADERS)
+
+    @app.post(connect.START_PATH, include_in_schema=False)
+    async def connect_start(request: Request) -> Response:
+        """Continue to Panopto: bind the sign-in to this browser (a cookie), once."""
+        started = await run_sync(connect.open_start_link, ctx, await _posted_start(request))
         if isinstance(started, str):
-            html = pages.render(
-                "connect_result.html", status="error", message=started, username=None
-            )
-            return HTMLResponse(html, 400, headers={"Cache-Control": "no-store"})
+            return _start_error(started)
         response = RedirectResponse(
             started.authorize_url, status_code=303, headers={"Cache-Control": "no-store"}
         )
@@ -440,6 +471,21 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
             samesite="lax",
         )
         return response
+
+    @app.post(connect.START_PATH + DECLINE_SUFFIX, include_in_schema=False)
+    async def connect_decline(request: Request) -> Response:
+        """ "This link is not for me": end the link; nothing is connected."""
+        refused = await run_sync(connect.decline_start_link, ctx, await _posted_start(request))
+        if refused is not None:
+            return _start_error(refused)
+        html = pages.render(
+            "connect_result.html",
+            status="declined",
+            message="Nothing was connected, and this link no longer works. Please tell "
+            "whoever sent it to you that it reached the wrong person.",
+            username=None,
+        )
+        return HTMLResponse(html, headers=_START_HEADERS)
 
     @app.get(service.callback_path, include_in_schema=False)
     async def oauth_callback(request: Request) -> Response:
@@ -650,6 +696,36 @@ def create_app(ctx: ServiceContext, *, run_worker: bool = False) -> FastAPI:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+DECLINE_SUFFIX = "/decline"
+# The start page has buttons that act: no other site may frame it (clickjacking).
+_START_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
+
+
+def _start_error(message: str) -> HTMLResponse:
+    """The page of a start link that cannot be used (unknown, used, expired, key revoked)."""
+    html = pages.render("connect_result.html", status="error", message=message, username=None)
+    return HTMLResponse(html, 400, headers={"Cache-Control": "no-store"})
+
+
+async def _posted_start(request: Request) -> str:
+    """``s`` of the start page's form (urlencoded; RequestLimit has bounded the body), or ""
+    when there is none, or more than one."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return ""
+    body = await request.body()
+    try:
+        fields = parse_qs(body.decode("ascii"), max_num_fields=8)
+    except (UnicodeDecodeError, ValueError):
+        return ""
+    values = fields.get("s", [])
+    return values[0] if len(values) == 1 else ""
 
 
 def _callback_answer(service: ServiceSettings, outcome: connect.ConnectOutcome) -> Response:

@@ -5,11 +5,14 @@ of ``state``; nonce and verifier are encrypted with the token store's key). A li
 ``VIDAUTH_CONNECT_SECONDS`` (10 minutes) and works once.
 
 The link handed to the backend is vidauth's own start page (``/connect/start?s=…``), not
-Panopto's: opening it (once) sets a cookie bound to this sign-in and redirects to Panopto. The
-callback is accepted only from a browser presenting that cookie, so a Panopto link forwarded
-to someone else (Mallory's link, opened and allowed by Bob) connects nothing. When the backend
-says which Panopto user it expects (``expected_username``), a sign-in as anyone else is
-refused too, and the tokens it produced are revoked.
+Panopto's. Opening it (GET) only shows whom the link is for, with "Continue to Panopto" and
+"This link is not for me": a mail scanner that fetches the link, or a glance at a forwarded
+one, uses nothing up. Continuing (POST, once) sets a cookie bound to this sign-in and redirects
+to Panopto; declining ends the link. The callback is accepted only from a browser presenting
+that cookie, so a Panopto link forwarded to someone else (Mallory's link, opened and allowed by
+Bob) connects nothing. When the backend says which Panopto user it expects
+(``expected_username``), a sign-in as anyone else is refused too, and the tokens it produced
+are revoked.
 """
 
 from __future__ import annotations
@@ -63,9 +66,11 @@ def start_connect(
     external_user_id: str,
     expected_username: str | None = None,
     api_key_id: int | None = None,
+    display_name: str | None = None,
 ) -> tuple[str, float]:
     """A new connect link (vidauth's start page) for the user, and when it expires; it ends
-    early when ``api_key_id``, the key that asked for it, is revoked."""
+    early when ``api_key_id``, the key that asked for it, is revoked. The start page names the
+    user by ``display_name``, else by ``external_user_id``."""
     request = AuthorizationRequest.create(ctx.profile, ctx.va.sign_in_scope())
     start = secrets.token_urlsafe(32)
     register_secret(start)
@@ -89,14 +94,37 @@ def start_connect(
                 authorize_url=cipher.encrypt(request.url),
                 expected_username=expected_username,
                 api_key_id=api_key_id,
+                display_name=display_name,
             )
         )
     return f"{ctx.service.public_url}{START_PATH}?s={start}", expires_at
 
 
+UNKNOWN = "this sign-in link is unknown; start again from your application"
+OPENED = (
+    "this sign-in link was already opened; ask your application for a new one "
+    "and open it in the browser you sign in with"
+)
+DECLINED = (
+    "this sign-in link was turned down as not meant for whoever opened it, so it no longer "
+    "works; ask your application for a new one"
+)
+EXPIRED = "this sign-in link has expired; start again from your application"
+REVOKED = "this sign-in link is no longer valid; start again from your application"
+
+
+@dataclass(frozen=True)
+class StartPage:
+    """What the start page shows before anything is used: whom the link is for."""
+
+    name: str
+    expected_username: str | None
+    expires_at: float
+
+
 @dataclass(frozen=True)
 class StartedSignin:
-    """What the start page does: set ``cookie_name=cookie_value``, redirect to Panopto."""
+    """What continuing does: set ``cookie_name=cookie_value``, redirect to Panopto."""
 
     authorize_url: str
     cookie_name: str
@@ -104,37 +132,95 @@ class StartedSignin:
     max_age: int
 
 
-def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
-    """The start page: bind the sign-in to this browser, once; a reason string when the link
-    cannot be used (unknown, opened already, expired)."""
+def _find_start(ctx: ServiceContext, session: Any, start: str, lock: bool) -> Any:
+    query = select(PendingSignin).where(PendingSignin.start_hash == _state_hash(start))
+    if lock and not ctx.db.is_sqlite:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def _start_problem(session: Any, row: PendingSignin | None, now: float) -> str | None:
+    """Why the start link of ``row`` cannot be used any more, else None."""
+    if row is None:
+        return UNKNOWN
+    if row.started_at is None and row.used_at is not None:
+        return DECLINED  # only declining ends a link that was never continued
+    if row.authorize_url is None:
+        return UNKNOWN
+    if not _key_live(session, row.api_key_id):
+        return REVOKED
+    if row.started_at is not None or row.used_at is not None:
+        return OPENED
+    if row.expires_at < now:
+        return EXPIRED
+    return None
+
+
+def _usable_start(start: str) -> bool:
     if not start or len(start) > 200:
-        return "this sign-in link is unknown; start again from your application"
+        return False
     register_secret(start)
+    return True
+
+
+def describe_start_link(ctx: ServiceContext, start: str) -> StartPage | str:
+    """The start page (GET): whom the link is for, using nothing up; a reason string when the
+    link cannot be used (unknown, opened or turned down already, expired, key revoked)."""
+    if not _usable_start(start):
+        return UNKNOWN
+    with ctx.db.session() as session:
+        row = _find_start(ctx, session, start, lock=False)
+        problem = _start_problem(session, row, time.time())
+        if problem is not None:
+            return problem
+        assert row is not None
+        return StartPage(
+            name=row.display_name or row.external_user_id,
+            expected_username=row.expected_username,
+            expires_at=row.expires_at,
+        )
+
+
+def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
+    """Continue to Panopto (POST): bind the sign-in to this browser, once; a reason string
+    when the link cannot be used (unknown, opened or turned down already, expired)."""
+    if not _usable_start(start):
+        return UNKNOWN
     now = time.time()
     browser = secrets.token_urlsafe(32)
     register_secret(browser)
     with ctx.db.write_session() as session:
-        query = select(PendingSignin).where(PendingSignin.start_hash == _state_hash(start))
-        if not ctx.db.is_sqlite:
-            query = query.with_for_update()
-        row = session.scalars(query).first()
-        if row is None or row.authorize_url is None:
-            return "this sign-in link is unknown; start again from your application"
-        if not _key_live(session, row.api_key_id):
-            return REVOKED
-        if row.started_at is not None or row.used_at is not None:
-            return (
-                "this sign-in link was already opened; ask your application for a new one "
-                "and open it in the browser you sign in with"
-            )
-        if row.expires_at < now:
-            return "this sign-in link has expired; start again from your application"
+        row = _find_start(ctx, session, start, lock=True)
+        problem = _start_problem(session, row, now)
+        if problem is not None:
+            return problem
+        assert row is not None and row.authorize_url is not None
         row.started_at = now
         row.browser_hash = _state_hash(browser)
         url = ctx.store.cipher.decrypt(row.authorize_url)
         max_age = max(1, int(row.expires_at - now))
     state = _query_state(url)
     return StartedSignin(url, cookie_name(state), browser, max_age)
+
+
+def decline_start_link(ctx: ServiceContext, start: str) -> str | None:
+    """ "This link is not for me": end the link for good, connecting nothing; a reason string
+    when it cannot be used any more (then nothing changes)."""
+    if not _usable_start(start):
+        return UNKNOWN
+    with ctx.db.write_session() as session:
+        row = _find_start(ctx, session, start, lock=True)
+        problem = _start_problem(session, row, time.time())
+        if problem is not None:
+            return problem
+        assert row is not None
+        row.used_at = time.time()
+        # Nothing is left to reach Panopto with: the state it carries is never sent out.
+        row.authorize_url = None
+        tenant = row.tenant
+    log.info("a connect link of tenant %s was turned down by whoever opened it", tenant)
+    ctx.store.audit(None, "connect_declined", f"tenant={tenant}")
+    return None
 
 
 def _query_state(url: str) -> str:
@@ -179,9 +265,6 @@ def _same_browser(browser_hash: str | None, cookie: str | None) -> bool:
     return hmac.compare_digest(browser_hash, _state_hash(cookie))
 
 
-REVOKED = "this sign-in link is no longer valid; start again from your application"
-
-
 def _key_live(session: Any, api_key_id: int | None) -> bool:
     """Whether the API key that handed a link out still works (links without one: True)."""
     if api_key_id is None:
@@ -199,11 +282,11 @@ def _consume(ctx: ServiceContext, state: str, cookie: str | None) -> _Pending | 
             query = query.with_for_update()
         row = session.scalars(query).first()
         if row is None:
-            return "this sign-in link is unknown; start again from your application"
+            return UNKNOWN
         if row.used_at is not None:
             return "this sign-in link was already used; start again from your application"
         if row.expires_at < now:
-            return "this sign-in link has expired; start again from your application"
+            return EXPIRED
         if not _key_live(session, row.api_key_id):
             return REVOKED
         row.used_at = now

@@ -101,6 +101,8 @@ class PendingSignin(Base):
     expected_username: Mapped[str | None] = mapped_column(String(255))
     #: The API key that handed the link out (0013): revoking it ends the link.
     api_key_id: Mapped[int | None] = mapped_column(Integer)
+    #: Whom the link is for, as the backend names the user (0015): the start page shows it.
+    display_name: Mapped[str | None] = mapped_column(String(200))
 
 
 class Job(Base):
