@@ -270,12 +270,15 @@ def start_service(
     processing_delay: float = 0.3,
     s3_bandwidth: float | None = None,
     s3_latency: float = 0.0,
+    protected: bool = False,
     **env: str,
 ) -> ServiceSetup:
     """Start a full sandbox and the service (its worker in-process unless ``run_worker=False``).
 
     ``env`` holds extra ``VIDAUTH_*`` variables, overriding the quick test defaults;
-    ``s3_bandwidth`` (bytes/s) and ``s3_latency`` (s) slow the sandbox's S3 target.
+    ``s3_bandwidth`` (bytes/s) and ``s3_latency`` (s) slow the sandbox's S3 target;
+    ``protected`` serves with ``vidauth serve``'s own HTTP protocol (header and body idle
+    timeouts, the cap on connections per client address).
     """
     from vidauth._serving import BackgroundServer
     from vidauth.config import load_settings
@@ -284,6 +287,7 @@ def start_service(
     from vidauth.service.app import create_app
     from vidauth.service.auth import create_api_key
     from vidauth.service.context import ServiceContext
+    from vidauth.service.protection import uvicorn_options
     from vidauth.service.settings import load_service_settings
 
     port = free_port()
@@ -335,7 +339,9 @@ def start_service(
     key = create_api_key(
         ctx.db, "test", "default", webhook_secret=WEBHOOK_SECRET, cipher=ctx.store.cipher
     )
-    server = BackgroundServer(create_app(ctx, run_worker=run_worker), port=port).start()
+    options = uvicorn_options(ctx.service) if protected else {}
+    server = BackgroundServer(create_app(ctx, run_worker=run_worker), port=port, **options)
+    server.start()
     return ServiceSetup(sandbox, ctx, server, public_url, key, home, shared, flags)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.service.hostile_helpers import closed_within
 from vidauth._serving import BackgroundServer
 
 pytestmark = pytest.mark.slow  # real servers and sockets: not in the quick tier
@@ -66,46 +67,24 @@ def serve() -> Iterator[Any]:
         server.stop()
 
 
-def _closed_within(sock: socket.socket, seconds: float, trickle: bytes = b"") -> bool:
-    """Whether the server closes ``sock`` within ``seconds`` while we trickle ``trickle``."""
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + seconds
-    sent = 0
-    while time.monotonic() < deadline:
-        if sent < len(trickle):
-            try:
-                sock.sendall(trickle[sent : sent + 1])
-            except OSError:
-                return True
-            sent += 1
-        try:
-            if sock.recv(4096) == b"":
-                return True
-        except TimeoutError:
-            continue
-        except OSError:
-            return True
-    return False
-
-
 def test_headers_trickled_byte_by_byte_are_cut_off(serve: Any) -> None:
     server = serve()
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         headers = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
-        assert _closed_within(sock, 4, trickle=headers)
+        assert closed_within(sock, 4, trickle=headers)
 
 
 def test_a_silent_connection_is_cut_off(serve: Any) -> None:
     server = serve()
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
-        assert _closed_within(sock, 3)
+        assert closed_within(sock, 3)
 
 
 def test_a_body_that_stalls_is_cut_off(serve: Any) -> None:
     server = serve()
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10)
-        assert _closed_within(sock, 3)
+        assert closed_within(sock, 3)
 
 
 def test_a_steady_body_and_normal_requests_are_served(serve: Any) -> None:

@@ -20,51 +20,9 @@ import pytest
 from sqlalchemy import select
 
 from tests.service.conftest import WEBHOOK_SECRET, ServiceSetup
+from tests.service.hostile_helpers import RawReceiver, endless, ok, trickle
 
 DEADLINE = "1"
-
-
-class RawReceiver:
-    """A TCP server on loopback; ``answer(conn)`` runs on a thread per connection."""
-
-    def __init__(self, answer: Callable[[socket.socket], None]) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.answer = answer
-        self.requests = 0
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.requests += 1
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
-
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(5)
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                self.answer(conn)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
 
 
 @pytest.fixture
@@ -78,28 +36,6 @@ def receiver() -> Iterator[Callable[[Callable[[socket.socket], None]], RawReceiv
     yield make
     for r in made:
         r.close()
-
-
-def ok(conn: socket.socket) -> None:
-    conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
-
-
-def trickle(stop: threading.Event) -> Callable[[socket.socket], None]:
-    def answer(conn: socket.socket) -> None:
-        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
-            if stop.wait(0.2):
-                return
-            conn.sendall(bytes([byte]))
-
-    return answer
-
-
-def endless(conn: socket.socket) -> None:
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
-    block = b"x" * 65536
-    for _ in range(400):  # 26 MB over 20 s: a reader that reads it all waits 20 s
-        conn.sendall(block)
-        time.sleep(0.05)
 
 
 def _key_id(service: ServiceSetup, tenant: str) -> int:
