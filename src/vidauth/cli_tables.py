@@ -68,7 +68,6 @@ def _widths(columns: Sequence[Column], rows: Sequence[Sequence[Text]], room: int
         for i, extra in more.items():
             widths[i] += min(extra, spare * extra // total)
     return widths
-    return widths
 
 
 def _print_table(

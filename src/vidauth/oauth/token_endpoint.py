@@ -40,7 +40,7 @@ from vidauth.store.tokens import TokenSet
 #: Longest wait for one attempt's connection and for each read of its answer, in seconds.
 ATTEMPT_READ_S = 30.0
 ATTEMPT_CONNECT_S = 10.0
-STRICT, GRACE = "strict", "grace"
+GRACE = "grace"  # refresh_token_reuse: the provider accepts a replay for a while
 
 
 class RefreshOutcomeUnknown(RemoteServiceError):

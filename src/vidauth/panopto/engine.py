@@ -215,12 +215,6 @@ class UploadEngine:
                 self.cancel_event.set()
                 raise
 
-    def resume(self, record_id: int, progress: Progress | None = None) -> UploadResult:
-        """Resume a recorded upload by its record id."""
-        record = self.planner.record(record_id)
-        job = UploadJob(Path(record.file_path), record.folder_id, record.title, record.description)
-        return self.upload(job, progress)
-
     def cancel(self, record_id: int) -> UploadRecord:
         """Cancel an upload: abort its multipart upload and DELETE the sessionUpload.
 

@@ -47,7 +47,6 @@ class Provider:
     #: (one-time rotation, reuse revokes the grant: Panopto) or ``grace`` (a reuse period, as
     #: Okta and Auth0 offer). Decides whether a refresh whose answer was lost is sent again.
     refresh_token_reuse: str = "strict"  # noqa: S105 - a policy name
-    notes: str = ""
     #: ``Endpoints`` fields the platform serves but leaves out of its discovery document: for
     #: these the preset's path is kept even when discovery works.
     not_in_discovery: frozenset[str] = frozenset()

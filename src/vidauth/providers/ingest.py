@@ -29,5 +29,5 @@ INGEST = Provider(
     pkce=False,
     token_headers={"Accept": "application/vnd.ingest.v1+json"},
     needs_server=False,
-    notes="subject from the JWT access token's sub; client credentials need a scope",
+    # The subject comes from the JWT access token's sub; client credentials need a scope.
 )

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from vidauth.providers.base import Endpoints, Provider
 
-CODE_LIFETIME_S = 60
-
 
 def omniport_endpoints(server: str) -> Endpoints:
     """Endpoints of an Omniport site such as ``https://channeli.in``."""
@@ -31,5 +29,5 @@ OMNIPORT = Provider(
     pkce=False,
     needs_server=True,
     requires_state=True,
-    notes=f"the authorization code lives {CODE_LIFETIME_S} s: it is exchanged immediately",
+    # The authorization code lives 60 s: it is exchanged immediately.
 )

@@ -51,13 +51,6 @@ class Holds:
             self._pending.append(hold)
         return hold
 
-    def release_all(self) -> None:
-        """Let every held and pending request go (a test's cleanup)."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        for hold in pending:
-            hold.release()
-
     async def at(self, point: str, key: str = "") -> None:
         """Called by the server at ``point``: waits while a hold matches."""
         with self._lock:

@@ -372,11 +372,6 @@ class SandboxState:
             if grant.revoked:  # e.g. the code was replayed while this exchange ran
                 self._revoke_grant(grant_id)
 
-    def grant_of(self, grant_id: str) -> Grant:
-        """The grant with this id."""
-        with self._lock:
-            return self._grants[grant_id]
-
     def use_refresh_token(self, token: str, client_id: str) -> IssuedToken:
         """Atomically rotate a refresh token: it stops working, and is returned for reissuing.
 

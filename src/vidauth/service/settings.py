@@ -22,7 +22,6 @@ from vidauth.panopto.pacing import parse_rate
 from vidauth.service.webhook_targets import Network, parse_networks
 
 GiB = 1024**3
-DEFAULT_TENANT = "default"
 
 
 class ServiceEnv(BaseSettings):

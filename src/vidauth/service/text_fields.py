@@ -51,11 +51,3 @@ def control_character_problem(name: str, value: str) -> str | None:
     :mod:`~vidauth.service.shared_files`, which applies the same rule but answers every
     refusal alike (so that no answer tells which files exist)."""
     return None if name == "path" else character_problem(name, value)
-
-
-def decode_field(name: str, raw: bytes) -> tuple[str | None, str | None]:
-    """``(text, None)`` for valid UTF-8, else ``(None, why)``: never U+FFFD in its place."""
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return None, f"{name} is not valid UTF-8"
