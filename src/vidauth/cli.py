@@ -534,13 +534,14 @@ def sandbox(
             help="Put names in ID tokens too (Panopto's carry none: names come from userinfo).",
         ),
     ] = False,
-    password_offline_access: Annotated[
+    strict_offline_access: Annotated[
         bool,
         typer.Option(
-            help="Grant offline_access to a password grant (--no-…: invalid_scope, as "
-            "IdentityServer answers a client not allowed offline access)."
+            "--strict-offline-access",
+            help="Answer a password grant asking for offline_access with invalid_scope, as "
+            "IdentityServer answers a client not allowed offline access.",
         ),
-    ] = True,
+    ] = False,
 ) -> None:
     """Run the local Panopto-compatible sandbox (OAuth2 server, REST and upload APIs)."""
     from vidauth._urls import is_loopback_host
@@ -579,7 +580,7 @@ def sandbox(
         state1_answer=state1_answer,
         processing_delay=processing_delay,
         id_token_names=id_token_names,
-        password_offline_access=password_offline_access,
+        password_offline_access=not strict_offline_access,
     )
 
 

@@ -111,5 +111,7 @@ def test_one_refresh_for_12_callers_while_the_endpoint_is_slow_postgres(
 def test_one_refresh_when_callers_ask_for_longer_than_tokens_live(sandbox: SandboxSetup) -> None:
     """Tokens live 20 s and every caller asks for 60 s of validity: the first refresh serves
     them all. (Each waiter used to refresh again after the one before it, rotating the grant
-    once per caller.)"""
-    _race(sandbox, None, token_delay=0.5, min_validity=60.0, lifetime=20)
+    once per caller.) The refresh takes 3 s, so that every caller has looked at the stale
+    token before it ends, even on a loaded machine: a caller that first looks at the new
+    token finds it too short for 60 s and rightly refreshes again."""
+    _race(sandbox, None, token_delay=3.0, min_validity=60.0, lifetime=20)

@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 COMMAND = [sys.executable, "-m", "vidauth"]
 FLAGS = [
     *("--state1-answer", "204", "--processing-delay", "0.2"),
-    *("--id-token-names", "--no-password-offline-access"),
+    *("--id-token-names", "--strict-offline-access"),
 ]
 
 
