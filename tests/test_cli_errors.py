@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from vidauth.cli_errors import EXIT_CODES, exit_code, sentence
 from vidauth.errors import (
     ErrorCode,
@@ -45,3 +47,20 @@ def test_sentences_add_the_command_to_the_library_line() -> None:
 def test_a_code_without_advice_is_the_library_line() -> None:
     error = StoreError("the database cannot be read")
     assert sentence(error) == "the database cannot be read" and exit_code(error) == 2
+
+
+def test_the_cli_adds_the_flag_to_the_library_facts() -> None:
+    from vidauth.panopto.files import part_size
+
+    with pytest.raises(UsageError) as raised:
+        part_size(100, 30)
+    exc = raised.value
+    assert "--" not in exc.message and exc.facts["requested_mib"] == 30
+    assert sentence(exc).endswith("; choose a whole number from 5 to 23 for --part-size")
+    assert exit_code(exc) == 2
+    signature = UsageError("signature scheme 'v9': choose one of v4", option="signature")
+    assert sentence(signature) == "signature scheme 'v9': choose one of v4 (--signature)"
+    home = UsageError("cannot create /x: set VIDAUTH_HOME", code=ErrorCode.HOME_UNWRITABLE)
+    assert sentence(home) == "cannot create /x: set VIDAUTH_HOME (or pass --home)"
+    remote = RemoteServiceError("signing in failed: https://x/token gave HTTP 200", endpoint="x")
+    assert sentence(remote).endswith(" (`vidauth doctor` checks it)")
