@@ -85,7 +85,7 @@ def test_upload_json_lines(run_cli, panopto: PanoptoSetup, tmp_path: Path) -> No
             lambda d: (d / "x.mp4").write_bytes(b"x") and d / "x.mp4",
             ["--folder", " "],  # the last --folder wins
             2,
-            "folder is empty: give a folder id or its exact name (--folder)",
+            "--folder is empty",
         ),
     ],
 )
