@@ -62,5 +62,21 @@ def test_the_cli_adds_the_flag_to_the_library_facts() -> None:
     assert sentence(signature) == "signature scheme 'v9': choose one of v4 (--signature)"
     home = UsageError("cannot create /x: set VIDAUTH_HOME", code=ErrorCode.HOME_UNWRITABLE)
     assert sentence(home) == "cannot create /x: set VIDAUTH_HOME (or pass --home)"
-    remote = RemoteServiceError("signing in failed: https://x/token gave HTTP 200", endpoint="x")
+    remote = RemoteServiceError(
+        "signing in failed: https://x/token gave HTTP 200", token_endpoint="https://x/token"
+    )
     assert sentence(remote).endswith(" (`vidauth doctor` checks it)")
+
+
+def test_a_redirect_uri_off_loopback_gets_the_clis_way_out() -> None:
+    from vidauth.errors import ConfigError
+    from vidauth.oauth.loopback import LoopbackListener
+
+    with pytest.raises(ConfigError) as raised:
+        LoopbackListener("https://example.com/redirect", "state")
+    exc = raised.value
+    assert exc.code == ErrorCode.REDIRECT_NOT_LOOPBACK and "--" not in exc.message
+    assert sentence(exc).endswith(
+        ": use http://localhost:PORT/PATH, or --no-browser and paste the URL"
+    )
+    assert exit_code(exc) == 2

@@ -108,7 +108,7 @@ def _part_size(facts: Facts) -> str:
 
 
 def _remote(facts: Facts) -> str:
-    return "(`vidauth doctor` checks it)" if facts.get("endpoint") else ""
+    return "(`vidauth doctor` checks it)" if facts.get("token_endpoint") else ""
 
 
 #: code → (separator, advice from the error's facts)

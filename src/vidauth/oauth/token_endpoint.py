@@ -187,7 +187,7 @@ class TokenEndpoint:
         raise RemoteServiceError(
             f"{during} failed: {where} gave HTTP {response.status_code} with {kind}; "
             "check the token endpoint",
-            endpoint=where,
+            token_endpoint=where,
             status=response.status_code,
         )
 
