@@ -51,6 +51,7 @@ def test_a_code_without_advice_is_the_library_line() -> None:
 
 def test_the_cli_adds_the_flag_to_the_library_facts() -> None:
     from vidauth.panopto.files import part_size
+    from vidauth.panopto.signature import check_choice
 
     with pytest.raises(UsageError) as raised:
         part_size(100, 30)
@@ -58,8 +59,12 @@ def test_the_cli_adds_the_flag_to_the_library_facts() -> None:
     assert "--" not in exc.message and exc.facts["requested_mib"] == 30
     assert sentence(exc).endswith("; choose a whole number from 5 to 23 for --part-size")
     assert exit_code(exc) == 2
-    signature = UsageError("signature scheme 'v9': choose one of v4", option="signature")
-    assert sentence(signature) == "signature scheme 'v9': choose one of v4 (--signature)"
+    parallel = UsageError("parallel parts must be at least 1, not 0", option="parallel", value=0)
+    assert sentence(parallel) == "parallel parts must be at least 1, not 0 (--parallel)"
+    with pytest.raises(UsageError) as bad_choice:
+        check_choice("v9")
+    assert "--" not in bad_choice.value.message
+    assert sentence(bad_choice.value).startswith("--signature v9: choose one of auto, ")
     home = UsageError("cannot create /x: set VIDAUTH_HOME", code=ErrorCode.HOME_UNWRITABLE)
     assert sentence(home) == "cannot create /x: set VIDAUTH_HOME (or pass --home)"
     remote = RemoteServiceError(

@@ -196,8 +196,20 @@ EXIT_CODES: dict[ErrorCode, int] = {
 }
 
 
+def _choice_sentence(exc: VidauthError) -> str | None:
+    """``--flag value: choose one of …`` for a usage error that lists the valid choices."""
+    flag = OPTION_FLAGS.get(str(exc.facts.get("option")))
+    choices = exc.facts.get("choices")
+    if exc.code != ErrorCode.USAGE or flag is None or not choices:
+        return None
+    return f"{flag} {exc.facts.get('value')}: choose one of {', '.join(map(str, choices))}"
+
+
 def sentence(exc: VidauthError) -> str:
     """The one line the CLI prints for ``exc``: its message and, for its code, what to run."""
+    choice = _choice_sentence(exc)
+    if choice is not None:
+        return choice
     entry = ADVICE.get(exc.code)
     if entry is None:
         return exc.message

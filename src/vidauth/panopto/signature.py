@@ -45,6 +45,7 @@ def check_choice(signature: str) -> str:
             code=ErrorCode.USAGE,
             option="signature",
             value=signature,
+            choices=list(CHOICES),
             signature=signature,
         )
     return signature

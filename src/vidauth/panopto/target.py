@@ -65,6 +65,7 @@ def s3_client(endpoint: str, *, signature: str = "s3", max_pool_connections: int
             f"signature scheme {signature!r}: choose one of {', '.join(SIGNATURES)}",
             option="signature",
             value=signature,
+            choices=list(SIGNATURES),
         )
     signature_version: Any = botocore.UNSIGNED if signature == "unsigned" else signature
     config = Config(
