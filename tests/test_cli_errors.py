@@ -57,7 +57,10 @@ def test_the_cli_adds_the_flag_to_the_library_facts() -> None:
         part_size(100, 30)
     exc = raised.value
     assert "--" not in exc.message and exc.facts["requested_mib"] == 30
-    assert sentence(exc).endswith("; choose a whole number from 5 to 23 for --part-size")
+    assert sentence(exc) == (
+        "part size 30 MiB: parts go from 5 to 23 MiB (Panopto may fail parts above 25000000 "
+        "bytes); choose a whole number in that range for --part-size"
+    )
     assert exit_code(exc) == 2
     parallel = UsageError("parallel parts must be at least 1, not 0", option="parallel", value=0)
     assert sentence(parallel) == "parallel parts must be at least 1, not 0 (--parallel)"

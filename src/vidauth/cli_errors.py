@@ -101,10 +101,7 @@ def _option(facts: Facts) -> str:
 def _part_size(facts: Facts) -> str:
     if facts.get("needed_mib") is not None:
         return f"use --part-size {facts['needed_mib']} or more"
-    return (
-        f"choose a whole number from {facts.get('smallest_mib')} to {facts.get('largest_mib')} "
-        "for --part-size"
-    )
+    return "choose a whole number in that range for --part-size"
 
 
 def _remote(facts: Facts) -> str:
