@@ -83,8 +83,43 @@ def _store(facts: Facts) -> str:
     return ""
 
 
+#: a library input (the ``option`` fact of a usage or configuration error) → the CLI's flag
+OPTION_FLAGS: dict[str, str] = {
+    "parallel": "--parallel",
+    "signature": "--signature",
+    "folder": "--folder",
+    "username": "--username",
+    "env_file": "--env-file",
+}
+
+
+def _option(facts: Facts) -> str:
+    flag = OPTION_FLAGS.get(str(facts.get("option")))
+    return f"({flag})" if flag else ""
+
+
+def _part_size(facts: Facts) -> str:
+    if facts.get("needed_mib") is not None:
+        return f"use --part-size {facts['needed_mib']} or more"
+    return "choose a whole number in that range for --part-size"
+
+
+def _remote(facts: Facts) -> str:
+    return "(`vidauth doctor` checks it)" if facts.get("token_endpoint") else ""
+
+
 #: code → (separator, advice from the error's facts)
 ADVICE: dict[ErrorCode, tuple[str, Callable[[Facts], str]]] = {
+    ErrorCode.USAGE: (" ", _option),
+    ErrorCode.CONFIG_INVALID: (" ", _option),
+    ErrorCode.FILE_NOT_MEDIA: ("; ", lambda f: "pass --force to upload it anyway"),
+    ErrorCode.PART_SIZE_INVALID: ("; ", _part_size),
+    ErrorCode.REDIRECT_NOT_LOOPBACK: (
+        ": ",
+        lambda f: "use http://localhost:PORT/PATH, or --no-browser and paste the URL",
+    ),
+    ErrorCode.HOME_UNWRITABLE: (" ", lambda f: "(or pass --home)"),
+    ErrorCode.REMOTE_FAILED: (" ", _remote),
     ErrorCode.NOT_SIGNED_IN: (": ", lambda f: "run `vidauth login`"),
     ErrorCode.SIGN_IN_EXPIRED: (": ", lambda f: "run `vidauth login` again"),
     ErrorCode.SIGN_IN_TIMEOUT: (": ", _timeout),
@@ -150,11 +185,28 @@ EXIT_CODES: dict[ErrorCode, int] = {
     ErrorCode.TOKEN_RESPONSE_INVALID: 4,
     ErrorCode.STORE_UNWRITABLE: 2,
     ErrorCode.GRANT_NOT_SAVED: 2,
+    ErrorCode.FILE_NOT_MEDIA: 2,
+    ErrorCode.PART_SIZE_INVALID: 2,
+    ErrorCode.FOLDER_AMBIGUOUS: 2,
+    ErrorCode.REDIRECT_NOT_LOOPBACK: 2,
+    ErrorCode.HOME_UNWRITABLE: 2,
 }
+
+
+def _choice_sentence(exc: VidauthError) -> str | None:
+    """``--flag value: choose one of …`` for a usage error that lists the valid choices."""
+    flag = OPTION_FLAGS.get(str(exc.facts.get("option")))
+    choices = exc.facts.get("choices")
+    if exc.code != ErrorCode.USAGE or flag is None or not choices:
+        return None
+    return f"{flag} {exc.facts.get('value')}: choose one of {', '.join(map(str, choices))}"
 
 
 def sentence(exc: VidauthError) -> str:
     """The one line the CLI prints for ``exc``: its message and, for its code, what to run."""
+    choice = _choice_sentence(exc)
+    if choice is not None:
+        return choice
     entry = ADVICE.get(exc.code)
     if entry is None:
         return exc.message

@@ -135,7 +135,11 @@ def load_settings(
     elif env_file is None or env_file is True:
         dotenv = DOTENV_FILE
     elif not Path(env_file).is_file():
-        raise ConfigError(f"--env-file {env_file}: no such file; give the path of your .env file")
+        raise ConfigError(
+            f"env file {env_file}: no such file; give the path of your .env file",
+            option="env_file",
+            value=str(env_file),
+        )
     else:
         dotenv = env_file
     raw = read_env(EnvSettings, dotenv, **given)

@@ -44,6 +44,11 @@ class ErrorCode(StrEnum):
     TOKEN_RESPONSE_INVALID = "token_response_invalid"  # noqa: S105 - an error code
     STORE_UNWRITABLE = "store_unwritable"
     GRANT_NOT_SAVED = "grant_not_saved"
+    FILE_NOT_MEDIA = "file_not_media"
+    PART_SIZE_INVALID = "part_size_invalid"
+    FOLDER_AMBIGUOUS = "folder_ambiguous"
+    REDIRECT_NOT_LOOPBACK = "redirect_not_loopback"
+    HOME_UNWRITABLE = "home_unwritable"
 
 
 class VidauthError(Exception):

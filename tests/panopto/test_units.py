@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vidauth.errors import RemoteServiceError, UsageError
+from vidauth.cli_errors import sentence
+from vidauth.errors import ErrorCode, RemoteServiceError, UsageError
 from vidauth.panopto.files import (
     FilePart,
     MiB,
@@ -42,8 +43,11 @@ def test_part_size_defaults_limits_and_errors() -> None:
         part_size(100, 4)
     with pytest.raises(UsageError, match="5 to 23 MiB"):
         part_size(100, 24)  # 25,165,824 bytes: above Panopto's 25,000,000
-    with pytest.raises(UsageError, match="--part-size 21 or more"):
+    with pytest.raises(UsageError, match="part size 20 MiB is too small") as small:
         part_size(200 * GiB, 20)
+    assert small.value.code == ErrorCode.PART_SIZE_INVALID
+    assert small.value.facts["needed_mib"] == 21
+    assert sentence(small.value).endswith("; use --part-size 21 or more")
 
 
 def test_part_ranges_cover_the_file() -> None:
@@ -102,8 +106,11 @@ def test_check_media_file(tmp_path: Path) -> None:
     assert check_media_file(good) == good.resolve()
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"x")
-    with pytest.raises(UsageError, match="--force"):
+    with pytest.raises(UsageError, match="not a video or audio file") as not_media:
         check_media_file(notes)
+    assert not_media.value.code == ErrorCode.FILE_NOT_MEDIA
+    assert "--force" not in not_media.value.message
+    assert sentence(not_media.value).endswith("; pass --force to upload it anyway")
     assert check_media_file(notes, force=True)
     with pytest.raises(UsageError, match="no such file"):
         check_media_file(tmp_path / "missing.mp4")

@@ -19,7 +19,10 @@ from tests.service.conftest import ServiceSetup, video_bytes
 from tests.service.test_api import FOLDER, WebhookReceiver, _check_signed
 from vidauth.errors import ErrorCode
 
-COMMAND_LINE = re.compile(r"`vidauth\b|\bvidauth (login|logout|uploads|folders|status|token)\b")
+COMMAND_LINE = re.compile(
+    r"`vidauth\b|\bvidauth (login|logout|uploads|folders|status|token|apikey|doctor)\b"
+    r"|(?<![\w-])--[a-z]"  # a CLI flag
+)
 CODES = {code.value for code in ErrorCode}
 
 
@@ -104,3 +107,30 @@ def test_api_errors_are_codes_and_one_line(service: ServiceSetup) -> None:
         assert set(body) == {"error", "detail"}, body
         assert re.fullmatch(r"[a-z_]+", body["error"]) and "\n" not in body["detail"]
         _no_command_line(body)
+
+
+def test_refusals_name_the_input_and_the_code_not_a_flag(service: ServiceSetup) -> None:
+    """A file that is not a video, an ambiguous folder and a key without a webhook secret: the
+    service answers by the error's code, naming what the client sent, never a CLI flag."""
+    api = service.api
+    service.connect("u1")
+
+    r = api.upload("u1", content=b"not a video at all", filename="notes.txt", folder=FOLDER)
+    assert r.status_code == 415, r.text  # decided by the code file_not_media
+    body = r.json()
+    _no_command_line(body)
+    assert body["error"] == "invalid_file"
+    assert body["detail"].startswith("notes.txt: .txt is not a video or audio file"), body
+
+    ambiguous = api.upload("u1", content=video_bytes(seed=5), folder="Duplicate Name").json()
+    done = _failed_with(service, ambiguous["upload_id"], ("failed",))
+    assert done["error_code"] == "folder_ambiguous", done
+    assert "folder 'Duplicate Name' matches 2 folders" in done["error"]
+
+    bare = service.client(service.new_key(name="no-webhook-secret"))
+    r = bare.upload(
+        "u1", content=video_bytes(seed=6), folder=FOLDER, callback_url="https://example.com/h"
+    )
+    assert r.status_code == 400, r.text
+    _no_command_line(r.json())
+    assert "webhook secret" in r.json()["detail"]

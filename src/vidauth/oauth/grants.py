@@ -83,8 +83,10 @@ def id_provider(
     name = _username(username)
     if "\\" not in name:
         raise ConfigError(
-            f"--username {name!r}: an ID-provider user name carries the provider's prefix, "
-            "e.g. 'NetID\\john'"
+            f"user name {name!r}: an ID-provider user name carries the provider's prefix, "
+            "e.g. 'NetID\\john'",
+            option="username",
+            value=name,
         )
     derived = id_provider_password(name, application_key.value)
     return endpoint.password(name, derived, id_provider_scope(profile))
@@ -93,7 +95,9 @@ def id_provider(
 def _username(username: str) -> str:
     name = username.strip()
     if not name:
-        raise ConfigError("--username is empty: give the user name to sign in as")
+        raise ConfigError(
+            "the user name is empty: give the user name to sign in as", option="username", value=""
+        )
     return name
 
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from vidauth._urls import is_loopback_host
-from vidauth.errors import ConfigError
+from vidauth.errors import ConfigError, ErrorCode
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,10 @@ class LoopbackListener:
         parts = urlsplit(redirect_uri)
         if not is_loopback_host(parts.hostname):
             raise ConfigError(
-                f"the redirect URI {redirect_uri} is not a loopback address, so vidauth cannot "
-                "receive it: use http://localhost:PORT/PATH, or --no-browser and paste the URL"
+                f"the redirect URI {redirect_uri} is not a loopback address, so this machine "
+                "cannot receive it",
+                code=ErrorCode.REDIRECT_NOT_LOOPBACK,
+                redirect_uri=redirect_uri,
             )
         self.redirect_uri = redirect_uri
         self.host = parts.hostname or "localhost"
@@ -197,7 +199,7 @@ class LoopbackListener:
                 if exc.errno == errno.EADDRINUSE:
                     raise ConfigError(
                         f"port {self.port} is already in use, so the sign-in redirect cannot be "
-                        f"received: stop the program using it (another vidauth login?) or use "
+                        f"received: stop the program using it (another sign-in?) or use "
                         f"another port in PANOPTO_REDIRECT_URI (and register that exact URI with "
                         f"the API client)"
                     ) from None

@@ -186,7 +186,9 @@ class TokenEndpoint:
         where = str(response.request.url.copy_with(query=None))
         raise RemoteServiceError(
             f"{during} failed: {where} gave HTTP {response.status_code} with {kind}; "
-            "check the token endpoint (vidauth doctor)"
+            "check the token endpoint",
+            token_endpoint=where,
+            status=response.status_code,
         )
 
     # -- grants ----------------------------------------------------------------------

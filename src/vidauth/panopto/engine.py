@@ -100,7 +100,11 @@ class UploadEngine:
         self.store = UploadStore(db)
         self.options = options or UploadOptions()
         if self.options.parallel is not None and self.options.parallel < 1:
-            raise UsageError("--parallel must be at least 1")
+            raise UsageError(
+                f"parallel parts must be at least 1, not {self.options.parallel}",
+                option="parallel",
+                value=self.options.parallel,
+            )
         self.account_id = account_id
         self.server = server
         self.retry_policy = retry_policy or RetryPolicy()

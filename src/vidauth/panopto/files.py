@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from vidauth.errors import UsageError
+from vidauth.errors import ErrorCode, UsageError
 
 MiB = 1024 * 1024
 MIN_PART_MIB = 5
@@ -28,9 +28,13 @@ VIDEO_EXTENSIONS = frozenset(
 )
 
 
-def check_media_file(path: Path, *, force: bool = False) -> Path:
-    """The absolute path of a readable, non-empty media file, or a one-line UsageError."""
-    shown = str(path)
+def check_media_file(path: Path, *, force: bool = False, name: str | None = None) -> Path:
+    """The absolute path of a readable, non-empty media file, or a one-line UsageError.
+
+    ``name`` is how errors call the file (default: its path), e.g. the name a client uploaded
+    it under rather than where the service keeps it.
+    """
+    shown = name if name is not None else str(path)
     if not path.exists():
         raise UsageError(f"{shown}: no such file; check the path")
     if path.is_dir():
@@ -51,8 +55,10 @@ def check_media_file(path: Path, *, force: bool = False) -> Path:
     if not force and ext not in VIDEO_EXTENSIONS:
         what = f".{ext}" if ext else "a file without extension"
         raise UsageError(
-            f"{shown}: {what} is not a video or audio file (mp4, mov, mkv, …); "
-            "pass --force to upload it anyway"
+            f"{shown}: {what} is not a video or audio file (mp4, mov, mkv, …)",
+            code=ErrorCode.FILE_NOT_MEDIA,
+            path=shown,
+            extension=ext,
         )
     part_size(size, None, shown)
     return path.resolve()
@@ -75,14 +81,22 @@ def part_size(size: int, requested_mib: int | None = None, name: str = "the file
         return max(DEFAULT_PART_MIB, needed_mib) * MiB
     if not MIN_PART_MIB <= requested_mib <= MAX_PART_MIB:
         raise UsageError(
-            f"--part-size {requested_mib}: parts go from {MIN_PART_MIB} to {MAX_PART_MIB} MiB "
-            f"(Panopto may fail parts above {MAX_PART_BYTES} bytes); choose a whole number in "
-            "that range"
+            f"part size {requested_mib} MiB: parts go from {MIN_PART_MIB} to {MAX_PART_MIB} MiB "
+            f"(Panopto may fail parts above {MAX_PART_BYTES} bytes)",
+            code=ErrorCode.PART_SIZE_INVALID,
+            requested_mib=requested_mib,
+            smallest_mib=MIN_PART_MIB,
+            largest_mib=MAX_PART_MIB,
         )
     if requested_mib < needed_mib:
         raise UsageError(
-            f"--part-size {requested_mib} is too small for {name} ({size} bytes needs more than "
-            f"{MAX_PARTS} parts): use --part-size {needed_mib} or more"
+            f"part size {requested_mib} MiB is too small for {name} ({size} bytes needs more "
+            f"than {MAX_PARTS} parts of it)",
+            code=ErrorCode.PART_SIZE_INVALID,
+            requested_mib=requested_mib,
+            smallest_mib=needed_mib,
+            largest_mib=MAX_PART_MIB,
+            needed_mib=needed_mib,
         )
     return requested_mib * MiB
 

@@ -256,7 +256,9 @@ class PanoptoRest:
         """A folder by id (GUID) or by exact name; ambiguity or no match is a UsageError."""
         spec = spec.strip()
         if not spec:
-            raise UsageError("--folder is empty: give a folder id or its exact name")
+            raise UsageError(
+                "the folder is empty: give a folder id or its exact name", option="folder", value=""
+            )
         if is_guid(spec):
             return self.folder(spec)
         found = self.search_folders(spec)
@@ -273,8 +275,11 @@ class PanoptoRest:
         more = f" and {len(candidates) - 10} more" if len(candidates) > 10 else ""
         if len(exact) > 1:
             raise UsageError(
-                f"--folder {spec!r} matches {len(exact)} folders: {listed}{more}; "
-                "give the folder id instead"
+                f"folder {spec!r} matches {len(exact)} folders: {listed}{more}; "
+                "give the folder id instead",
+                code=ErrorCode.FOLDER_AMBIGUOUS,
+                name=spec,
+                matches=[f.id for f in exact],
             )
         if candidates:
             raise UsageError(

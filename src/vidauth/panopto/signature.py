@@ -41,8 +41,11 @@ def check_choice(signature: str) -> str:
     """``signature`` if it is a known choice, else a UsageError naming the choices."""
     if signature not in CHOICES:
         raise UsageError(
-            f"--signature {signature}: choose one of {', '.join(CHOICES)}",
+            f"signature scheme {signature!r}: choose one of {', '.join(CHOICES)}",
             code=ErrorCode.USAGE,
+            option="signature",
+            value=signature,
+            choices=list(CHOICES),
             signature=signature,
         )
     return signature

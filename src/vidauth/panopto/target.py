@@ -61,7 +61,12 @@ def s3_client(endpoint: str, *, signature: str = "s3", max_pool_connections: int
     from botocore.config import Config
 
     if signature not in SIGNATURES:
-        raise UsageError(f"--signature {signature}: choose one of {', '.join(SIGNATURES)}")
+        raise UsageError(
+            f"signature scheme {signature!r}: choose one of {', '.join(SIGNATURES)}",
+            option="signature",
+            value=signature,
+            choices=list(SIGNATURES),
+        )
     signature_version: Any = botocore.UNSIGNED if signature == "unsigned" else signature
     config = Config(
         signature_version=signature_version,

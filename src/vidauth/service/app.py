@@ -33,7 +33,7 @@ from starlette.routing import Match
 
 from vidauth._times import rfc3339
 from vidauth._urls import check_transport
-from vidauth.errors import UsageError, VidauthError
+from vidauth.errors import ErrorCode, UsageError, VidauthError
 from vidauth.logs import install_redaction
 from vidauth.panopto.files import check_media_file
 from vidauth.service import connect, idempotency, pages, quota, shared_files
@@ -253,7 +253,7 @@ def _check_upload_id(upload_id: str) -> None:
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="apiKey",
-    description="An API key from `vidauth apikey create`, as `Authorization: Bearer <key>`.",
+    description="An API key the service's operator issued, as `Authorization: Bearer <key>`.",
 )
 
 
@@ -807,16 +807,10 @@ def _submit(ctx: ServiceContext, queue: JobQueue, who: Caller, job_id: str, form
         owns = True
         name = form.filename or path.name
         try:
-            path = check_media_file(path)
+            path = check_media_file(path, name=Path(name).name)
         except UsageError as exc:
-            detail = (
-                str(exc)
-                .replace(str(path), Path(name).name)
-                .replace("; pass --force to upload it anyway", "")
-            )
-            raise ApiError(
-                415 if "not a video" in detail else 400, "invalid_file", detail
-            ) from None
+            status = 415 if exc.code == ErrorCode.FILE_NOT_MEDIA else 400
+            raise ApiError(status, "invalid_file", exc.message) from None
         size = path.stat().st_size
     elif shared:
         checked = _shared_file(service.shared_dir, who.tenant, shared)
@@ -860,8 +854,8 @@ def _check_callback_url(ctx: ServiceContext, who: Caller, url: str) -> None:
         raise ApiError(
             400,
             "invalid_request",
-            "callback_url needs a webhook secret for this API key: create the key with "
-            "--webhook-secret (or set VIDAUTH_WEBHOOK_SECRET on the service)",
+            "callback_url needs a webhook secret for this API key: the service's operator gives "
+            "the key one, or sets VIDAUTH_WEBHOOK_SECRET on the service",
         )
     try:
         check_target(url, ctx.service.webhook_allow_networks)

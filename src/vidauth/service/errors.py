@@ -15,6 +15,9 @@ from vidauth.errors import ErrorCode, VidauthError
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.USAGE: 400,
     ErrorCode.FILE_UNUSABLE: 400,
+    ErrorCode.FILE_NOT_MEDIA: 415,
+    ErrorCode.PART_SIZE_INVALID: 400,
+    ErrorCode.FOLDER_AMBIGUOUS: 400,
     ErrorCode.FOLDER_NOT_FOUND: 404,
     ErrorCode.UPLOAD_NOT_FOUND: 404,
     ErrorCode.ACCOUNT_NOT_FOUND: 404,

@@ -8,7 +8,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from vidauth._defaults import KEY_FILE_NAME
-from vidauth.errors import ConfigError, StoreError
+from vidauth.errors import ConfigError, ErrorCode, StoreError
 
 __all__ = ["KEY_FILE_NAME", "TokenCipher", "create_key_file", "key_file", "read_key_file"]
 
@@ -78,7 +78,9 @@ def create_key_file(home: Path) -> bytes:
     except OSError as exc:
         raise ConfigError(
             f"cannot create {home} for the key ({exc.strerror or exc}): set VIDAUTH_HOME "
-            "(or --home) to a writable directory"
+            "to a writable directory",
+            code=ErrorCode.HOME_UNWRITABLE,
+            directory=str(home),
         ) from None
     path = key_file(home)
     key = Fernet.generate_key()

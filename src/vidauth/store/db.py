@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidauth.errors import ConfigError, StoreError
+from vidauth.errors import ConfigError, ErrorCode, StoreError
 
 SQLITE_BUSY_TIMEOUT_S = 120.0
 PRIVATE_FILE_MODE = 0o600
@@ -74,8 +74,9 @@ class Database:
                 except OSError as exc:
                     raise ConfigError(
                         f"cannot create {self.sqlite_path.parent} for the store "
-                        f"({exc.strerror or exc}): set VIDAUTH_HOME (or --home) to a writable "
-                        "directory"
+                        f"({exc.strerror or exc}): set VIDAUTH_HOME to a writable directory",
+                        code=ErrorCode.HOME_UNWRITABLE,
+                        directory=str(self.sqlite_path.parent),
                     ) from None
             engine = create_engine(
                 self.url,
