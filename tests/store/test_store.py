@@ -38,9 +38,10 @@ def test_head_constant_matches_alembic(tmp_path: Path) -> None:
     from alembic.script import ScriptDirectory
 
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    assert ScriptDirectory.from_config(alembic_config(db)).get_current_head() == HEAD_REVISION
+    head = ScriptDirectory.from_config(alembic_config(db.engine)).get_current_head()
+    assert head == HEAD_REVISION
     db.migrate()
-    assert current_revision(db) == HEAD_REVISION
+    assert current_revision(db.engine) == HEAD_REVISION
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

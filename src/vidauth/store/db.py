@@ -99,7 +99,7 @@ class Database:
 
             try:
                 with self._cross_process_migration_lock():
-                    upgrade_to_head(self)
+                    upgrade_to_head(self.engine)
             except OperationalError as exc:
                 raise StoreError(
                     f"cannot open the database {self.safe_url}: {_short(exc)}"
