@@ -156,3 +156,20 @@ def test_synthetic_video_is_a_valid_avi(tmp_path: Path) -> None:
     assert [(c[0], c[2]) for c in frames_found] == [(b"00db", frame_size)] * 6
     assert top[2][2] == 16 * 6
     assert check_media_file(path)
+
+
+def test_a_file_that_cannot_be_uploaded_at_all_has_its_own_code(tmp_path: Path) -> None:
+    from vidauth.errors import ErrorCode, UsageError
+    from vidauth.panopto.files import check_media_file
+
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    for path in (empty, tmp_path / "missing.mp4", tmp_path):
+        with pytest.raises(UsageError) as info:
+            check_media_file(path)
+        assert info.value.code == ErrorCode.FILE_UNUSABLE, path
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    with pytest.raises(UsageError) as info:
+        check_media_file(notes)
+    assert info.value.code == ErrorCode.FILE_NOT_MEDIA

@@ -28,6 +28,11 @@ VIDEO_EXTENSIONS = frozenset(
 )
 
 
+def _unusable(message: str) -> UsageError:
+    """A file that cannot be uploaded at all (missing, a directory, unreadable, empty)."""
+    return UsageError(message, code=ErrorCode.FILE_UNUSABLE)
+
+
 def check_media_file(path: Path, *, force: bool = False, name: str | None = None) -> Path:
     """The absolute path of a readable, non-empty media file, or a one-line UsageError.
 
@@ -36,21 +41,21 @@ def check_media_file(path: Path, *, force: bool = False, name: str | None = None
     """
     shown = name if name is not None else str(path)
     if not path.exists():
-        raise UsageError(f"{shown}: no such file; check the path")
+        raise _unusable(f"{shown}: no such file; check the path")
     if path.is_dir():
-        raise UsageError(f"{shown} is a directory: give the video files in it instead")
+        raise _unusable(f"{shown} is a directory: give the video files in it instead")
     if not path.is_file():
-        raise UsageError(f"{shown} is not a regular file: give a video file")
+        raise _unusable(f"{shown} is not a regular file: give a video file")
     try:
         with path.open("rb") as fh:
             fh.read(1)
     except PermissionError:
-        raise UsageError(f"{shown}: permission denied reading it; check its permissions") from None
+        raise _unusable(f"{shown}: permission denied reading it; check its permissions") from None
     except OSError as exc:
-        raise UsageError(f"{shown}: cannot be read ({exc.strerror}); check the file") from None
+        raise _unusable(f"{shown}: cannot be read ({exc.strerror}); check the file") from None
     size = path.stat().st_size
     if size == 0:
-        raise UsageError(f"{shown} is empty (0 bytes): nothing to upload")
+        raise _unusable(f"{shown} is empty (0 bytes): nothing to upload")
     ext = path.suffix.lower().lstrip(".")
     if not force and ext not in VIDEO_EXTENSIONS:
         what = f".{ext}" if ext else "a file without extension"
