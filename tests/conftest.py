@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import _posixsubprocess  # type: ignore[import-not-found]
 import os
+import signal
 import socket
 import threading
 import uuid
@@ -32,6 +33,14 @@ SETTING_NAMES = (
     "VIDAUTH_RETRY_MAX_SECONDS",
     "BROWSER",
 )
+
+# A shell without job control (a script, ``(cmd &)``) starts a background job with SIGINT
+# ignored, and an ignored signal stays ignored across exec: every vidauth process a test
+# starts would then shrug off the Ctrl-C that the Ctrl-C tests send it. A person's terminal
+# does not ignore SIGINT, so the suite does not either: with a handler of its own here, the
+# processes it starts begin with SIGINT at its default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 #: Fixtures that start a server (sandbox, service, third-party provider) or need PostgreSQL:
