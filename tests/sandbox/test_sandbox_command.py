@@ -6,22 +6,22 @@ own commands then talk to it over loopback."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
+from tests.helpers.ports import free_port
 from tests.helpers.processes import stop_or_explain
 from tests.panopto.conftest import MiB, write_random
+from tests.thirdparty.servers import RedirectCatcher
 from vidauth.sandbox.browser import complete_browser_login
 from vidauth.sandbox.config import (
     DEFAULT_CLIENT_ID,
@@ -39,24 +39,12 @@ FLAGS = [
 ]
 
 
-class _Landing(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        pass
-
-
 @pytest.fixture
 def redirect_uri() -> Iterator[str]:
     """A page on loopback for the authorization code to land on."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Landing)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/cb"
-    server.shutdown()
-    server.server_close()
+    uri = f"http://127.0.0.1:{free_port()}/cb"
+    with RedirectCatcher(uri):
+        yield uri
 
 
 @pytest.fixture
@@ -123,19 +111,20 @@ def _id_token_claims(url: str, redirect_uri: str) -> dict[str, str]:
         state=generate_token(24),
         nonce=generate_token(24),
     )
-    discovery = httpx.get(f"{url}{DISCOVERY_PATH}", timeout=10)
-    landed = complete_browser_login(f"{discovery.json()['authorization_endpoint']}?{query}")
-    code = landed.url.params["code"]
+    discovery = httpx.get(f"{url}{DISCOVERY_PATH}", timeout=10).json()
+    landed = complete_browser_login(f"{discovery['authorization_endpoint']}?{query}")
     token = httpx.post(
-        discovery.json()["token_endpoint"],
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+        discovery["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": landed.url.params["code"],
+            "redirect_uri": redirect_uri,
+        },
         auth=(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET),
         timeout=10,
     )
-    payload = token.json()["id_token"].split(".")[1]
-    claims: dict[str, str] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
+    keys = KeySet.import_key_set(httpx.get(discovery["jwks_uri"], timeout=10).json())
+    claims: dict[str, str] = jwt.decode(token.json()["id_token"], keys).claims
     return claims
 
 
