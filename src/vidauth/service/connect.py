@@ -22,6 +22,8 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -132,13 +134,6 @@ class StartedSignin:
     max_age: int
 
 
-def _find_start(ctx: ServiceContext, session: Any, start: str, lock: bool) -> Any:
-    query = select(PendingSignin).where(PendingSignin.start_hash == _state_hash(start))
-    if lock and not ctx.db.is_sqlite:
-        query = query.with_for_update()
-    return session.scalars(query).first()
-
-
 def _start_problem(session: Any, row: PendingSignin | None, now: float) -> str | None:
     """Why the start link of ``row`` cannot be used any more, else None."""
     if row is None:
@@ -156,24 +151,37 @@ def _start_problem(session: Any, row: PendingSignin | None, now: float) -> str |
     return None
 
 
-def _usable_start(start: str) -> bool:
+@contextmanager
+def _start_row(
+    ctx: ServiceContext, start: str, now: float, *, write: bool
+) -> Iterator[PendingSignin | str]:
+    """The pending sign-in of start link ``start`` while it is usable, else why it is not.
+
+    ``write``: in a write transaction with the row locked, to change it; else a plain read.
+    """
     if not start or len(start) > 200:
-        return False
+        yield UNKNOWN
+        return
     register_secret(start)
-    return True
+    query = select(PendingSignin).where(PendingSignin.start_hash == _state_hash(start))
+    if write and not ctx.db.is_sqlite:
+        query = query.with_for_update()
+    with ctx.db.write_session() if write else ctx.db.session() as session:
+        row = session.scalars(query).first()
+        problem = _start_problem(session, row, now)
+        if problem is not None:
+            yield problem
+            return
+        assert row is not None  # else _start_problem said UNKNOWN
+        yield row
 
 
 def describe_start_link(ctx: ServiceContext, start: str) -> StartPage | str:
     """The start page (GET): whom the link is for, using nothing up; a reason string when the
     link cannot be used (unknown, opened or turned down already, expired, key revoked)."""
-    if not _usable_start(start):
-        return UNKNOWN
-    with ctx.db.session() as session:
-        row = _find_start(ctx, session, start, lock=False)
-        problem = _start_problem(session, row, time.time())
-        if problem is not None:
-            return problem
-        assert row is not None
+    with _start_row(ctx, start, time.time(), write=False) as row:
+        if isinstance(row, str):
+            return row
         return StartPage(
             name=row.display_name or row.external_user_id,
             expected_username=row.expected_username,
@@ -184,17 +192,13 @@ def describe_start_link(ctx: ServiceContext, start: str) -> StartPage | str:
 def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
     """Continue to Panopto (POST): bind the sign-in to this browser, once; a reason string
     when the link cannot be used (unknown, opened or turned down already, expired)."""
-    if not _usable_start(start):
-        return UNKNOWN
     now = time.time()
     browser = secrets.token_urlsafe(32)
     register_secret(browser)
-    with ctx.db.write_session() as session:
-        row = _find_start(ctx, session, start, lock=True)
-        problem = _start_problem(session, row, now)
-        if problem is not None:
-            return problem
-        assert row is not None and row.authorize_url is not None
+    with _start_row(ctx, start, now, write=True) as row:
+        if isinstance(row, str):
+            return row
+        assert row.authorize_url is not None  # else _start_problem said UNKNOWN
         row.started_at = now
         row.browser_hash = _state_hash(browser)
         url = ctx.store.cipher.decrypt(row.authorize_url)
@@ -206,15 +210,11 @@ def open_start_link(ctx: ServiceContext, start: str) -> StartedSignin | str:
 def decline_start_link(ctx: ServiceContext, start: str) -> str | None:
     """ "This link is not for me": end the link for good, connecting nothing; a reason string
     when it cannot be used any more (then nothing changes)."""
-    if not _usable_start(start):
-        return UNKNOWN
-    with ctx.db.write_session() as session:
-        row = _find_start(ctx, session, start, lock=True)
-        problem = _start_problem(session, row, time.time())
-        if problem is not None:
-            return problem
-        assert row is not None
-        row.used_at = time.time()
+    now = time.time()
+    with _start_row(ctx, start, now, write=True) as row:
+        if isinstance(row, str):
+            return row
+        row.used_at = now
         # Nothing is left to reach Panopto with: the state it carries is never sent out.
         row.authorize_url = None
         tenant = row.tenant
