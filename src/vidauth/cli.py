@@ -322,6 +322,11 @@ def token(
     sys.stdout.write(value + "\n")
 
 
+def _answer_lost(row: dict[str, Any]) -> bool:
+    """A status row whose last refresh lost its answer (moot once sign-in is needed anyway)."""
+    return bool(row["refresh_outcome_unknown"]) and row["status"] != "needs_signin"
+
+
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -376,7 +381,7 @@ def status(
                         "yes"
                         if row["refreshable"]
                         else "no: last answer lost"
-                        if row["refresh_outcome_unknown"] and row["status"] != "needs_signin"
+                        if _answer_lost(row)
                         else f"no: ends {row['ends_at']}"
                         if row["ends_at"]
                         else "no",
@@ -391,11 +396,7 @@ def status(
                 markup=False,
                 highlight=False,
             )
-        lost = [
-            row["account"]
-            for row in rows
-            if row["refresh_outcome_unknown"] and row["status"] != "needs_signin"
-        ]
+        lost = [row["account"] for row in rows if _answer_lost(row)]
         if lost and not as_json:
             err.print(
                 f"The last refresh of {', '.join(lost)} was sent but its answer was lost, so "
