@@ -232,13 +232,9 @@ def _optional_text(name: str, value: str | None, limit: int) -> str | None:
     if value is None:
         return None
     value = value.strip(" ")
-    problem = character_problem(name, value)
-    if problem or not value or len(value) > limit:
-        raise ApiError(
-            400,
-            "invalid_request",
-            problem or f"{name} must be 1 to {limit} printable characters",
-        )
+    _check_text(name, value)
+    if not value or len(value) > limit:
+        raise ApiError(400, "invalid_request", f"{name} must be 1 to {limit} printable characters")
     return value
 
 
