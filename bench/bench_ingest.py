@@ -132,7 +132,7 @@ class Service:
     """``vidauth sandbox`` and ``vidauth serve --no-worker`` (child processes), a user connected."""
 
     def __init__(self, work: Path, processes: int = 1) -> None:
-        from vidauth.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+        from vidauth_sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
         self.work = work
         sandbox_port, serve_port = free_port(), free_port()
@@ -172,7 +172,7 @@ class Service:
         self._connect()
 
     def _connect(self) -> None:
-        from vidauth.sandbox.browser import complete_browser_login
+        from vidauth_sandbox.browser import complete_browser_login
 
         link = httpx.post(f"{self.url}/v1/accounts/bench/connect", headers=self.headers)
         link.raise_for_status()

@@ -156,7 +156,7 @@ class Sandbox:
         self.va = self._sign_in()
 
     def settings(self) -> dict[str, str]:
-        from vidauth.sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+        from vidauth_sandbox import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 
         return {
             "panopto_server": self.url,
@@ -169,7 +169,7 @@ class Sandbox:
     def _sign_in(self) -> Any:
         from vidauth.client import Vidauth
         from vidauth.config import load_settings
-        from vidauth.sandbox.browser import complete_browser_login
+        from vidauth_sandbox.browser import complete_browser_login
 
         va = Vidauth(load_settings(env_file=False, **self.settings()))
 
@@ -180,7 +180,7 @@ class Sandbox:
         return va
 
     def folder(self) -> str:
-        from vidauth.sandbox.panopto_api import PanoptoSandbox
+        from vidauth_sandbox.panopto_api import PanoptoSandbox
 
         return PanoptoSandbox.folder_id("Sandbox Courses", "SIT102 Labs")
 

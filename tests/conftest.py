@@ -214,7 +214,7 @@ class SandboxSetup:
 
     def login(self, va: Any, **browser: Any) -> Any:
         """The real sign-in, with the sandbox's scripted browser clicking through."""
-        from vidauth.sandbox.browser import complete_browser_login
+        from vidauth_sandbox.browser import complete_browser_login
 
         def open_browser(url: str) -> None:
             threading.Thread(
@@ -225,7 +225,7 @@ class SandboxSetup:
 
 
 def start_sandbox(tmp_path: Path, **config: Any) -> SandboxSetup:
-    from vidauth.sandbox import SandboxClient, SandboxConfig, SandboxServer
+    from vidauth_sandbox import SandboxClient, SandboxConfig, SandboxServer
 
     redirect_uri = f"http://127.0.0.1:{free_port()}/redirect"
     client = SandboxClient(

@@ -143,8 +143,8 @@ def test_the_wheel_holds_what_vidauth_reads_at_run_time(installed: dict[str, Any
         "vidauth/py.typed",
         "vidauth/store/migrations/env.py",
         "vidauth/store/migrations/script.py.mako",
-        "vidauth/sandbox/templates/login.html",
-        "vidauth/sandbox/templates/consent.html",
+        "vidauth_sandbox/templates/login.html",
+        "vidauth_sandbox/templates/consent.html",
         "vidauth/service/templates/uploads.html",
         "vidauth/service/templates/connect_result.html",
     ):

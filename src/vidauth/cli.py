@@ -547,9 +547,9 @@ def sandbox(
     """Run the local Panopto-compatible sandbox (OAuth2 server, REST and upload APIs)."""
     from vidauth._urls import is_loopback_host
     from vidauth.errors import ConfigError, UsageError
-    from vidauth.sandbox.full import run_sandbox_cli
-    from vidauth.sandbox.panopto_api import STATE1_ANSWERS
-    from vidauth.sandbox.s3 import OPTIONAL_CALLS, REFUSALS, SIGNATURE_SCHEMES
+    from vidauth_sandbox.full import run_sandbox_cli
+    from vidauth_sandbox.panopto_api import STATE1_ANSWERS
+    from vidauth_sandbox.s3 import OPTIONAL_CALLS, REFUSALS, SIGNATURE_SCHEMES
 
     for call in s3_allow or []:
         if call not in OPTIONAL_CALLS:

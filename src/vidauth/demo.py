@@ -32,9 +32,9 @@ def run_demo(console: Console, keep: bool = False) -> None:
     """Run the demo; raises VidauthError (with its exit code) when a step fails."""
     from vidauth.client import Vidauth
     from vidauth.config import load_settings
-    from vidauth.sandbox import SandboxClient, SandboxConfig
-    from vidauth.sandbox.browser import complete_browser_login
-    from vidauth.sandbox.full import start_full_sandbox
+    from vidauth_sandbox import SandboxClient, SandboxConfig
+    from vidauth_sandbox.browser import complete_browser_login
+    from vidauth_sandbox.full import start_full_sandbox
 
     workdir = Path(tempfile.mkdtemp(prefix="vidauth-demo-"))
     redirect_uri = f"http://127.0.0.1:{_free_port()}/redirect"

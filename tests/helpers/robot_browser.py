@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from vidauth.sandbox.browser import complete_browser_login
+from vidauth_sandbox.browser import complete_browser_login
 
 
 def main() -> None:

@@ -30,10 +30,10 @@ from vidauth.oauth.discovery import (
     signing_keys,
 )
 from vidauth.oauth.oidc import validate_id_token
-from vidauth.sandbox.config import JWKS_PATH, OAUTH_PREFIX
 from vidauth.store import Database
 from vidauth.store.discovery_cache import StoreDiscoveryCache
 from vidauth.store.models import DiscoveryCacheEntry
+from vidauth_sandbox.config import JWKS_PATH, OAUTH_PREFIX
 
 MOVED = f"{OAUTH_PREFIX}/keys/2026"
 

@@ -12,7 +12,7 @@ import httpx
 from tests.conftest import SandboxSetup
 from tests.helpers.processes import run_vidauth_in_process as vidauth
 from tests.test_cli_e2e import robot_env
-from vidauth.sandbox.config import JWKS_PATH, OAUTH_PREFIX
+from vidauth_sandbox.config import JWKS_PATH, OAUTH_PREFIX
 
 MOVED = f"{OAUTH_PREFIX}/keys/2026"
 

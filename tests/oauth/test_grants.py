@@ -18,7 +18,7 @@ from vidauth.config import Secret
 from vidauth.errors import ConfigError, OAuthError, RemoteServiceError, SignInRequired
 from vidauth.oauth import grants
 from vidauth.profiles import resolve_reference
-from vidauth.sandbox import id_provider_password as sandbox_id_provider_password
+from vidauth_sandbox import id_provider_password as sandbox_id_provider_password
 
 APP_KEY = "sandbox-application-key"
 

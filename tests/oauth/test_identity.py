@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import SandboxSetup
 from vidauth.client import Vidauth
 from vidauth.config import load_settings
-from vidauth.sandbox.state import SandboxUser
+from vidauth_sandbox.state import SandboxUser
 
 BOB = SandboxUser.named("bob")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from vidauth.sandbox.config import OAUTH_PREFIX
-from vidauth.sandbox.state import SandboxUser
+from vidauth_sandbox.config import OAUTH_PREFIX
+from vidauth_sandbox.state import SandboxUser
 
 IDSRV3 = f"{OAUTH_PREFIX}/.well-known/jwks"
 

@@ -15,7 +15,7 @@ from vidauth.cli_errors import sentence
 from vidauth.errors import AuthorizationDenied, ErrorCode, OAuthError, SignInRequired
 from vidauth.oauth.authorization_code import AuthorizationRequest
 from vidauth.oauth.loopback import LoopbackListener
-from vidauth.sandbox.browser import complete_browser_login
+from vidauth_sandbox.browser import complete_browser_login
 
 
 def test_sign_in_stores_validated_identity_and_tokens(sandbox: SandboxSetup) -> None:

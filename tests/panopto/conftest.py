@@ -69,7 +69,7 @@ class PanoptoSetup:
         return self._va
 
     def login(self, va: Any) -> Any:
-        from vidauth.sandbox.browser import complete_browser_login
+        from vidauth_sandbox.browser import complete_browser_login
 
         def open_browser(url: str) -> None:
             threading.Thread(target=complete_browser_login, args=(url,), daemon=True).start()
@@ -111,10 +111,10 @@ def start_panopto(
     """Build and start the full sandbox with one confidential client.
 
     (Uses its own build so the API's ``authenticate`` can be wrapped to force 401s; switch to
-    ``vidauth.sandbox.full.build_full_sandbox`` when that hook is not needed.)
+    ``vidauth_sandbox.full.build_full_sandbox`` when that hook is not needed.)
     """
-    from vidauth.sandbox import SandboxClient, SandboxConfig, SandboxServer
-    from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
+    from vidauth_sandbox import SandboxClient, SandboxConfig, SandboxServer
+    from vidauth_sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
 
     redirect_uri = f"http://127.0.0.1:{free_port()}/redirect"
     client = SandboxClient(

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.panopto.conftest import MiB, manifest_bytes, sha256, write_random
-from vidauth.sandbox.config import OAUTH_PREFIX
 from vidauth.store.uploads import UploadStore
+from vidauth_sandbox.config import OAUTH_PREFIX
 
 
 class Relay:

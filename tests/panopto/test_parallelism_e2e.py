@@ -11,8 +11,8 @@ import pytest
 from tests.panopto.conftest import MiB, PanoptoSetup, sha256, write_random
 from vidauth.panopto.api import build_engine
 from vidauth.panopto.engine import UploadJob, UploadOptions
-from vidauth.sandbox.panopto_api import PanoptoSandbox
 from vidauth.store.uploads import UploadStore
+from vidauth_sandbox.panopto_api import PanoptoSandbox
 
 FOLDER = PanoptoSandbox.folder_id("Sandbox Courses", "SIT102 Labs")
 

@@ -15,9 +15,9 @@ from vidauth.panopto.signature import (
     signature_refusal,
     upload_host,
 )
-from vidauth.sandbox.s3 import refusal_for
 from vidauth.store import Database
 from vidauth.store.signatures import SignatureHostStore
+from vidauth_sandbox.s3 import refusal_for
 
 HOST = "127.0.0.1:9128"
 

@@ -58,7 +58,7 @@ def test_part_ranges_cover_the_file() -> None:
 
 
 def test_manifest_escapes_and_round_trips() -> None:
-    from vidauth.sandbox.ucs import parse_manifest, safe_fromstring
+    from vidauth_sandbox.ucs import parse_manifest, safe_fromstring
 
     title = "Q&A <live> \"quoted\" 'single' — ünïcødé 講義 ]]>"
     data = build_manifest(title, "a&b <c>.mp4", description="x < y & z")

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from vidauth.sandbox.config import JWKS_PATH, OAUTH_PREFIX
+from vidauth_sandbox.config import JWKS_PATH, OAUTH_PREFIX
 
 MOVED = f"{OAUTH_PREFIX}/keys/current"
 

@@ -18,8 +18,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from vidauth.sandbox import SandboxClient, SandboxConfig, SandboxServer, id_provider_password
-from vidauth.sandbox.browser import BrowserLoginError, complete_browser_login
+from vidauth_sandbox import SandboxClient, SandboxConfig, SandboxServer, id_provider_password
+from vidauth_sandbox.browser import BrowserLoginError, complete_browser_login
 
 SECRET = "test-secret-" + "x" * 20
 GRANTS = ["authorization_code", "refresh_token", "password", "client_credentials"]

@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from vidauth._serving import BackgroundServer
-from vidauth.sandbox.panopto_api import ZERO_GUID, PanoptoSandbox, PanoptoSandboxOptions
-from vidauth.sandbox.ucs import UCS_NAMESPACE, ManifestError, parse_manifest, safe_fromstring
+from vidauth_sandbox.panopto_api import ZERO_GUID, PanoptoSandbox, PanoptoSandboxOptions
+from vidauth_sandbox.ucs import UCS_NAMESPACE, ManifestError, parse_manifest, safe_fromstring
 
 TOKENS = {"alice-token": "alice", "bob-token": "bob"}
 V1 = "/Panopto/api/v1"

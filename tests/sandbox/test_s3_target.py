@@ -21,8 +21,8 @@ from fastapi import FastAPI
 
 from tests.helpers.processes import stop_or_explain
 from vidauth._serving import BackgroundServer
-from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
-from vidauth.sandbox.s3 import MAX_PART_SIZE, OPTIONAL_CALLS, MiB, TokenBucket
+from vidauth_sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
+from vidauth_sandbox.s3 import MAX_PART_SIZE, OPTIONAL_CALLS, MiB, TokenBucket
 
 TOKEN = "alice-token"
 FOLDER = PanoptoSandbox.folder_id("Sandbox Courses", "SIT102 Labs")

@@ -22,8 +22,8 @@ from tests.helpers.ports import free_port
 from tests.helpers.processes import stop_or_explain
 from tests.panopto.conftest import MiB, write_random
 from tests.thirdparty.servers import RedirectCatcher
-from vidauth.sandbox.browser import complete_browser_login
-from vidauth.sandbox.config import (
+from vidauth_sandbox.browser import complete_browser_login
+from vidauth_sandbox.config import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DISCOVERY_PATH,

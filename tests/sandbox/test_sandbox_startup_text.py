@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vidauth.sandbox import SandboxConfig, SandboxServer
-from vidauth.sandbox.server import describe
+from vidauth_sandbox import SandboxConfig, SandboxServer
+from vidauth_sandbox.server import describe
 
 pytestmark = pytest.mark.slow  # starts processes or servers: not in the quick tier
 

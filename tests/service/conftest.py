@@ -158,7 +158,7 @@ def open_connect_link(
     button (which sets the cookie that binds the sign-in to this browser), then the sandbox's
     login and consent, then the callback. Returns the callback's response. ``client`` keeps
     the cookies (one per call when not given)."""
-    from vidauth.sandbox.browser import complete_browser_login
+    from vidauth_sandbox.browser import complete_browser_login
 
     own = client is None
     browser = client or httpx.Client(timeout=30.0)
@@ -175,7 +175,7 @@ def open_connect_link(
 class ServiceSetup:
     """A full sandbox plus the service app served on loopback, with one API key."""
 
-    sandbox: Any  # vidauth.sandbox.full.FullSandbox
+    sandbox: Any  # vidauth_sandbox.full.FullSandbox
     ctx: Any  # vidauth.service.context.ServiceContext
     server: Any  # vidauth._serving.BackgroundServer
     url: str
@@ -282,13 +282,13 @@ def start_service(
     """
     from vidauth._serving import BackgroundServer
     from vidauth.config import load_settings
-    from vidauth.sandbox import SandboxClient, SandboxConfig
-    from vidauth.sandbox.full import start_full_sandbox
     from vidauth.service.app import create_app
     from vidauth.service.auth import create_api_key
     from vidauth.service.context import ServiceContext
     from vidauth.service.protection import uvicorn_options
     from vidauth.service.settings import load_service_settings
+    from vidauth_sandbox import SandboxClient, SandboxConfig
+    from vidauth_sandbox.full import start_full_sandbox
 
     port = free_port()
     public_url = f"http://127.0.0.1:{port}"

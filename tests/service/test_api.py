@@ -83,7 +83,7 @@ def test_connect_shows_connected_and_status_has_no_token(service: ServiceSetup) 
     # The link is vidauth's start page, which sets the browser-binding cookie, then Panopto.
     assert body["connect_url"] == body["authorize_url"]
     assert body["connect_url"].startswith(f"{service.url}/connect/start?s=")
-    from vidauth.sandbox.browser import complete_browser_login
+    from vidauth_sandbox.browser import complete_browser_login
 
     browser = httpx.Client(timeout=30)
     start = press_start_button(body["connect_url"], browser)
@@ -132,8 +132,8 @@ def test_forged_state_gives_error_page(tenant_service: ServiceSetup) -> None:
 
 
 def test_connect_link_expires(service: ServiceSetup) -> None:
-    from vidauth.sandbox.browser import complete_browser_login
     from vidauth.service.models import PendingSignin
+    from vidauth_sandbox.browser import complete_browser_login
 
     r = service.api.post("/v1/accounts/u1/connect")
     url = r.json()["connect_url"]
@@ -723,7 +723,7 @@ def test_delete_account_revokes_at_panopto(service: ServiceSetup) -> None:
 
 def test_connect_return_url_redirect(make_service: Callable[..., ServiceSetup]) -> None:
     service = make_service(VIDAUTH_CONNECT_RETURN_URL="http://127.0.0.1:9/back?x=1")
-    from vidauth.sandbox.browser import BrowserLoginError
+    from vidauth_sandbox.browser import BrowserLoginError
 
     url = service.api.post("/v1/accounts/u1/connect").json()["connect_url"]
     seen: list[str] = []
@@ -836,7 +836,7 @@ class _HoldCallback(httpx.BaseTransport):
 def test_concurrent_callbacks_use_the_state_once(service: ServiceSetup) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from vidauth.sandbox.browser import complete_browser_login
+    from vidauth_sandbox.browser import complete_browser_login
 
     url = service.api.post("/v1/accounts/u1/connect").json()["connect_url"]
     hold = _HoldCallback(f"{service.url}/oauth/callback")

@@ -132,7 +132,7 @@ def test_each_tenant_sees_only_its_own_shared_directory(service: ServiceSetup) -
 
 
 def test_forwarded_link_opened_in_another_browser_connects_nothing(service: ServiceSetup) -> None:
-    from vidauth.sandbox.browser import complete_browser_login
+    from vidauth_sandbox.browser import complete_browser_login
 
     link = service.api.post("/v1/accounts/mallory/connect").json()["connect_url"]
     with httpx.Client(timeout=30) as mallory:
@@ -167,8 +167,8 @@ def test_forwarded_link_opened_in_another_browser_connects_nothing(service: Serv
 
 
 def test_forged_cookie_is_refused(service: ServiceSetup) -> None:
-    from vidauth.sandbox.browser import complete_browser_login
     from vidauth.service.connect import cookie_name
+    from vidauth_sandbox.browser import complete_browser_login
 
     link = service.api.post("/v1/accounts/u1/connect").json()["connect_url"]
     with httpx.Client(timeout=30) as real:

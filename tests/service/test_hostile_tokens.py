@@ -53,7 +53,7 @@ def test_a_connect_link_ends_with_the_api_key_that_made_it(service: ServiceSetup
     r = httpx.get(unopened, follow_redirects=False)
     assert r.status_code == 400 and "no longer valid" in r.text
     # A sign-in opened before the revocation is not accepted at the callback either.
-    from vidauth.sandbox.browser import complete_browser_login
+    from vidauth_sandbox.browser import complete_browser_login
 
     done = complete_browser_login(start.headers["location"], client=browser)
     browser.close()

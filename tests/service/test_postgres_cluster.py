@@ -159,8 +159,8 @@ def make_cluster(tmp_path: Path, postgres_url: str) -> Iterator[Callable[..., Cl
     """Factory: a sandbox + shared settings on a private PostgreSQL schema; processes come later."""
     from cryptography.fernet import Fernet
 
-    from vidauth.sandbox import SandboxClient, SandboxConfig
-    from vidauth.sandbox.full import start_full_sandbox
+    from vidauth_sandbox import SandboxClient, SandboxConfig
+    from vidauth_sandbox.full import start_full_sandbox
 
     made: list[Cluster] = []
 

@@ -227,7 +227,7 @@ def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url:
     """`vidauth sandbox --redirect-uri {service}/oauth/callback`, `vidauth serve` with
     VIDAUTH_PUBLIC_URL, a connect link clicked through: connected. serve says where it
     listens, where /docs is and which database it uses, without the database's password."""
-    from vidauth.sandbox.browser import BrowserLoginError, complete_browser_login
+    from vidauth_sandbox.browser import BrowserLoginError, complete_browser_login
 
     sandbox_port, service_port = free_port(), free_port()
     service = f"http://127.0.0.1:{service_port}"

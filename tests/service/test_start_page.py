@@ -138,7 +138,7 @@ def test_not_for_me_ends_the_link_and_connects_nothing(tenant_service: ServiceSe
 
 
 def test_a_continued_link_cannot_be_declined(tenant_service: ServiceSetup) -> None:
-    from vidauth.sandbox.browser import complete_browser_login
+    from vidauth_sandbox.browser import complete_browser_login
 
     service = tenant_service
     link = _link(service)

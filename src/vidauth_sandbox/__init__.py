@@ -5,16 +5,16 @@ See ``README.md`` in this package for endpoints, default credentials and quirks 
 
 from __future__ import annotations
 
-from vidauth.sandbox.app import create_app
-from vidauth.sandbox.config import (
+from vidauth_sandbox.app import create_app
+from vidauth_sandbox.config import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_REDIRECT_URI,
     SandboxClient,
     SandboxConfig,
 )
-from vidauth.sandbox.server import SandboxServer, run_sandbox
-from vidauth.sandbox.state import SandboxState, SandboxStats, SandboxUser, id_provider_password
+from vidauth_sandbox.server import SandboxServer, run_sandbox
+from vidauth_sandbox.state import SandboxState, SandboxStats, SandboxUser, id_provider_password
 
 __all__ = [
     "DEFAULT_CLIENT_ID",

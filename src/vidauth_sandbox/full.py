@@ -6,9 +6,9 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
-from vidauth.sandbox.config import SandboxConfig
-from vidauth.sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
-from vidauth.sandbox.server import SandboxServer, serve_until_interrupted
+from vidauth_sandbox.config import SandboxConfig
+from vidauth_sandbox.panopto_api import PanoptoSandbox, PanoptoSandboxOptions
+from vidauth_sandbox.server import SandboxServer, serve_until_interrupted
 
 
 class FullSandbox(SandboxServer):

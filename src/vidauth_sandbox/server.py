@@ -8,14 +8,14 @@ from typing import TextIO
 from fastapi import FastAPI
 
 from vidauth._serving import BackgroundServer
-from vidauth.sandbox.app import create_app
-from vidauth.sandbox.config import (
+from vidauth_sandbox.app import create_app
+from vidauth_sandbox.config import (
     DEFAULT_CLIENT_SECRET,
     DEFAULT_USERS,
     OAUTH_PREFIX,
     SandboxConfig,
 )
-from vidauth.sandbox.state import SandboxState
+from vidauth_sandbox.state import SandboxState
 
 
 class SandboxServer:

@@ -6,12 +6,12 @@
   search), paged like Panopto: ``{"Results": [...]}``, ``pageNumber`` from 0,
   ``maxNumberResults`` (10 by default so paging is real), no total.
 - ``/Panopto/PublicAPI/REST/sessionUpload``: create, read, complete (``State: 1``) and cancel
-  uploads. Completing checks the manifest (:mod:`vidauth.sandbox.ucs`) and the files it names;
+  uploads. Completing checks the manifest (:mod:`vidauth_sandbox.ucs`) and the files it names;
   the state then reads 1 (UploadComplete) for a quarter of ``processing_delay``, 3 (Processing)
   until it has passed and 4 (Complete) after, with the new session visible through the REST
   API. The State-1 PUT answers as ``state1_answer`` says (by default an empty 200). State is
   computed from timestamps on read, so no background thread is needed.
-- ``/Panopto/Upload/{ID}/{key}``: the S3 upload target (:mod:`vidauth.sandbox.s3`).
+- ``/Panopto/Upload/{ID}/{key}``: the S3 upload target (:mod:`vidauth_sandbox.s3`).
 
 Both APIs take ``Authorization: Bearer <token>``, checked with ``authenticate`` (401 with
 ``WWW-Authenticate: Bearer`` otherwise). Every user sees the same shared folder tree (see
@@ -34,9 +34,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from vidauth.sandbox.holds import Hold
-from vidauth.sandbox.s3 import S3Error, S3Storage, S3Target
-from vidauth.sandbox.ucs import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
+from vidauth_sandbox.holds import Hold
+from vidauth_sandbox.s3 import S3Error, S3Storage, S3Target
+from vidauth_sandbox.ucs import MAX_MANIFEST_BYTES, Manifest, ManifestError, parse_manifest
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 DEFAULT_PAGE_SIZE = 10
@@ -295,7 +295,7 @@ class PanoptoSandbox:
 
     def hold(self, point: str, key: str | None = None) -> Hold:
         """Hold the next request at ``point`` until the test releases it
-        (:mod:`vidauth.sandbox.holds`): an S3 operation, or ``State1``."""
+        (:mod:`vidauth_sandbox.holds`): an S3 operation, or ``State1``."""
         return self.s3.holds.hold(point, key)
 
     def fail_parts(self, count: int, status: int = 500) -> None:

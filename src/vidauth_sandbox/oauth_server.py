@@ -45,8 +45,8 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from starlette.responses import JSONResponse, Response
 
-from vidauth.sandbox.config import SUPPORTED_SCOPES, SandboxClient
-from vidauth.sandbox.state import (
+from vidauth_sandbox.config import SUPPORTED_SCOPES, SandboxClient
+from vidauth_sandbox.state import (
     AuthorizationCode,
     GrantRejected,
     IssuedToken,

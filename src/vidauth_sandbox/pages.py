@@ -21,9 +21,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from vidauth.sandbox.config import AUTHORIZE_PATH, LOGIN_PATH, OAUTH_PREFIX
-from vidauth.sandbox.oauth_server import EndUser, IncomingRequest, SandboxAuthorizationServer
-from vidauth.sandbox.state import SandboxState
+from vidauth_sandbox.config import AUTHORIZE_PATH, LOGIN_PATH, OAUTH_PREFIX
+from vidauth_sandbox.oauth_server import EndUser, IncomingRequest, SandboxAuthorizationServer
+from vidauth_sandbox.state import SandboxState
 
 BROWSER_COOKIE = "vidauth_sandbox_browser"
 SESSION_COOKIE = "vidauth_sandbox_session"

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from vidauth.sandbox.config import (
+from vidauth_sandbox.config import (
     AUTHORIZE_PATH,
     DISCOVERY_PATH,
     JWKS_PATH,
@@ -27,9 +27,9 @@ from vidauth.sandbox.config import (
     USERINFO_PATH,
     SandboxConfig,
 )
-from vidauth.sandbox.oauth_server import SandboxAuthorizationServer, user_info
-from vidauth.sandbox.pages import build_router, incoming_request, issuer_for
-from vidauth.sandbox.state import (
+from vidauth_sandbox.oauth_server import SandboxAuthorizationServer, user_info
+from vidauth_sandbox.pages import build_router, incoming_request, issuer_for
+from vidauth_sandbox.state import (
     LOST_ANSWER_HANG,
     LOST_ANSWER_KINDS,
     SandboxState,

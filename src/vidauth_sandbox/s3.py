@@ -47,8 +47,8 @@ import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
-from vidauth.sandbox.holds import Holds
-from vidauth.sandbox.ucs import safe_fromstring
+from vidauth_sandbox.holds import Holds
+from vidauth_sandbox.ucs import safe_fromstring
 
 MiB = 1024 * 1024
 MIN_PART_SIZE = 5 * MiB
@@ -531,7 +531,7 @@ class S3Target:
         self.refusal = refusal
         #: Requests refused because their call is not allowed, per call.
         self.refused_calls: dict[str, int] = {}
-        #: Requests a test holds at a step boundary (:mod:`vidauth.sandbox.holds`).
+        #: Requests a test holds at a step boundary (:mod:`vidauth_sandbox.holds`).
         self.holds = Holds()
         self.latency = latency
         self.bucket = TokenBucket(bandwidth) if bandwidth else None

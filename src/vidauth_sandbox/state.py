@@ -24,7 +24,7 @@ from authlib.oauth2.rfc6749 import TokenMixin
 from authlib.oidc.core import AuthorizationCodeMixin
 from joserfc.jwk import RSAKey
 
-from vidauth.sandbox.config import SandboxClient, SandboxConfig
+from vidauth_sandbox.config import SandboxClient, SandboxConfig
 
 _SUBJECT_NAMESPACE = uuid.UUID("6f1b7a52-3c1e-4d0a-9a57-2f2b6c1f5e10")
 
