@@ -35,13 +35,19 @@ Goals (issue 18): A within 5 % of the floor and >= 1.0x TransferManager; B withi
 floor; C within 5 % of the floor; first part <= 0.7 s; RSS < 200 MB; bwlimit within 5 %.
 The load average is printed before and after: other work on the machine slows every client.
 
-Usage: .venv/bin/python bench/bench_upload.py [--rounds 3] [--quick] [--check]
+Before and after a change, on the same machine state: ``--baseline DIR`` adds a client
+``before``, ``vidauth upload`` run from the source tree DIR (e.g. ``git worktree add DIR
+<commit>``), interleaved with ``vidauth`` in every round and in the first-part runs.
+
+Usage: .venv/bin/python bench/bench_upload.py [--rounds 3] [--links ABC] [--only
+links,first,rss,bwlimit] [--baseline DIR] [--quick] [--check]
 (``--check`` exits 1 when a goal is missed.)
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import os
@@ -205,11 +211,18 @@ class Sandbox:
         self.proc.terminate()
         self.proc.wait(10)
 
-    def env(self) -> dict[str, str]:
-        """The environment of a client process talking to this sandbox."""
+    def env(self, source: Path | None = None) -> dict[str, str]:
+        """The environment of a client process talking to this sandbox (``source``: run
+        vidauth from that source tree instead of the installed one)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PANOPTO_", "VIDAUTH_"))}
         env.update({k.upper(): v for k, v in self.settings().items()})
+        if source is not None:
+            env["PYTHONPATH"] = str(source / "src")
         return env
+
+
+#: The source tree of the ``before`` client (``--baseline``).
+BASELINE: Path | None = None
 
 
 def make_file(path: Path, size: int) -> Path:
@@ -342,11 +355,11 @@ def one_run(link: Link, client: str, tag: str) -> float:
     for source, target in zip(link.paths, linked, strict=True):
         os.link(source, target)
     try:
-        if client == "vidauth":
+        if client in ("vidauth", "before"):
             command = vidauth_command(linked, sandbox.folder())
         else:
             command = script_command(client, linked, sandbox.folder())
-        run = run_process(command, sandbox.env())
+        run = run_process(command, sandbox.env(BASELINE if client == "before" else None))
     finally:
         for path in linked:
             path.unlink()
@@ -360,7 +373,7 @@ def throughput(links: list[Link], rounds: int) -> list[str]:
     """Interleaved rounds, then a table per link; answers the missed goals."""
     for r in range(rounds):
         for link in links:
-            for client in link.clients:
+            for client in (*link.clients, *(("before",) if BASELINE else ())):
                 seconds = one_run(link, client, f"{r}-{link.name}-{client}")
                 print(
                     f"  round {r + 1} link {link.name} {client:8s} {seconds:6.2f} s "
@@ -380,7 +393,7 @@ def throughput(links: list[Link], rounds: int) -> list[str]:
             )
         print(f"  {'floor':10s} {floor:7.2f}s {link.size / floor / 1e6:7.1f}")
         a = medians["vidauth"]
-        for other in ("tm", "sample"):
+        for other in ("before", "tm", "sample"):
             if other in medians:
                 print(f"  vidauth is {medians[other] / a:.2f}x as fast as {other}")
         if "tm" in medians:
@@ -408,17 +421,36 @@ def first_part(work: Path, rounds: int) -> list[str]:
     sandbox = Sandbox(work, latency=0.2, bandwidth=20e6)
     try:
         path = make_file(work / "first.mp4", 16 * MiB)
-        firsts, starts = [], []
+        firsts, starts, totals = [], [], []
+        before: list[float] = []
         for r in range(rounds):
-            linked = path.with_name(f"first-{r}.mp4")
-            os.link(path, linked)
-            run = run_process(vidauth_command([linked], sandbox.folder()), sandbox.env())
-            linked.unlink()
-            for upload_id in run.upload_ids:
-                sandbox.discard(upload_id)
-            starts.append(next(t for t, e in run.events if e.get("event") == "started"))
-            firsts.append(next(t for t, e in run.events if e.get("event") == "progress"))
+            for source in (None, BASELINE) if BASELINE else (None,):
+                linked = path.with_name(f"first-{r}-{'before' if source else 'now'}.mp4")
+                os.link(path, linked)
+                run = run_process(vidauth_command([linked], sandbox.folder()), sandbox.env(source))
+                linked.unlink()
+                for upload_id in run.upload_ids:
+                    sandbox.discard(upload_id)
+                first_byte = next(t for t, e in run.events if e.get("event") == "progress")
+                if source is not None:
+                    before.append(first_byte)
+                    continue
+                starts.append(next(t for t, e in run.events if e.get("event") == "started"))
+                firsts.append(first_byte)
+                totals.append(run.seconds)
         first, start = statistics.median(firsts), statistics.median(starts)
+        if before:
+            print(
+                f"\nFirst byte before (--baseline): {statistics.median(before):.2f} s "
+                f"(rounds {', '.join(f'{t:.2f}' for t in before)}); now: rounds "
+                f"{', '.join(f'{t:.2f}' for t in firsts)}",
+                flush=True,
+            )
+        print(
+            f"\n16 MiB on link A, whole process: {statistics.median(totals):.2f} s "
+            f"(floor {PYTHON_START + 16 * MiB / 20e6 + 3 * 0.2:.2f} s)",
+            flush=True,
+        )
         met = first <= GOAL_FIRST_PART
         print(
             f"\nFirst part on link A (16 MiB, median of {rounds}): first byte sent at "
@@ -511,12 +543,26 @@ def main() -> None:
     parser.add_argument("--links", default="ABC", help="which links to run (default ABC)")
     parser.add_argument("--quick", action="store_true", help="32 MiB, 1 round, 256 MiB RSS run")
     parser.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument(
+        "--only",
+        default="links,first,rss,bwlimit",
+        help="which measurements to run (comma-separated; default all)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a source tree to run as client `before`, interleaved with vidauth",
+    )
     parser.add_argument("--client", choices=("tm", "sample"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
+        # as `python -m vidauth` does (vidauth.__main__), so that only the transfer differs: no
+        # collection while importing, none of the imports' objects walked at exit
+        gc.disable()
         client_main(args.client, args.folder, args.files)
+        gc.freeze()
         return
     if args.quick:
         args.rounds, args.size_mib, args.rss_mib = 1, 32, 256
@@ -527,7 +573,12 @@ def main() -> None:
              clients=("vidauth", "tm"), within=0.15),
         Link("C", 0.2, 20e6, 12, clip_mib),
     ]  # fmt: skip
+    only = {part.strip() for part in args.only.split(",")}
+    if "links" not in only:
+        links = []
     links = [link for link in links if link.name in args.links.upper()]
+    global BASELINE
+    BASELINE = args.baseline.resolve() if args.baseline else None
     print(f"Before: {load()}", flush=True)
     missed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vidauth-bench-") as tmp:
@@ -549,9 +600,12 @@ def main() -> None:
             for link in links:
                 if link.sandbox is not None:
                     link.sandbox.stop()
-        missed += first_part(work, args.rounds)
-        missed += peak_rss(work, args.rss_mib * MiB)
-        missed += bwlimit(work, (64 if not args.quick else 16) * MiB)
+        if "first" in only:
+            missed += first_part(work, args.rounds)
+        if "rss" in only:
+            missed += peak_rss(work, args.rss_mib * MiB)
+        if "bwlimit" in only:
+            missed += bwlimit(work, (64 if not args.quick else 16) * MiB)
     print(f"\nAfter: {load()}")
     print("All goals met." if not missed else "Goals missed:\n  " + "\n  ".join(missed))
     if args.check and missed:

@@ -118,8 +118,9 @@ class UploadEngine:
         workers = self.parallelism.maximum
         self.s3 = S3Clients(workers + 2)
         self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="vidauth-part")
-        # boto3's warm-up overlaps the sessionUpload's creation, off the part pool.
-        self._side = cf.ThreadPoolExecutor(2, thread_name_prefix="vidauth-side")
+        # boto3's warm-up overlaps the sessionUpload's creation, and each file's manifest its
+        # parts, off the part pool.
+        self._side = cf.ThreadPoolExecutor(4, thread_name_prefix="vidauth-side")
         self._side.submit(self._prepare_s3_client)
         caller = S3Caller(self.retry_policy)
         self.planner = UploadPlanner(
@@ -340,15 +341,27 @@ class UploadEngine:
     ) -> None:
         stop = Stop(self.cancel_event, record.id)
         plan = self.planner.prepare(record, size, stop, emit)
+        # The manifest's three round trips go beside the parts, not after Complete; its step is
+        # recorded in order, after Complete's (a crash before that sends it again: same key).
+        early = None
+        if not UploadStep.reached(plan.step, UploadStep.COMPLETING):
+            early = self._side.submit(self.finisher.put_manifest, plan, stop)
         # Each step is recorded before (Complete) or after it is taken, so that a rerun after a
         # crash at any moment starts from the step reached.
-        if not UploadStep.reached(plan.step, UploadStep.COMPLETING):
-            self.transfer.send(plan, path, stop, emit, sent=partial(setattr, result, "bytes_sent"))
-        if not UploadStep.reached(plan.step, UploadStep.ASSEMBLED):
-            self.gate(record.id, "complete")
-            self.finisher.complete(plan, stop)
+        try:
+            if not UploadStep.reached(plan.step, UploadStep.COMPLETING):
+                self.transfer.send(
+                    plan, path, stop, emit, sent=partial(setattr, result, "bytes_sent")
+                )
+            if not UploadStep.reached(plan.step, UploadStep.ASSEMBLED):
+                self.gate(record.id, "complete")
+                self.finisher.complete(plan, stop)
+        except BaseException:
+            if early is not None and not early.cancel():
+                stop.failed.set()  # the manifest stops at its next call too
+            raise
         if not UploadStep.reached(plan.step, UploadStep.MANIFEST):
-            self.finisher.send_manifest(plan, stop)
+            self.finisher.send_manifest(plan, stop, early)
         emit(
             UploadEvent(
                 "uploaded", record.file_path, size, size, record.id, record.session_upload_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import threading
 import time
@@ -88,9 +89,21 @@ class UploadFinisher:
             )
         self._step(plan, UploadStep.ASSEMBLED)
 
-    def send_manifest(self, plan: TransferPlan, stop: Stop) -> None:
+    def send_manifest(
+        self, plan: TransferPlan, stop: Stop, early: cf.Future[None] | None = None
+    ) -> None:
+        """Record step ``manifest`` once the manifest is at the target: ``early`` is
+        :meth:`put_manifest` started beside the parts; it is waited for, and the manifest is
+        sent here when it did not start or did not get through (or when there is none)."""
+        if early is None or early.cancel() or early.exception() is not None:
+            self.put_manifest(plan, stop)
+        self._step(plan, UploadStep.MANIFEST)
+
+    def put_manifest(self, plan: TransferPlan, stop: Stop) -> None:
         """Send the UCS manifest next to the media as a one-part multipart upload (as every
-        public client does: nothing beyond the multipart calls is needed); step ``manifest``."""
+        public client does: nothing beyond the multipart calls is needed). Three round trips
+        that depend on nothing but the multipart upload's target, so the engine sends them
+        while the parts go; the step is recorded by :meth:`send_manifest`."""
         record = plan.record
         manifest = build_manifest(record.title, record.object_key, description=record.description)
         key = plan.target.key(MANIFEST_NAME)
@@ -122,7 +135,6 @@ class UploadFinisher:
             UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": str(part["ETag"])}]},
         )
-        self._step(plan, UploadStep.MANIFEST)
 
     def _step(self, plan: TransferPlan, step: str) -> None:
         self.store.update(plan.record.id, step=step)
