@@ -12,12 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DateTime, String, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidauth.store.db import Database
 from vidauth.store.models import Base, utcnow
+from vidauth.store.upsert import upsert_insert
 
 OK = "ok"
 REFUSED = "refused"
@@ -53,7 +52,7 @@ class HostCallStore:
 
     def remember(self, host: str, call: str, answer: str, detail: str | None = None) -> None:
         """Record ``answer`` for ``call`` on ``host`` (replacing any earlier one)."""
-        insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
+        insert = upsert_insert(self.db)
         now = utcnow()
         statement = insert(UploadHostCall).values(
             host=host, call=call, answer=answer, detail=detail, updated_at=now

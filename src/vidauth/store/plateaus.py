@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidauth.store.db import Database
 from vidauth.store.models import Base, utcnow
+from vidauth.store.upsert import upsert_insert
 
 
 class LinkPlateau(Base):
@@ -45,7 +44,7 @@ class PlateauStore:
 
     def remember(self, host: str, parts_in_flight: int) -> None:
         """Record ``parts_in_flight`` for ``host`` (replacing any earlier number)."""
-        insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
+        insert = upsert_insert(self.db)
         now = utcnow()
         statement = insert(LinkPlateau).values(
             host=host, parts_in_flight=parts_in_flight, updated_at=now

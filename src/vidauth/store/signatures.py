@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DateTime, String, delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidauth.store.db import Database
 from vidauth.store.models import Base, utcnow
+from vidauth.store.upsert import upsert_insert
 
 
 class SignatureHost(Base):
@@ -42,7 +41,7 @@ class SignatureHostStore:
 
     def remember(self, host: str, signature: str) -> None:
         """Record that ``host`` accepts ``signature`` (replacing any earlier answer)."""
-        insert = sqlite_insert if self.db.is_sqlite else postgresql_insert
+        insert = upsert_insert(self.db)
         now = utcnow()
         statement = insert(SignatureHost).values(host=host, signature=signature, updated_at=now)
         statement = statement.on_conflict_do_update(
