@@ -289,13 +289,14 @@ def script_command(client: str, paths: list[Path], folder: str) -> list[str]:
 def client_main(client: str, folder: str, paths: list[str]) -> None:
     """A TransferManager or sample-method upload of ``paths``, file after file, each with its
     sessionUpload, manifest and ``State: 1``; prints one JSON result line per file."""
+    import boto3
     from boto3.s3.transfer import TransferConfig
 
     from vidauth.client import Vidauth
     from vidauth.config import load_settings
     from vidauth.panopto.manifest import MANIFEST_NAME, build_manifest
     from vidauth.panopto.rest import PanoptoRest
-    from vidauth.panopto.target import parse_upload_target, s3_client
+    from vidauth.panopto.target import client_options, parse_upload_target
 
     va = Vidauth(load_settings())
     with va.api_client() as api:
@@ -304,7 +305,8 @@ def client_main(client: str, folder: str, paths: list[str]) -> None:
             path = Path(name)
             created = rest.create_session_upload(folder)
             target = parse_upload_target(created["UploadTarget"])
-            s3 = s3_client(target.endpoint)
+            # boto3's client: TransferManager (upload_file) is boto3's
+            s3 = boto3.session.Session().client("s3", **client_options(target.endpoint))
             key = target.key(path.name)
             if client == "tm":
                 s3.upload_file(str(path), target.bucket, key, Config=TransferConfig())

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.panopto.conftest import MiB, PanoptoSetup, write_random
 from vidauth.panopto.api import build_engine
 from vidauth.panopto.engine import UploadJob, UploadOptions
@@ -35,6 +37,28 @@ def test_the_upload_command_does_not_import_sign_in_modules() -> None:
         "import sys, vidauth.cli, vidauth.cli_upload, vidauth.panopto.api, vidauth.client;"
         "print(sorted(m for m in sys.modules if m.startswith(('joserfc', 'vidauth.oauth.identity',"
         " 'vidauth.oauth.oidc', 'vidauth.oauth.authorization_code'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow  # starts a process
+def test_the_upload_path_loads_neither_boto3_nor_the_postgresql_dialect(tmp_path: Path) -> None:
+    """botocore's client is all the parts need (boto3 adds s3transfer's import); an up-to-date
+    SQLite store needs no PostgreSQL dialect, even to remember a plateau."""
+    from vidauth.store.db import Database
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    Database(url).migrate()  # as a signed-in user's store is
+    code = (
+        "import sys, vidauth.cli, vidauth.cli_upload, vidauth.panopto.api, vidauth.client\n"
+        "from vidauth.panopto.target import S3Clients\n"
+        "from vidauth.store.db import Database\n"
+        "from vidauth.store.plateaus import PlateauStore\n"
+        "S3Clients(4).get('http://127.0.0.1:9/Panopto', 's3')\n"
+        f"PlateauStore(Database({url!r})).remember('127.0.0.1:9', 8)\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('boto3', 's3transfer', "
+        "'sqlalchemy.dialects.postgresql'))))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

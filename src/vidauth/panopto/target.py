@@ -1,5 +1,6 @@
 """A sessionUpload's ``UploadTarget`` split into S3 endpoint, bucket and key prefix, and the
-boto3 client that talks to it.
+S3 client that talks to it (botocore's: boto3 on top of it would only add its import, s3transfer
+included, on the way to the first byte).
 
 ``https://site/Panopto/Upload/<ID>`` → endpoint ``https://site/Panopto`` (an endpoint that
 carries a path), bucket ``Upload``, prefix ``<ID>``; objects go to ``<ID>/<filename>``.
@@ -50,13 +51,32 @@ def parse_upload_target(url: str) -> UploadTarget:
 
 
 def s3_client(endpoint: str, *, signature: str = "s3", max_pool_connections: int = 10) -> Any:
-    """A boto3 S3 client for ``endpoint`` as Panopto needs it.
+    """A botocore S3 client for ``endpoint`` as Panopto needs it (:func:`client_options`)."""
+    import botocore.session
+
+    options = client_options(
+        endpoint, signature=signature, max_pool_connections=max_pool_connections
+    )
+    # One botocore session for every client: it caches the parsed service models, so only the
+    # first client pays for loading them. Sessions are not thread-safe; clients are created under
+    # a lock.
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = botocore.session.Session()
+        return _session.create_client("s3", **options)
+
+
+def client_options(
+    endpoint: str, *, signature: str = "s3", max_pool_connections: int = 10
+) -> dict[str, Any]:
+    """The arguments of an S3 client for ``endpoint`` as Panopto needs it (botocore's
+    ``create_client``, boto3's ``client``).
 
     Dummy credentials, path-style addressing, checksums only when required (Panopto rejects
-    aws-chunked bodies), boto3's own retries off: every S3 call retries under the one
+    aws-chunked bodies), botocore's own retries off: every S3 call retries under the one
     policy (:mod:`vidauth.panopto.s3calls`).
     """
-    import boto3
     import botocore
     from botocore.config import Config
 
@@ -79,20 +99,13 @@ def s3_client(endpoint: str, *, signature: str = "s3", max_pool_connections: int
         read_timeout=120,
         tcp_keepalive=True,
     )
-    # One boto3 session for every client: it caches the parsed service models, so only the first
-    # client pays for loading them. Sessions are not thread-safe; clients are created under a lock.
-    global _session
-    with _session_lock:
-        if _session is None:
-            _session = boto3.session.Session()
-        return _session.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=DUMMY_ACCESS_KEY,
-            aws_secret_access_key=DUMMY_SECRET_KEY,
-            config=config,
-        )
+    return {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": DUMMY_ACCESS_KEY,
+        "aws_secret_access_key": DUMMY_SECRET_KEY,
+        "config": config,
+    }
 
 
 _session: Any = None
@@ -100,13 +113,13 @@ _session_lock = threading.Lock()
 
 
 def prewarm() -> None:
-    """Import boto3 and load the S3 models now (about 0.3 s), e.g. while a sessionUpload is
+    """Import botocore and load the S3 models now (about 0.2 s), e.g. while a sessionUpload is
     being created, so that the first part does not wait for it."""
     s3_client("http://127.0.0.1:9/prewarm").close()
 
 
 class S3Clients:
-    """One boto3 client per (endpoint, signature), created once and shared by threads."""
+    """One S3 client per (endpoint, signature), created once and shared by threads."""
 
     def __init__(self, max_pool_connections: int) -> None:
         self.max_pool_connections = max_pool_connections
