@@ -166,7 +166,13 @@ class SignatureNegotiator:
                         self._settled.pop(host, None)
                     return self._negotiate(host, call, refused=[settled], last=exc)
         with self._host_lock(host):
-            return self._negotiate(host, call, refused=[], last=None)
+            with self._lock:
+                settled = self._settled.get(host)
+            if settled is None:
+                return self._negotiate(host, call, refused=[], last=None)
+        # settled while this call queued behind the negotiation: it goes as the others do, not
+        # one at a time under the host's lock (twelve files' first calls would queue)
+        return self.first_call(host, call)
 
     def _negotiate(
         self,
