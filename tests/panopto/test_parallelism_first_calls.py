@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import threading
 from pathlib import Path
 
@@ -40,18 +41,14 @@ def test_calls_queued_behind_the_negotiation_then_go_together(tmp_path: Path) ->
     store = SignatureHostStore(Database(f"sqlite:///{tmp_path / 'x.db'}"))
     target = SlowTarget("s3", seconds=0.3)
     negotiator = SignatureNegotiator("auto", store)
-    barrier = threading.Barrier(6)
-    schemes: list[str] = []
+    files = 6
+    barrier = threading.Barrier(files)
 
-    def upload() -> None:
-        barrier.wait()
-        schemes.append(negotiator.first_call(HOST, target)[1])
+    def first_call(_file: int) -> str:
+        barrier.wait()  # the files start together, before the host is settled
+        return negotiator.first_call(HOST, target)[1]
 
-    threads = [threading.Thread(target=upload) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert schemes == ["s3"] * 6
+    with cf.ThreadPoolExecutor(files) as pool:
+        assert list(pool.map(first_call, range(files))) == ["s3"] * files
     assert target.refused() == []
     assert target.peak >= 3  # one at a time under the lock would be 1
