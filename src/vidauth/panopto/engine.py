@@ -159,6 +159,7 @@ class UploadEngine:
             self.cancel_event,
             server=server,
             gate=lambda record_id, point: self.gate(record_id, point),
+            part_slot=self.slots.slot,
         )
 
     def _prepare_s3_client(self) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,11 @@ class UploadFinisher:
         *,
         server: str | None = None,
         gate: Callable[[int, str], None] | None = None,
+        part_slot: Callable[[int, Stop], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.rest = rest
+        #: The gate of parts in flight the manifest's one part passes (None: none).
+        self.part_slot = part_slot or (lambda _nbytes, _stop: contextlib.nullcontext())
         #: Called with (record id, "finish") before State 1; raises to stop the upload.
         self.gate = gate
         self.store = store
@@ -113,11 +118,17 @@ class UploadFinisher:
             stop, what, name, plan.s3.create_multipart_upload, Bucket=plan.target.bucket, Key=key
         )
         upload_id = str(created["UploadId"])
+
+        def upload_part(**kwargs: Any) -> Any:
+            # a part in flight like the media's: within a pinned --parallel N, too
+            with self.part_slot(len(manifest), stop):
+                return plan.s3.upload_part(**kwargs)
+
         part = self.caller.call(
             stop,
             what,
             name,
-            plan.s3.upload_part,
+            upload_part,
             Bucket=plan.target.bucket,
             Key=key,
             UploadId=upload_id,
