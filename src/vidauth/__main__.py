@@ -20,7 +20,7 @@ def main() -> None:
             sys.stdout.write(value + "\n")
             sys.stdout.flush()
             raise SystemExit(0)
-    from vidauth.cli import run
+    from vidauth.cli.app import run
 
     raise SystemExit(run(argv))
 
