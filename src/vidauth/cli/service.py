@@ -66,9 +66,9 @@ def serve(
 
     from vidauth._serving import listen_socket
     from vidauth.logs import configure_logging, install_redaction
-    from vidauth.service.app import create_app
     from vidauth.service.ingest import prepare_upload_dir
     from vidauth.service.protection import uvicorn_options
+    from vidauth.service.runner import service_app
     from vidauth.service.worker import Worker
 
     configure_logging(logging.INFO)
@@ -95,7 +95,7 @@ def serve(
     }
     worker = None
     if processes == 1:
-        config = uvicorn.Config(create_app(context, run_worker=not no_worker), **options)
+        config = uvicorn.Config(service_app(context, run_worker=not no_worker), **options)
     else:
         # uvicorn's supervisor spawns the processes, each building its own app (and database
         # connections) from the same global options, handed over in the environment.

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -38,6 +37,7 @@ from vidauth.service.connect import connection_account
 from vidauth.service.context import ServiceContext
 from vidauth.service.errors import job_error
 from vidauth.service.expiry import ExpiryTimer
+from vidauth.service.ingest import remove_owned_file
 from vidauth.service.jobs import JobQueue, JobView
 from vidauth.service.models import JobState
 from vidauth.service.shared_files import opener_for
@@ -67,14 +67,6 @@ class _Permanent(Exception):
 
     def __init__(self, error: VidauthError | ErrorCode, detail: str | None = None) -> None:
         super().__init__(job_error(error, detail))
-
-
-def remove_owned_file(job: JobView) -> None:
-    """Delete a file the service received for ``job`` (and its per-job directory)."""
-    if not job.owns_file:
-        return
-    path = Path(job.file_path)
-    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 class Worker:
