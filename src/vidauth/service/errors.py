@@ -9,6 +9,7 @@ the library's lines) tells a backend's user to run a command.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from vidauth.errors import ErrorCode, VidauthError
 
@@ -39,11 +40,32 @@ def http_status(exc: VidauthError) -> int:
     return HTTP_STATUS.get(exc.code, 503)
 
 
+@dataclass(frozen=True)
+class JobError:
+    """Why a job stopped or waits: a machine code (None for a plain note such as
+    ``cancelled``) and one line."""
+
+    code: ErrorCode | None
+    detail: str
+
+    @classmethod
+    def of(cls, exc: VidauthError | ErrorCode, detail: str | None = None) -> JobError:
+        """The error of ``exc`` (or of a bare code), with ``detail`` instead of its line."""
+        if isinstance(exc, VidauthError):
+            return cls(exc.code, detail if detail is not None else exc.message)
+        return cls(exc, detail or exc.value)
+
+    def stored(self) -> str:
+        """The job row's ``error`` column: ``"<code>: <one line>"``."""
+        return f"{self.code}: {self.detail}" if self.code else self.detail
+
+
+CANCELLED = JobError(None, "cancelled")
+
+
 def job_error(exc: VidauthError | ErrorCode, detail: str | None = None) -> str:
     """A job's stored error: ``"<code>: <one line>"``."""
-    if isinstance(exc, VidauthError):
-        return f"{exc.code}: {detail if detail is not None else exc.message}"
-    return f"{exc}: {detail or exc.value}"
+    return JobError.of(exc, detail).stored()
 
 
 def split_job_error(text: str | None) -> tuple[str | None, str | None]:
