@@ -1,14 +1,13 @@
 """How the service speaks about errors: HTTP statuses, ``{"error", "detail"}``, job errors.
 
 The library's :class:`~vidauth.errors.VidauthError` carries a machine code and one line; here a
-code becomes an HTTP status and a body, and a job's stored error becomes ``"<code>: <detail>"``
-so that the API and webhook payloads can give the code apart from the line. Nothing here (or in
+code becomes an HTTP status and a body, and a job's error is stored as its code and its line
+apart, as the API and webhook payloads give them. Nothing here (or in
 the library's lines) tells a backend's user to run a command.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from vidauth.errors import ErrorCode, VidauthError
@@ -31,9 +30,6 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 """Codes a request can cause; everything else (remote failures, the service's own
 configuration) is 503: worth retrying later."""
 
-_CODED = re.compile(r"^([a-z_]+): (.*)$", re.DOTALL)
-_CODES = frozenset(code.value for code in ErrorCode)
-
 
 def http_status(exc: VidauthError) -> int:
     """The HTTP status answering ``exc``."""
@@ -55,24 +51,14 @@ class JobError:
             return cls(exc.code, detail if detail is not None else exc.message)
         return cls(exc, detail or exc.value)
 
-    def stored(self) -> str:
-        """The job row's ``error`` column: ``"<code>: <one line>"``."""
-        return f"{self.code}: {self.detail}" if self.code else self.detail
+    def columns(self) -> dict[str, str | None]:
+        """The job row's ``error_code`` and ``error``."""
+        return {"error_code": str(self.code) if self.code else None, "error": self.detail}
+
+
+def error_columns(error: JobError | None) -> dict[str, str | None]:
+    """The job row's ``error_code`` and ``error`` for ``error``; both None for none."""
+    return error.columns() if error else {"error_code": None, "error": None}
 
 
 CANCELLED = JobError(None, "cancelled")
-
-
-def job_error(exc: VidauthError | ErrorCode, detail: str | None = None) -> str:
-    """A job's stored error: ``"<code>: <one line>"``."""
-    return JobError.of(exc, detail).stored()
-
-
-def split_job_error(text: str | None) -> tuple[str | None, str | None]:
-    """(code, detail) of a stored job error; (None, text) when it carries no code."""
-    if not text:
-        return None, text
-    match = _CODED.match(text)
-    if match and match.group(1) in _CODES:
-        return match.group(1), match.group(2)
-    return None, text

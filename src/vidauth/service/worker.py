@@ -38,7 +38,7 @@ from vidauth.panopto.rest import PanoptoRest
 from vidauth.panopto.upload_types import EventKind
 from vidauth.service.connect import connection_account
 from vidauth.service.context import ServiceContext
-from vidauth.service.errors import CANCELLED, JobError, job_error
+from vidauth.service.errors import CANCELLED, JobError, error_columns
 from vidauth.service.expiry import ExpiryTimer
 from vidauth.service.jobs import JobQueue, JobView
 from vidauth.service.models import JobState
@@ -69,7 +69,7 @@ class _Permanent(Exception):
 
     def __init__(self, error: VidauthError | ErrorCode, detail: str | None = None) -> None:
         self.error = JobError.of(error, detail)
-        super().__init__(self.error.stored())
+        super().__init__(self.error.detail)
 
 
 class _WaitForConsent(Exception):
@@ -222,12 +222,12 @@ class Worker:
         try:
             self._execute(job, active)
         except _Permanent as exc:
-            self._end(job, active, JobState.FAILED, error=exc.error.stored())
+            self._end(job, active, JobState.FAILED, **exc.error.columns())
         except Exception as exc:
             if active.lost:
                 return
             if job.attempts >= self.ctx.service.job_attempts:
-                self._end(job, active, JobState.FAILED, error=_gave_up(exc, job.attempts))
+                self._end(job, active, JobState.FAILED, **_gave_up(exc, job.attempts).columns())
                 return
             delay = self.ctx.va.retry_policy.backoff(job.attempts, max_delay=MAX_RETRY_DELAY)
             log.warning("job %s: %s; retrying in %.0fs", job.id, _brief(exc), delay)
@@ -253,7 +253,7 @@ class Worker:
             session_id=session_id,
             viewer_url=viewer_url,
             bytes_sent=job.bytes_total,
-            error=None,
+            **error_columns(None),
         )
 
     def _execute(self, job: JobView, active: _Active) -> None:
@@ -264,7 +264,7 @@ class Worker:
             self._wait_for_consent(job, active, account_id)
             return
         if job.cancel_requested and job.record_id is None:
-            self._end(job, active, JobState.CANCELLED, error=CANCELLED.stored())
+            self._end(job, active, JobState.CANCELLED, **CANCELLED.columns())
             return
         if self._ended_before(job, active):
             return
@@ -370,14 +370,14 @@ class Worker:
 
     def _wait_for_consent(self, job: JobView, active: _Active, account_id: int | None) -> None:
         why = (
-            job_error(ErrorCode.NOT_SIGNED_IN, "the user has not connected Panopto")
+            JobError.of(ErrorCode.NOT_SIGNED_IN, "the user has not connected Panopto")
             if account_id is None
-            else job_error(
+            else JobError.of(
                 ErrorCode.SIGN_IN_EXPIRED,
                 "Panopto refused the stored sign-in: the user must connect again",
             )
         )
-        self._end(job, active, JobState.WAITING_FOR_CONSENT, error=why)
+        self._end(job, active, JobState.WAITING_FOR_CONSENT, **why.columns())
 
     def _interrupted(
         self, job: JobView, active: _Active, engine: UploadEngine, record_id: int | None
@@ -388,7 +388,7 @@ class Worker:
             if record_id is not None:
                 with contextlib.suppress(VidauthError):
                     engine.cancel(record_id)
-            self._end(job, active, JobState.CANCELLED, error=CANCELLED.stored())
+            self._end(job, active, JobState.CANCELLED, **CANCELLED.columns())
             return
         # Shutting down: hand the job back at once so another worker resumes it.
         with contextlib.suppress(Exception):
@@ -427,18 +427,18 @@ class _JobProgress:
             self.active.cancel.set()
 
 
-def _gave_up(exc: BaseException, attempts: int) -> str:
-    """The stored error of a job that failed every attempt."""
+def _gave_up(exc: BaseException, attempts: int) -> JobError:
+    """The error of a job that failed every attempt."""
     if isinstance(exc, VidauthError):
-        return job_error(exc, f"gave up after {attempts} attempt(s): {exc.message}")
-    return job_error(ErrorCode.UNEXPECTED, f"gave up after {attempts} attempt(s): {_brief(exc)}")
+        return JobError.of(exc, f"gave up after {attempts} attempt(s): {exc.message}")
+    return JobError.of(ErrorCode.UNEXPECTED, f"gave up after {attempts} attempt(s): {_brief(exc)}")
 
 
-def _retrying(exc: BaseException) -> str:
-    """The stored error of a job waiting for its next attempt."""
+def _retrying(exc: BaseException) -> JobError:
+    """The error of a job waiting for its next attempt."""
     if isinstance(exc, VidauthError):
-        return job_error(exc, f"retrying: {exc.message}")
-    return job_error(ErrorCode.UNEXPECTED, f"retrying: {_brief(exc)}")
+        return JobError.of(exc, f"retrying: {exc.message}")
+    return JobError.of(ErrorCode.UNEXPECTED, f"retrying: {_brief(exc)}")
 
 
 def _brief(exc: BaseException) -> str:
