@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 from tests.conftest import database_url
 from vidauth.config import Secret
 from vidauth.errors import StoreError
+from vidauth.oauth.token_response import token_set
 from vidauth.store import Database, TokenSet, TokenStore
 from vidauth.store.crypto import create_key_file
 from vidauth.store.migrate import HEAD_REVISION, alembic_config, current_revision
@@ -117,7 +118,7 @@ def test_concurrent_key_creation_agrees(tmp_path: Path) -> None:
 
 
 def test_token_set_parses_string_expiry() -> None:
-    tokens = TokenSet.from_response(
+    tokens = token_set(
         {"access_token": "a", "token_type": "bearer", "expires_in": "86400"}, now=1000.0
     )
     assert tokens.expires_at == 87400.0

@@ -25,7 +25,7 @@ from vidauth.oauth.discovery import (
     resolve_endpoints,
 )
 from vidauth.oauth.oidc import Identity, display_name, userinfo, validate_id_token
-from vidauth.store.tokens import TokenSet
+from vidauth.tokens import TokenSet
 
 log = logging.getLogger("vidauth.discovery")
 
