@@ -25,6 +25,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7009.parameters import prepare_revoke_token_request
 
 from vidauth.config import Profile
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ConfigError, ErrorCode, RemoteServiceError
 from vidauth.http import (
     RETRY_EXTENSION,
@@ -36,7 +37,6 @@ from vidauth.http import (
 )
 from vidauth.oauth.errors import RETRYABLE_ERRORS, oauth_error
 from vidauth.oauth.token_response import token_set
-from vidauth.tokens import TokenSet
 
 #: Longest wait for one attempt's connection and for each read of its answer, in seconds.
 ATTEMPT_READ_S = 30.0

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ErrorCode, RemoteServiceError
-from vidauth.tokens import TokenSet
 
 #: The longest access-token lifetime taken at face value (ten years); beyond it is an error.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
@@ -153,6 +153,6 @@ def parse_token_response(data: Any, *, during: str, now: float | None = None) ->
 def token_set(
     data: Any, *, now: float | None = None, during: str = "reading the token response"
 ) -> TokenSet:
-    """A :class:`~vidauth.tokens.TokenSet` from a token endpoint's JSON, validated as untrusted
-    input by :func:`parse_token_response`."""
+    """A :class:`~vidauth.domain.tokens.TokenSet` from a token endpoint's JSON, validated as
+    untrusted input by :func:`parse_token_response`."""
     return TokenSet(**parse_token_response(data, during=during, now=now))

@@ -28,11 +28,11 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ErrorCode, StoreError
 from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
-from vidauth.tokens import TokenSet
 
 #: The audit event of a refresh whose answer was lost (vidauth.oauth.manager).
 REFRESH_OUTCOME_UNKNOWN = "refresh_outcome_unknown"
