@@ -129,3 +129,4 @@ _.collect  # unused method (src/vidauth/service/metrics.py:28)
 finished_at  # unused variable (src/vidauth/service/models.py:138)
 model_config  # unused variable (src/vidauth/service/settings.py:30)
 _.isolation_level  # unused attribute (src/vidauth/store/db.py:225)
+_.PROGRESS  # EventKind member: the kind vidauth.panopto.progress emits, as its string

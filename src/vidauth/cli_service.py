@@ -215,11 +215,12 @@ def _key_db() -> Any:
     """The store's database, migrated (no service settings needed for key management)."""
     from vidauth.cli import _options
     from vidauth.config import load_settings
+    from vidauth.service.migrate import migrate_service
     from vidauth.store import Database
 
     settings = load_settings(**_options.flags())
     db = Database(settings.database_url)
-    db.migrate()
+    migrate_service(db)
     return settings, db
 
 

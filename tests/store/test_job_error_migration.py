@@ -10,6 +10,7 @@ from alembic import command
 from sqlalchemy import text
 
 from tests.conftest import database_url
+from vidauth.service.migrate import SERVICE
 from vidauth.store import Database
 from vidauth.store.migrate import alembic_config
 
@@ -26,7 +27,7 @@ ROWS = {
 
 
 def _to(db: Database, revision: str, downgrade: bool = False) -> None:
-    cfg = alembic_config(db.engine)
+    cfg = alembic_config(db.engine, SERVICE)
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         (command.downgrade if downgrade else command.upgrade)(cfg, revision)
@@ -38,6 +39,7 @@ def test_old_packed_job_errors_are_split_and_packed_back(
 ) -> None:
     db = Database(database_url(backend, tmp_path, request))
     try:
+        db.migrate()  # the store's tables, which the service's revisions build on
         _to(db, "0015")
         with db.engine.begin() as conn:
             for job_id, (error, _) in ROWS.items():

@@ -13,9 +13,10 @@ from tests.conftest import database_url
 from vidauth.config import Secret
 from vidauth.errors import StoreError
 from vidauth.oauth.token_response import token_set
+from vidauth.service.migrate import SERVICE
 from vidauth.store import Database, TokenSet, TokenStore
 from vidauth.store.crypto import create_key_file
-from vidauth.store.migrate import HEAD_REVISION, alembic_config, current_revision
+from vidauth.store.migrate import STORE, MigrationTree, alembic_config, current_revision
 
 
 def _grant(store: TokenStore, access: str = "access-1", refresh: str | None = "refresh-1") -> int:
@@ -35,14 +36,15 @@ def _grant(store: TokenStore, access: str = "access-1", refresh: str | None = "r
     return info.id
 
 
-def test_head_constant_matches_alembic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tree", [STORE, SERVICE], ids=["store", "service"])
+def test_head_constant_matches_alembic(tree: MigrationTree, tmp_path: Path) -> None:
     from alembic.script import ScriptDirectory
 
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    head = ScriptDirectory.from_config(alembic_config(db.engine)).get_current_head()
-    assert head == HEAD_REVISION
-    db.migrate()
-    assert current_revision(db.engine) == HEAD_REVISION
+    head = ScriptDirectory.from_config(alembic_config(db.engine, tree)).get_current_head()
+    assert head == tree.head
+    db.migrate(tree)
+    assert current_revision(db.engine, tree) == tree.head
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
