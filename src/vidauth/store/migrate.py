@@ -2,7 +2,7 @@
 
 Each owner of tables keeps its own chain of revisions and its own version table: the store's
 (:data:`STORE`, in ``store/migrations``, recorded in ``alembic_version``) and, above it, the
-service's (``vidauth.service.migrations``), which its caller hands to
+service's (:data:`vidauth.service.migrate.SERVICE`), which its caller hands to
 :meth:`vidauth.store.db.Database.migrate`. The store never imports the layers above it.
 
 Works on an SQLAlchemy ``Engine``, so that :mod:`vidauth.store.db` (which calls it) and this
