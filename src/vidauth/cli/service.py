@@ -207,11 +207,12 @@ def worker(
 
 def _key_db(ctx: typer.Context) -> Any:
     """The store's database, migrated (no service settings needed for key management)."""
+    from vidauth.service.migrate import migrate_service
     from vidauth.store import Database
 
     chosen = settings(ctx)
     db = Database(chosen.database_url)
-    db.migrate()
+    migrate_service(db)
     return chosen, db
 
 
