@@ -334,7 +334,7 @@ def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Prof
 
 def _bwlimit(value: str | int | None, name: str) -> int | None:
     """Bytes per second from the ``bwlimit`` key (None: no limit), or a ConfigError."""
-    from vidauth.panopto.pacing import parse_rate
+    from vidauth.domain.rates import parse_rate
 
     if value is None:
         return None

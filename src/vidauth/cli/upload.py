@@ -270,7 +270,7 @@ def _interrupted(va: Any, begun: dict[str, int]) -> VidauthError:
 
 def _bwlimit(text: str, where: str) -> int | None:
     """Bytes per second from ``text`` (None: no limit), or a one-line UsageError."""
-    from vidauth.panopto.pacing import parse_rate
+    from vidauth.domain.rates import parse_rate
 
     try:
         return parse_rate(text)

@@ -19,8 +19,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vidauth._urls import check_transport
 from vidauth.config import Settings, read_env
+from vidauth.domain.rates import parse_rate
 from vidauth.errors import ConfigError
-from vidauth.panopto.pacing import parse_rate
 from vidauth.service.webhook_targets import Network, parse_networks
 
 GiB = 1024**3
