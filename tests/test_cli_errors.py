@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vidauth.cli_errors import EXIT_CODES, exit_code, sentence
+from vidauth.cli.errors import EXIT_CODES, exit_code, sentence
 from vidauth.errors import (
     ErrorCode,
     OAuthError,

@@ -43,15 +43,14 @@ def test_help_through_a_pipe_keeps_option_names_and_sentences_whole(
 ) -> None:
     from typer.main import get_command
 
-    from vidauth.cli import _register_optional_commands, app
-    from vidauth.cli_help import tidy_help
+    from vidauth.cli.app import app
+    from vidauth.cli.help import tidy_help
 
     done = _vidauth(command, "--help", **({"COLUMNS": columns} if columns else {}))
     assert done.returncode == 0, done.stderr
     text = done.stdout
     assert "…" not in text, text
     assert max(len(line) for line in text.splitlines()) <= 80
-    _register_optional_commands()
     group = tidy_help(get_command(app))
     names = [o for p in group.commands[command].params for o in getattr(p, "opts", [])]
     for name in names:

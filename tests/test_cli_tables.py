@@ -1,4 +1,4 @@
-"""cli_tables: whole values stay whole at any width, in a table, below it, or in blocks."""
+"""vidauth.cli.tables: whole values stay whole at any width, in a table, below it, or in blocks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import pytest
 from rich.console import Console
 
-from vidauth.cli_tables import Column, print_listing
+from vidauth.cli.tables import Column, print_listing
 
 URL = "http://127.0.0.1:44639/Panopto/Pages/Viewer.aspx?id=dc895848-cffd-4b81-a8c3-ff0c2b053e96"
 GUID = "4b7d68ce-3d73-4441-83da-920d9432b96e"

@@ -20,8 +20,8 @@ from tests.conftest import SETTING_NAMES, SandboxSetup
 from tests.helpers.ports import free_port
 from tests.helpers.processes import run_vidauth, run_vidauth_in_process
 from vidauth.cli import run
+from vidauth.cli.doctor import FAIL, OK, SKIPPED, run_doctor, tls_check
 from vidauth.config import load_settings
-from vidauth.doctor import FAIL, OK, SKIPPED, run_doctor, tls_check
 
 ROOT = Path(__file__).resolve().parents[1]
 

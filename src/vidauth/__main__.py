@@ -30,7 +30,7 @@ def main() -> None:
             sys.stdout.flush()
             raise SystemExit(0)
     _quick_start()
-    from vidauth.cli import run
+    from vidauth.cli.app import run
 
     code = run(argv)
     gc.freeze()  # the exit's collection would walk every module's objects, to free nothing

@@ -113,7 +113,8 @@ def read_env(
         return model(_env_file=os.fspath(dotenv) if dotenv is not None else None, **given)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "a setting"
+        prefix = model.model_config.get("env_prefix") or ""
+        name = f"{prefix}{first['loc'][0]}".upper() if first["loc"] else "a setting"
         raise ConfigError(f"{name}: {first['msg']}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{dotenv}: not UTF-8 text; save it as UTF-8") from None

@@ -2,7 +2,7 @@
 
 The library says *what* happened (``code``, ``facts`` and a one-line ``message`` naming the cause);
 it never tells anyone which command to run. The command line turns codes into its sentences and
-exit codes (:mod:`vidauth.cli_errors`); the service turns them into HTTP statuses and
+exit codes (:mod:`vidauth.cli.errors`); the service turns them into HTTP statuses and
 ``{"error": code, "detail": message}`` bodies. Messages and facts never carry a token, code,
 client secret or password: callers pass only names and public values into them.
 """
@@ -55,7 +55,7 @@ class VidauthError(Exception):
     """Base class: an expected failure with a machine ``code``, ``facts`` and one line.
 
     ``exit_code`` is the class's default for callers that have no mapping of their own; the CLI
-    decides from ``code`` (:func:`vidauth.cli_errors.exit_code`).
+    decides from ``code`` (:func:`vidauth.cli.errors.exit_code`).
     """
 
     exit_code = 1

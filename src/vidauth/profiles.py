@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vidauth._defaults import DEFAULT_PROFILE, DEFAULT_REDIRECT_URI, profile_key
 from vidauth._urls import UrlError, checked_url
+from vidauth.domain.signatures import SignatureChoice
 from vidauth.errors import ConfigError
 from vidauth.providers import Endpoints, Provider, get_provider
 
@@ -122,7 +123,7 @@ class ProfileModel(BaseModel):
     refresh_token_reuse: Literal["strict", "grace"] | None = None
     authorize_params: dict[str, str] | None = None
     application_key: str | None = None
-    signature: Literal["auto", "s3", "s3v4", "unsigned"] | None = None
+    signature: SignatureChoice | None = None
     bwlimit: str | int | None = None
 
 
@@ -333,7 +334,7 @@ def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Prof
 
 def _bwlimit(value: str | int | None, name: str) -> int | None:
     """Bytes per second from the ``bwlimit`` key (None: no limit), or a ConfigError."""
-    from vidauth.panopto.pacing import parse_rate
+    from vidauth.domain.rates import parse_rate
 
     if value is None:
         return None

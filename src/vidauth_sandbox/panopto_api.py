@@ -60,7 +60,7 @@ SHARED_SESSIONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 )
 
 
-class UploadState:
+class PanoptoUploadState:
     """sessionUpload states, as Panopto numbers them."""
 
     UPLOADING = 0
@@ -138,7 +138,7 @@ class SessionUpload:
     id: str
     folder_id: str
     owner: str
-    state: int = UploadState.UPLOADING
+    state: int = PanoptoUploadState.UPLOADING
     message: str | None = None
     completed_at: float | None = None
     session_id: str | None = None
@@ -368,12 +368,12 @@ class PanoptoSandbox:
         """(state, SessionId) now: after State 1, as at Panopto, the upload reads 1
         (UploadComplete) for the first quarter of ``processing_delay``, then 3 (Processing),
         then 4 (Complete) once the delay has passed."""
-        if upload.state == UploadState.PROCESSING and upload.completed_at is not None:
+        if upload.state == PanoptoUploadState.PROCESSING and upload.completed_at is not None:
             elapsed = time.monotonic() - upload.completed_at
             if elapsed >= self.options.processing_delay:
-                return UploadState.COMPLETE, upload.session_id
+                return PanoptoUploadState.COMPLETE, upload.session_id
             if elapsed < self.options.processing_delay / 4:
-                return UploadState.UPLOAD_COMPLETE, None
+                return PanoptoUploadState.UPLOAD_COMPLETE, None
         return upload.state, None
 
     def _upload_json(self, upload: SessionUpload, base: str) -> dict[str, Any]:
@@ -525,22 +525,22 @@ class PanoptoSandbox:
         """``PUT sessionUpload/{ID}`` with ``State: 1`` (complete) or ``2`` (cancel)."""
         upload = self._owned_upload(request, self._subject(request))
         state = (await self._json_body(request)).get("State")
-        if state == UploadState.UPLOAD_CANCELLED:
+        if state == PanoptoUploadState.UPLOAD_CANCELLED:
             return await self._cancel(request, upload)
-        if state != UploadState.UPLOAD_COMPLETE:
+        if state != PanoptoUploadState.UPLOAD_COMPLETE:
             raise ApiError(400, "BadRequest", "State must be 1 (UploadComplete) or 2 (cancel)")
         await self.s3.holds.at("State1")
         with self._lock:
             current = upload.state
-        if current in (UploadState.PROCESSING, UploadState.PROCESSING_ERROR):
+        if current in (PanoptoUploadState.PROCESSING, PanoptoUploadState.PROCESSING_ERROR):
             return self._state1_answer(upload, request)  # a repeated PUT
-        if current != UploadState.UPLOADING:
+        if current != PanoptoUploadState.UPLOADING:
             raise ApiError(409, "Conflict", "the sessionUpload is not uploading")
         try:
             manifest = await anyio.to_thread.run_sync(self._check_upload, upload)
         except ManifestError as exc:
             with self._lock:
-                upload.state, upload.message = UploadState.PROCESSING_ERROR, str(exc)
+                upload.state, upload.message = PanoptoUploadState.PROCESSING_ERROR, str(exc)
             return JSONResponse(self._upload_json(upload, _base(request)))
         now = time.monotonic()
         session = Session(
@@ -554,7 +554,7 @@ class PanoptoSandbox:
         )
         with self._lock:
             self._sessions[session.id] = session
-            upload.state, upload.completed_at = UploadState.PROCESSING, now
+            upload.state, upload.completed_at = PanoptoUploadState.PROCESSING, now
             upload.session_id = session.id
         return self._state1_answer(upload, request)
 
@@ -594,9 +594,13 @@ class PanoptoSandbox:
     async def _cancel(self, request: Request, upload: SessionUpload) -> Response:
         with self._lock:
             state, _ = self._current_state(upload)
-            if state in (UploadState.UPLOAD_COMPLETE, UploadState.PROCESSING, UploadState.COMPLETE):
+            if state in (
+                PanoptoUploadState.UPLOAD_COMPLETE,
+                PanoptoUploadState.PROCESSING,
+                PanoptoUploadState.COMPLETE,
+            ):
                 raise ApiError(409, "Conflict", "the sessionUpload has already been processed")
-            upload.state, upload.message = UploadState.UPLOAD_CANCELLED, None
+            upload.state, upload.message = PanoptoUploadState.UPLOAD_CANCELLED, None
         await anyio.to_thread.run_sync(self.storage.delete_prefix, upload.id)
         return JSONResponse(self._upload_json(upload, _base(request)))
 
@@ -606,9 +610,9 @@ class PanoptoSandbox:
         with self._lock:
             upload = self._uploads.get(prefix)
             state = upload.state if upload else None
-        if upload is None or state == UploadState.UPLOAD_CANCELLED:
+        if upload is None or state == PanoptoUploadState.UPLOAD_CANCELLED:
             raise S3Error(404, "NoSuchSessionUpload", f"no sessionUpload {prefix} is open")
-        if write and state != UploadState.UPLOADING:
+        if write and state != PanoptoUploadState.UPLOADING:
             raise S3Error(
                 409,
                 "InvalidSessionUploadState",

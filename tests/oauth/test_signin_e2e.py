@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import SandboxSetup, free_port
-from vidauth.cli_errors import sentence
+from vidauth.cli.errors import sentence
 from vidauth.errors import AuthorizationDenied, ErrorCode, OAuthError, SignInRequired
 from vidauth.oauth.authorization_code import AuthorizationRequest
 from vidauth.oauth.loopback import LoopbackListener

@@ -128,7 +128,9 @@ def test_unknown_ambiguous_and_denied_folders(
     line = _error_line(err)
     assert code == 2 and "matches 2 folders" in line and "give the folder id" in line
     code, _, err = run_cli("upload", str(good), "--folder", "SIT10")
-    assert code == 2 and "similar: SIT101 Lectures" in _error_line(err)
+    line = _error_line(err)
+    assert code == 2 and "similar: SIT101 Lectures" in line
+    assert line.endswith("; give the exact name or the folder id"), line
     code, _, err = run_cli("upload", str(good), "--folder", "00000000-0000-0000-0000-00000000abcd")
     assert code == 2 and "was not found" in _error_line(err)
     folder = panopto.panopto.folder_id(*SIT102)

@@ -34,7 +34,7 @@ def test_one_s3_client_per_upload_host_prepared_before_it_is_needed(
 
 def test_the_upload_command_does_not_import_sign_in_modules() -> None:
     code = (
-        "import sys, vidauth.cli, vidauth.cli_upload, vidauth.panopto.api, vidauth.client;"
+        "import sys, vidauth.cli.app, vidauth.cli.upload, vidauth.panopto.api, vidauth.client;"
         "print(sorted(m for m in sys.modules if m.startswith(('joserfc', 'vidauth.oauth.identity',"
         " 'vidauth.oauth.oidc', 'vidauth.oauth.authorization_code'))))"
     )
@@ -51,7 +51,7 @@ def test_the_upload_path_loads_neither_boto3_nor_the_postgresql_dialect(tmp_path
     url = f"sqlite:///{tmp_path / 'store.db'}"
     Database(url).migrate()  # as a signed-in user's store is
     code = (
-        "import sys, vidauth.cli, vidauth.cli_upload, vidauth.panopto.api, vidauth.client\n"
+        "import sys, vidauth.cli.app, vidauth.cli.upload, vidauth.panopto.api, vidauth.client\n"
         "from vidauth.panopto.target import S3Clients\n"
         "from vidauth.store.db import Database\n"
         "from vidauth.store.plateaus import PlateauStore\n"

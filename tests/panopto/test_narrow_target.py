@@ -13,8 +13,8 @@ import pytest
 
 from tests.panopto.conftest import MiB, PanoptoSetup, sha256, write_random
 from tests.panopto.conftest import upload_engine as engine
+from vidauth.cli.doctor import INFO, run_doctor
 from vidauth.config import load_settings
-from vidauth.doctor import INFO, run_doctor
 from vidauth.panopto.engine import UploadEvent, UploadJob
 from vidauth.panopto.manifest import MANIFEST_NAME
 from vidauth.store.host_calls import HostCallStore

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from tests.panopto.conftest import MiB, PanoptoSetup, write_random
-from vidauth.panopto.pacing import MIN_BURST, Pacer, parse_rate, shared_pacer
+from vidauth.domain.rates import parse_rate
+from vidauth.panopto.pacing import MIN_BURST, Pacer, shared_pacer
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vidauth.cli_errors import sentence
+from vidauth.cli.errors import sentence
 from vidauth.errors import ErrorCode, RemoteServiceError, UsageError
 from vidauth.panopto.files import (
     FilePart,

@@ -282,10 +282,10 @@ def start_service(
     """
     from vidauth._serving import BackgroundServer
     from vidauth.config import load_settings
-    from vidauth.service.app import create_app
     from vidauth.service.auth import create_api_key
     from vidauth.service.context import ServiceContext
     from vidauth.service.protection import uvicorn_options
+    from vidauth.service.runner import service_app
     from vidauth.service.settings import load_service_settings
     from vidauth_sandbox import SandboxClient, SandboxConfig
     from vidauth_sandbox.full import start_full_sandbox
@@ -340,7 +340,7 @@ def start_service(
         ctx.db, "test", "default", webhook_secret=WEBHOOK_SECRET, cipher=ctx.store.cipher
     )
     options = uvicorn_options(ctx.service) if protected else {}
-    server = BackgroundServer(create_app(ctx, run_worker=run_worker), port=port, **options)
+    server = BackgroundServer(service_app(ctx, run_worker=run_worker), port=port, **options)
     server.start()
     return ServiceSetup(sandbox, ctx, server, public_url, key, home, shared, flags)
 

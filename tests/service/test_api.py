@@ -860,8 +860,8 @@ def test_concurrent_callbacks_use_the_state_once(service: ServiceSetup) -> None:
 def test_queued_job_survives_restart(make_service: Callable[..., ServiceSetup]) -> None:
     from vidauth._serving import BackgroundServer
     from vidauth.config import load_settings
-    from vidauth.service.app import create_app
     from vidauth.service.context import ServiceContext
+    from vidauth.service.runner import service_app
     from vidauth.service.settings import load_service_settings
 
     service = make_service(run_worker=False)
@@ -874,7 +874,7 @@ def test_queued_job_survives_restart(make_service: Callable[..., ServiceSetup]) 
     ctx = ServiceContext(settings, load_service_settings(settings, env_file=service.home / "x"))
     service.ctx = ctx  # closed by the fixture
     port = int(service.url.rsplit(":", 1)[1])
-    service.server = BackgroundServer(create_app(ctx, run_worker=True), port=port).start()
+    service.server = BackgroundServer(service_app(ctx, run_worker=True), port=port).start()
     done = service.api.wait_upload(upload_id)
     assert done["state"] == "complete", done
 
@@ -882,8 +882,8 @@ def test_queued_job_survives_restart(make_service: Callable[..., ServiceSetup]) 
 def test_running_upload_resumes_after_restart(make_service: Callable[..., ServiceSetup]) -> None:
     from vidauth._serving import BackgroundServer
     from vidauth.config import load_settings
-    from vidauth.service.app import create_app
     from vidauth.service.context import ServiceContext
+    from vidauth.service.runner import service_app
     from vidauth.service.settings import load_service_settings
 
     service = make_service(
@@ -913,7 +913,7 @@ def test_running_upload_resumes_after_restart(make_service: Callable[..., Servic
     ctx = ServiceContext(settings, load_service_settings(settings, env_file=service.home / "x"))
     service.ctx = ctx
     port = int(service.url.rsplit(":", 1)[1])
-    service.server = BackgroundServer(create_app(ctx, run_worker=True), port=port).start()
+    service.server = BackgroundServer(service_app(ctx, run_worker=True), port=port).start()
     done = service.api.wait_upload(upload_id, timeout=60)
     assert done["state"] == "complete", done
     # Parts stored before the stop are not sent again: each part is committed once.

@@ -630,6 +630,7 @@ def test_migrated_schema_equals_the_models(tmp_path: Path) -> None:
     from alembic.runtime.migration import MigrationContext
 
     import vidauth.service.models  # noqa: F401 - registers the service tables
+    from vidauth.service.migrate import migrate_service
     from vidauth.store import Database
     from vidauth.store.models import Base
 
@@ -647,7 +648,7 @@ def test_migrated_schema_equals_the_models(tmp_path: Path) -> None:
             schema_db.dispose()
             url = url + ("&" if "?" in url else "?") + "options=-csearch_path%3Dschema_check"
         db = Database(url)
-        db.migrate()
+        migrate_service(db)
         with db.engine.connect() as conn:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
         db.dispose()

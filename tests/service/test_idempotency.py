@@ -338,7 +338,7 @@ def race_service(
     service = make_service(**env)
     assert service.ctx.db.is_sqlite == (request.param == "sqlite")
     ctx = ServiceContext(service.ctx.settings, service.ctx.service)
-    second = BackgroundServer(create_app(ctx, run_worker=False), port=free_port()).start()
+    second = BackgroundServer(create_app(ctx), port=free_port()).start()
     try:
         yield service, second.url
     finally:

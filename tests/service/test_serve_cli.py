@@ -303,7 +303,7 @@ def test_readme_recipe_service_against_the_sandbox(tmp_path: Path, postgres_url:
 
 
 def test_masked_database_url() -> None:
-    from vidauth.cli_service import masked_database_url
+    from vidauth.cli.service import masked_database_url
 
     assert (
         masked_database_url("postgresql+psycopg://vidauth:pa%40ss@db.example.edu:5432/vidauth")

@@ -12,9 +12,11 @@ from cryptography.fernet import Fernet
 from tests.conftest import database_url
 from vidauth.config import Secret
 from vidauth.errors import StoreError
+from vidauth.oauth.token_response import token_set
+from vidauth.service.migrate import SERVICE
 from vidauth.store import Database, TokenSet, TokenStore
 from vidauth.store.crypto import create_key_file
-from vidauth.store.migrate import HEAD_REVISION, alembic_config, current_revision
+from vidauth.store.migrate import STORE, MigrationTree, alembic_config, current_revision
 
 
 def _grant(store: TokenStore, access: str = "access-1", refresh: str | None = "refresh-1") -> int:
@@ -34,14 +36,15 @@ def _grant(store: TokenStore, access: str = "access-1", refresh: str | None = "r
     return info.id
 
 
-def test_head_constant_matches_alembic(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tree", [STORE, SERVICE], ids=["store", "service"])
+def test_head_constant_matches_alembic(tree: MigrationTree, tmp_path: Path) -> None:
     from alembic.script import ScriptDirectory
 
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    head = ScriptDirectory.from_config(alembic_config(db.engine)).get_current_head()
-    assert head == HEAD_REVISION
-    db.migrate()
-    assert current_revision(db.engine) == HEAD_REVISION
+    head = ScriptDirectory.from_config(alembic_config(db.engine, tree)).get_current_head()
+    assert head == tree.head
+    db.migrate(tree)
+    assert current_revision(db.engine, tree) == tree.head
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -117,7 +120,7 @@ def test_concurrent_key_creation_agrees(tmp_path: Path) -> None:
 
 
 def test_token_set_parses_string_expiry() -> None:
-    tokens = TokenSet.from_response(
+    tokens = token_set(
         {"access_token": "a", "token_type": "bearer", "expires_in": "86400"}, now=1000.0
     )
     assert tokens.expires_at == 87400.0

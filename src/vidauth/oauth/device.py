@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 
 from vidauth.config import Profile
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import AuthorizationDenied, ConfigError, ErrorCode, OAuthError, SignInRequired
 from vidauth.oauth.token_endpoint import TokenEndpoint
-from vidauth.store.tokens import TokenSet
 
 DEFAULT_INTERVAL_S = 5.0
 SLOW_DOWN_STEP_S = 5.0

@@ -1,7 +1,7 @@
 """RFC 6749 error codes → one line with the likely fix, in words any caller can use.
 
 The fixes name no command; the CLI adds which ``vidauth`` command to run
-(:mod:`vidauth.cli_errors`), keyed by the error's ``oauth_error`` fact.
+(:mod:`vidauth.cli.errors`), keyed by the error's ``oauth_error`` fact.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ import hashlib
 import re
 
 from vidauth.config import Profile, Secret
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ConfigError, ErrorCode, SignInRequired
 from vidauth.oauth.manager import Regrant
 from vidauth.oauth.token_endpoint import TokenEndpoint
-from vidauth.store.tokens import TokenSet
 
 CLIENT_CREDENTIALS = "client_credentials"
 PASSWORD = "password"  # noqa: S105 - a grant type name

@@ -16,6 +16,7 @@ import logging
 import httpx
 
 from vidauth.config import Profile
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import VidauthError
 from vidauth.oauth.discovery import (
     PROCESS_CACHE,
@@ -25,7 +26,6 @@ from vidauth.oauth.discovery import (
     resolve_endpoints,
 )
 from vidauth.oauth.oidc import Identity, display_name, userinfo, validate_id_token
-from vidauth.store.tokens import TokenSet
 
 log = logging.getLogger("vidauth.discovery")
 

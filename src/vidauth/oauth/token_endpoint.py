@@ -25,6 +25,7 @@ from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7009.parameters import prepare_revoke_token_request
 
 from vidauth.config import Profile
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ConfigError, ErrorCode, RemoteServiceError
 from vidauth.http import (
     RETRY_EXTENSION,
@@ -35,7 +36,7 @@ from vidauth.http import (
     transport_failure,
 )
 from vidauth.oauth.errors import RETRYABLE_ERRORS, oauth_error
-from vidauth.store.tokens import TokenSet
+from vidauth.oauth.token_response import token_set
 
 #: Longest wait for one attempt's connection and for each read of its answer, in seconds.
 ATTEMPT_READ_S = 30.0
@@ -94,7 +95,7 @@ class TokenEndpoint:
             grant_type, **{k: v for k, v in params.items() if v is not None}
         )
         data = self._post(body, retry=retry, during=during)
-        return TokenSet.from_response(data, during=during)
+        return token_set(data, during=during)
 
     def post_form(
         self, url: str, params: dict[str, Any], *, retry: str, during: str, require: str
@@ -221,7 +222,7 @@ class TokenEndpoint:
         data = self._post(
             body, retry="unsent" if strict else "always", during=during, strict_refresh=strict
         )
-        tokens = TokenSet.from_response(data, during=during)
+        tokens = token_set(data, during=during)
         if not tokens.refresh_token:
             tokens.refresh_token = refresh_token  # the server kept the old one
         return tokens

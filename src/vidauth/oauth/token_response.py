@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ErrorCode, RemoteServiceError
 
 #: The longest access-token lifetime taken at face value (ten years); beyond it is an error.
@@ -147,3 +148,11 @@ def parse_token_response(data: Any, *, during: str, now: float | None = None) ->
         "id_token": model.id_token,
         "scope": model.scope,
     }
+
+
+def token_set(
+    data: Any, *, now: float | None = None, during: str = "reading the token response"
+) -> TokenSet:
+    """A :class:`~vidauth.domain.tokens.TokenSet` from a token endpoint's JSON, validated as
+    untrusted input by :func:`parse_token_response`."""
+    return TokenSet(**parse_token_response(data, during=during, now=now))

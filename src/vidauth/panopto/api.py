@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
+
+from vidauth.http import AccessTokenSource
 from vidauth.panopto.engine import UploadEngine, UploadEvent, UploadJob, UploadOptions, UploadResult
 from vidauth.panopto.files import check_media_file, fingerprint
 from vidauth.panopto.leases import LeaseKeeper
@@ -23,26 +27,54 @@ if TYPE_CHECKING:
     from vidauth.store.uploads import UploadRecord
 
 
+@dataclass(frozen=True)
+class EngineAccount:
+    """The account an engine uploads as, for a caller that holds its own API client and token
+    source (the service's worker) rather than the profile's signed-in account."""
+
+    account_id: int
+    api: httpx.Client
+    tokens: AccessTokenSource
+
+
 def build_engine(
     va: Vidauth,
     options: UploadOptions | None = None,
     *,
     subject: str | None = None,
     cancel: threading.Event | None = None,
+    account: EngineAccount | None = None,
+    open_file: Callable[[Path], int] | None = None,
+    gate: Callable[[int, str], None] | None = None,
 ) -> UploadEngine:
-    """An UploadEngine for the signed-in account (raises SignInRequired when there is none)."""
+    """An UploadEngine for the signed-in account (raises SignInRequired when there is none).
+
+    With ``account`` the engine uploads as that account through its client instead, and holds
+    no upload leases of its own (the caller's job leases fence it); ``open_file`` and ``gate``
+    go to the engine as they are."""
     options = options or UploadOptions()
-    account = va.account(subject)
+    if account is None:
+        account_id = va.account(subject).id
+        account = EngineAccount(
+            account_id,
+            va.api_client(subject, min_validity=options.token_min_validity),
+            va.token_manager(subject),
+        )
+        leases: LeaseKeeper | None = LeaseKeeper(va.store.db)
+    else:
+        leases = None
     return UploadEngine(
-        va.api_client(subject, min_validity=options.token_min_validity),
-        va.token_manager(subject),
+        account.api,
+        account.tokens,
         va.store.db,
         options,
-        account_id=account.id,
+        account_id=account.account_id,
         server=va.profile.server,
         retry_policy=va.retry_policy,
         cancel=cancel,
-        leases=LeaseKeeper(va.store.db),
+        open_file=open_file,
+        leases=leases,
+        gate=gate,
     )
 
 
@@ -131,6 +163,7 @@ def _already_uploaded(job: UploadJob, record: UploadRecord) -> UploadResult:
 
 
 __all__ = [
+    "EngineAccount",
     "PanoptoRest",
     "UploadOptions",
     "build_engine",

@@ -7,14 +7,12 @@ one pacer of the process for a rate, so the parts of every file of a command, an
 worker process, share the limit. The parts in flight are bounded by what the limit needs
 (:func:`parts_for`), and the controller adapts below that as it does on any link.
 
-:func:`parse_rate` reads rclone's notation: bytes per second, or a number with ``K``, ``M``,
-``G`` or ``T`` (powers of 1024: ``10M`` is 10 MiB/s); ``off`` or ``0`` mean no limit.
+The limit's notation is read by :func:`vidauth.domain.rates.parse_rate`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,28 +21,6 @@ from collections.abc import Callable
 BURST_SECONDS = 0.05
 #: The least burst in bytes, so that one read of a body never waits for itself.
 MIN_BURST = 64 * 1024
-
-_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-_RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([BKMGT]?)\s*(?:i?B?)?(?:/s)?\s*$", re.I)
-
-
-def parse_rate(text: str) -> int | None:
-    """Bytes per second from ``10M``, ``512K``, ``1.5G`` or ``1000000``; None for ``off``/``0``.
-
-    Raises ValueError for anything else.
-    """
-    if text.strip().lower() in ("off", "none", ""):
-        return None
-    match = _RATE.match(text)
-    if match is None:
-        raise ValueError(f"not a rate: {text!r}")
-    value = float(match.group(1)) * _UNITS[match.group(2).upper()]
-    if value != value or value == float("inf"):
-        raise ValueError(f"not a rate: {text!r}")
-    rate = int(value)
-    if rate == 0 and value > 0:
-        raise ValueError(f"a rate below one byte per second: {text!r}")
-    return rate or None
 
 
 class Pacer:

@@ -283,8 +283,10 @@ class PanoptoRest:
             )
         if candidates:
             raise UsageError(
-                f"no folder is named exactly {spec!r}; similar: {listed}{more}; "
-                "give the exact name or the folder id"
+                f"no folder is named exactly {spec!r}; similar: {listed}{more}",
+                code=ErrorCode.FOLDER_NOT_FOUND,
+                name=spec,
+                similar=[f.id for f in candidates],
             )
         raise UsageError(
             f"no folder named {spec!r} was found", code=ErrorCode.FOLDER_NOT_FOUND, name=spec

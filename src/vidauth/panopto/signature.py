@@ -19,13 +19,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from vidauth.domain.signatures import AUTO, CHOICES, SCHEMES
 from vidauth.errors import ErrorCode, RemoteServiceError, UsageError
 from vidauth.store.signatures import SignatureHostStore
-
-AUTO = "auto"
-#: The schemes, in the order ``auto`` tries them.
-SCHEMES = ("s3", "s3v4", "unsigned")
-CHOICES = (AUTO, *SCHEMES)
 
 #: Words by which an InvalidRequest / AccessDenied / InvalidArgument names the signature.
 _SIGNATURE_WORDS = ("signature", "authorization", "aws4-hmac-sha256", "signing", "signed")

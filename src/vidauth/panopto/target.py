@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from vidauth.domain.signatures import SCHEMES
 from vidauth.errors import RemoteServiceError, UsageError
 from vidauth.http import check_url
 
-SIGNATURES = ("s3", "s3v4", "unsigned")
 #: Panopto ignores credentials; boto3 still wants some to sign with.
 DUMMY_ACCESS_KEY = "vidauth"
 DUMMY_SECRET_KEY = "vidauth-dummy-secret"  # noqa: S105 - not a secret: Panopto ignores it
@@ -80,12 +80,12 @@ def client_options(
     import botocore
     from botocore.config import Config
 
-    if signature not in SIGNATURES:
+    if signature not in SCHEMES:
         raise UsageError(
-            f"signature scheme {signature!r}: choose one of {', '.join(SIGNATURES)}",
+            f"signature scheme {signature!r}: choose one of {', '.join(SCHEMES)}",
             option="signature",
             value=signature,
-            choices=list(SIGNATURES),
+            choices=list(SCHEMES),
         )
     signature_version: Any = botocore.UNSIGNED if signature == "unsigned" else signature
     config = Config(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,28 @@ class UploadJob:
     description: str | None = None
 
 
+class EventKind(StrEnum):
+    """The kinds of :class:`UploadEvent` (equal to the strings the events carry)."""
+
+    STARTED = "started"
+    RESUMED = "resumed"
+    RESTARTED = "restarted"
+    PROGRESS = "progress"
+    PART = "part"
+    UPLOADED = "uploaded"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class UploadEvent:
     """Progress, delivered to the ``progress`` callback (from worker threads too).
 
-    ``kind``: started, resumed, restarted, progress, part, uploaded, processing, complete,
-    failed. ``progress``: ``bytes_done`` counts the bytes read from the file for sending (parts
-    held before included; a retried part counts its bytes again, not twice) and ``rate`` is the
-    speed in bytes/s over the last seconds. ``part``: ``bytes_done`` is what the target holds.
+    ``kind``: one of :class:`EventKind`. ``progress``: ``bytes_done`` counts the bytes read
+    from the file for sending (parts held before included; a retried part counts its bytes
+    again, not twice) and ``rate`` is the speed in bytes/s over the last seconds. ``part``:
+    ``bytes_done`` is what the target holds.
     """
 
     kind: str

@@ -17,6 +17,7 @@ from vidauth.http import BearerAuth, build_client
 from vidauth.logs import register_secret
 from vidauth.oauth.manager import TokenManager
 from vidauth.oauth.token_endpoint import TokenEndpoint
+from vidauth.service.migrate import migrate_service
 from vidauth.service.settings import ServiceSettings
 from vidauth.store import Database, TokenStore
 from vidauth.store.crypto import read_key_file
@@ -100,7 +101,7 @@ class ServiceContext:
     def store(self) -> TokenStore:
         """The token store, migrated (the service's tables included)."""
         store = self.va.store
-        store.db.migrate()
+        migrate_service(store.db)
         return store
 
     @property

@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -38,34 +38,41 @@ def assets_dir() -> Path:
     return Path(str(files("fastapi_offline") / "static"))
 
 
+router = APIRouter(include_in_schema=False)
+
+
 def add_docs(app: FastAPI) -> None:
     """Serve ``/docs`` and ``/redoc`` for ``app``'s OpenAPI document, assets included."""
     app.mount(ASSETS, StaticFiles(directory=assets_dir()), name="docs-assets")
-    openapi_url = app.openapi_url or "/openapi.json"
+    app.include_router(router)
 
-    @app.get("/docs", include_in_schema=False)
-    async def _swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return _offline(
-            get_swagger_ui_html(
-                openapi_url=root + openapi_url,
-                title=f"{app.title} — API",
-                swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
-                swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
-                swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
-                swagger_ui_parameters={"validatorUrl": None},
-            )
-        )
 
-    @app.get("/redoc", include_in_schema=False)
-    async def _redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return _offline(
-            get_redoc_html(
-                openapi_url=root + openapi_url,
-                title=f"{app.title} — API",
-                redoc_js_url=f"{root}{ASSETS}/redoc.standalone.js",
-                redoc_favicon_url=f"{root}{ASSETS}/favicon.png",
-                with_google_fonts=False,
-            )
+@router.get("/docs")
+async def _swagger_ui(request: Request) -> HTMLResponse:
+    app: FastAPI = request.app
+    root = request.scope.get("root_path", "")
+    return _offline(
+        get_swagger_ui_html(
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=f"{app.title} — API",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
         )
+    )
+
+
+@router.get("/redoc")
+async def _redoc(request: Request) -> HTMLResponse:
+    app: FastAPI = request.app
+    root = request.scope.get("root_path", "")
+    return _offline(
+        get_redoc_html(
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=f"{app.title} — API",
+            redoc_js_url=f"{root}{ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+    )

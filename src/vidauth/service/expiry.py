@@ -18,7 +18,7 @@ from sqlalchemy import select
 from vidauth.errors import ErrorCode
 from vidauth.service import webhooks
 from vidauth.service.context import ServiceContext
-from vidauth.service.errors import job_error
+from vidauth.service.errors import JobError
 from vidauth.service.models import Job, JobState
 from vidauth.store.models import utcnow
 
@@ -47,7 +47,8 @@ def expire_waiting(ctx: ServiceContext, limit: int = 100) -> int:
         rows = list(session.scalars(query))
         for row in rows:
             row.state = JobState.FAILED
-            row.error = job_error(ErrorCode.NOT_SIGNED_IN, detail)
+            for column, value in JobError.of(ErrorCode.NOT_SIGNED_IN, detail).columns().items():
+                setattr(row, column, value)
             row.finished_at = utcnow()
             row.updated_at = utcnow()
             row.lease_owner = None

@@ -14,16 +14,21 @@ import errno
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from vidauth.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vidauth.service.jobs import JobView
 
 BATCH_BYTES = 1024 * 1024
 MAX_FIELD_BYTES = 64 * 1024
@@ -53,6 +58,14 @@ def prepare_upload_dir(path: Path) -> None:
             f"VIDAUTH_UPLOAD_DIR {path}: cannot write there ({exc.strerror or exc}); "
             "point it at a writable directory"
         ) from None
+
+
+def remove_owned_file(job: JobView) -> None:
+    """Delete a file the service received for ``job`` (and its per-job directory)."""
+    if not job.owns_file:
+        return
+    path = Path(job.file_path)
+    shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def safe_filename(name: str) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from vidauth._times import rfc3339
 from vidauth.service import webhooks
 from vidauth.service.context import ServiceContext
-from vidauth.service.errors import split_job_error
+from vidauth.service.errors import CANCELLED, JobError, error_columns
 from vidauth.service.models import Job, JobState
 from vidauth.store.models import utcnow
 from vidauth.store.uploads import Upload, UploadState, UploadStep
@@ -62,10 +62,10 @@ class JobView:
     updated_at: Any
     api_key_id: int | None = None
     file_identity: str | None = None
+    error_code: str | None = None
 
     def as_api(self) -> dict[str, Any]:
         """The API's answer about an upload (no paths, no lease details)."""
-        error_code, error = split_job_error(self.error)
         return {
             "upload_id": self.id,
             "external_user_id": self.external_user_id,
@@ -77,8 +77,8 @@ class JobView:
             "bytes_total": self.bytes_total,
             "session_id": self.session_id,
             "viewer_url": self.viewer_url,
-            "error": error,
-            "error_code": error_code,
+            "error": self.error,
+            "error_code": self.error_code,
             "cancel_requested": self.cancel_requested,
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
@@ -151,7 +151,7 @@ class JobQueue:
             row.updated_at = utcnow()
             idle = row.state == JobState.QUEUED and row.record_id is None
             if idle or row.state == JobState.WAITING_FOR_CONSENT:
-                self._finish(session, row, JobState.CANCELLED, error="cancelled")
+                self._finish(session, row, JobState.CANCELLED, **error_columns(CANCELLED))
             return _view(row)
 
     def _upload_row(self, session: Session, record_id: int) -> Upload | None:
@@ -323,7 +323,7 @@ class JobQueue:
         session.flush()
         webhooks.enqueue(session, row, state)
 
-    def release(self, job_id: str, owner: str, delay: float, error: str | None) -> bool:
+    def release(self, job_id: str, owner: str, delay: float, error: JobError | None) -> bool:
         """Give a job back to the queue to be retried after ``delay`` seconds."""
         return self.update_owned(
             job_id,
@@ -332,7 +332,7 @@ class JobQueue:
             lease_owner=None,
             lease_expires_at=None,
             next_attempt_at=time.time() + delay,
-            error=error,
+            **error_columns(error),
         )
 
 

@@ -128,6 +128,7 @@ class Job(Base):
     session_id: Mapped[str | None] = mapped_column(String(64))
     viewer_url: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)

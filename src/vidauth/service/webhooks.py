@@ -36,7 +36,6 @@ from vidauth._times import now_rfc3339
 from vidauth._urls import check_transport
 from vidauth.retry import parse_retry_after
 from vidauth.service.context import ServiceContext
-from vidauth.service.errors import split_job_error
 from vidauth.service.models import Job, Webhook
 from vidauth.service.text_fields import character_problem
 from vidauth.service.webhook_secrets import row_secret
@@ -104,7 +103,6 @@ def verify(
 
 def job_payload(job: Job, event: str) -> dict[str, Any]:
     """The JSON a notification carries about a job (``error_code``: the stable code)."""
-    error_code, error = split_job_error(job.error)
     return {
         "event": f"upload.{event}",
         "tenant": job.tenant,
@@ -115,8 +113,8 @@ def job_payload(job: Job, event: str) -> dict[str, Any]:
         "bytes_sent": job.bytes_sent,
         "session_id": job.session_id,
         "viewer_url": job.viewer_url,
-        "error": error,
-        "error_code": error_code,
+        "error": job.error,
+        "error_code": job.error_code,
         "sent_at": now_rfc3339(),
     }
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -24,7 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidauth.errors import ErrorCode, PermissionDenied, SignInRequired, UsageError, VidauthError
+from vidauth.errors import ErrorCode, UsageError, VidauthError
+from vidauth.panopto.api import EngineAccount, build_engine
 from vidauth.panopto.engine import (
     UploadEngine,
     UploadEvent,
@@ -34,10 +34,12 @@ from vidauth.panopto.engine import (
     cancelled,
 )
 from vidauth.panopto.rest import PanoptoRest
+from vidauth.panopto.upload_types import EventKind
 from vidauth.service.connect import connection_account
 from vidauth.service.context import ServiceContext
-from vidauth.service.errors import job_error
+from vidauth.service.errors import CANCELLED, JobError, error_columns
 from vidauth.service.expiry import ExpiryTimer
+from vidauth.service.ingest import remove_owned_file
 from vidauth.service.jobs import JobQueue, JobView
 from vidauth.service.models import JobState
 from vidauth.service.shared_files import opener_for
@@ -63,18 +65,48 @@ class _Active:
 
 
 class _Permanent(Exception):
-    """A failure retrying will not fix; ``str()`` is the job's stored error (code: detail)."""
+    """A failure retrying will not fix; ``error`` is what the job stores."""
 
     def __init__(self, error: VidauthError | ErrorCode, detail: str | None = None) -> None:
-        super().__init__(job_error(error, detail))
+        self.error = JobError.of(error, detail)
+        super().__init__(self.error.detail)
 
 
-def remove_owned_file(job: JobView) -> None:
-    """Delete a file the service received for ``job`` (and its per-job directory)."""
-    if not job.owns_file:
-        return
-    path = Path(job.file_path)
-    shutil.rmtree(path.parent, ignore_errors=True)
+class _WaitForConsent(Exception):
+    """The account's grant is gone: the job waits until the user connects again."""
+
+
+#: Codes of a request the job made that retrying cannot fix: the job fails.
+PERMANENT_CODES = frozenset(
+    {
+        ErrorCode.USAGE,
+        ErrorCode.FILE_UNUSABLE,
+        ErrorCode.FILE_NOT_MEDIA,
+        ErrorCode.PART_SIZE_INVALID,
+        ErrorCode.FOLDER_AMBIGUOUS,
+        ErrorCode.FOLDER_NOT_FOUND,
+        ErrorCode.UPLOAD_NOT_FOUND,
+        ErrorCode.ACCOUNT_NOT_FOUND,
+        ErrorCode.UPLOAD_ALREADY_PROCESSED,
+        ErrorCode.UPLOAD_RUNNING,
+    }
+)
+#: Codes saying the sign-in is not usable: the job waits for consent when the account is no
+#: longer active; otherwise it is retried (or fails, for a refusal of the folder).
+SIGN_IN_CODES = frozenset(
+    {
+        ErrorCode.NOT_SIGNED_IN,
+        ErrorCode.SIGN_IN_EXPIRED,
+        ErrorCode.SIGN_IN_TIMEOUT,
+        ErrorCode.AUTHORIZATION_DENIED,
+        ErrorCode.PERMISSION_DENIED,
+    }
+)
+
+_UPLOADING_KINDS = frozenset(
+    {EventKind.STARTED, EventKind.RESUMED, EventKind.RESTARTED, EventKind.PART}
+)
+_PROCESSING_KINDS = frozenset({EventKind.UPLOADED, EventKind.PROCESSING})
 
 
 class Worker:
@@ -182,12 +214,12 @@ class Worker:
         try:
             self._execute(job, active)
         except _Permanent as exc:
-            self._end(job, active, JobState.FAILED, error=str(exc))
+            self._end(job, active, JobState.FAILED, **exc.error.columns())
         except Exception as exc:
             if active.lost:
                 return
             if job.attempts >= self.ctx.service.job_attempts:
-                self._end(job, active, JobState.FAILED, error=_gave_up(exc, job.attempts))
+                self._end(job, active, JobState.FAILED, **_gave_up(exc, job.attempts).columns())
                 return
             delay = self.ctx.va.retry_policy.backoff(job.attempts, max_delay=MAX_RETRY_DELAY)
             log.warning("job %s: %s; retrying in %.0fs", job.id, _brief(exc), delay)
@@ -203,31 +235,53 @@ class Worker:
         if self.queue.finish(job.id, self.name, state, **fields) and state in JobState.FINAL:
             remove_owned_file(job)
 
+    def _complete(
+        self, job: JobView, active: _Active, session_id: str | None, viewer_url: str | None
+    ) -> None:
+        self._end(
+            job,
+            active,
+            JobState.COMPLETE,
+            session_id=session_id,
+            viewer_url=viewer_url,
+            bytes_sent=job.bytes_total,
+            **error_columns(None),
+        )
+
     def _execute(self, job: JobView, active: _Active) -> None:
+        """Steps: the account, a cancel before anything started, an upload that already
+        ended, then the upload itself."""
         account_id = connection_account(self.ctx, job.tenant, job.external_user_id)
         if account_id is None or self.ctx.store.account_status(account_id) != "active":
             self._wait_for_consent(job, active, account_id)
             return
         if job.cancel_requested and job.record_id is None:
-            self._end(job, active, JobState.CANCELLED, error="cancelled")
+            self._end(job, active, JobState.CANCELLED, **CANCELLED.columns())
             return
+        if self._ended_before(job, active):
+            return
+        try:
+            self._upload(job, active, account_id)
+        except _WaitForConsent:
+            self._wait_for_consent(job, active, account_id)
+
+    def _ended_before(self, job: JobView, active: _Active) -> bool:
+        """Whether the job's upload record already ended (its worker died before saying so):
+        complete ends the job; failed raises :class:`_Permanent`."""
         record = UploadStore(self.ctx.db).get(job.record_id) if job.record_id else None
-        if record is not None and record.state == UploadState.COMPLETE:
-            # The upload finished but its worker died before saying so.
-            self._end(
-                job,
-                active,
-                JobState.COMPLETE,
-                session_id=record.session_id,
-                viewer_url=record.viewer_url,
-                bytes_sent=job.bytes_total,
-                error=None,
-            )
-            return
-        if record is not None and record.state == UploadState.FAILED:
+        if record is None:
+            return False
+        if record.state == UploadState.COMPLETE:
+            self._complete(job, active, record.session_id, record.viewer_url)
+            return True
+        if record.state == UploadState.FAILED:
             raise _Permanent(
                 ErrorCode.PROCESSING_FAILED, record.message or "Panopto could not process it"
             )
+        return False
+
+    def _upload(self, job: JobView, active: _Active, account_id: int) -> None:
+        """Send the job's file with the engine :func:`build_engine` wires for the account."""
         try:  # a file given by path: still the very file checked at submit time
             open_file = opener_for(
                 self.ctx.service.shared_dir, job.tenant, job.file_path, job.file_identity
@@ -235,66 +289,60 @@ class Worker:
         except UsageError as exc:
             raise _Permanent(exc) from None
         manager = self.ctx.token_manager(account_id)
+        progress = _JobProgress(self, job, active)
         with self.ctx.api_client(manager) as api:
-            options = UploadOptions(
-                parallel=self.ctx.service.upload_parallel,
-                part_size_mib=self.ctx.service.part_size_mib,
-                bwlimit=self.ctx.service.upload_bwlimit,
-                wait=True,
-                force=True,
-                token_min_validity=self.ctx.service.token_min_validity,
-                poll_initial=0.5,
-                poll_max=self.ctx.service.processing_poll_max,
-            )
-            engine = UploadEngine(
-                api,
-                manager,
-                self.ctx.db,
-                options,
-                account_id=account_id,
-                server=self.ctx.profile.server,
-                retry_policy=self.ctx.va.retry_policy,
+            engine = build_engine(
+                self.ctx.va,
+                self._options(),
                 cancel=active.cancel,
+                account=EngineAccount(account_id, api, manager),
                 open_file=open_file,
                 gate=lambda record_id, point: self._gate(job, active, record_id, point),
             )
-            progress = _Progress(self, job, active)
             try:
                 with engine:
                     # inside the try: resolving the folder may be the first call to find the
                     # grant revoked, which makes the job wait for consent rather than fail
-                    folder_id = job.folder_id or self._resolve_folder(job, api)
+                    folder_id = job.folder_id or self._resolve_folder(job, engine.rest)
                     result = engine.upload(
                         UploadJob(Path(job.file_path), folder_id, job.title, job.description),
                         progress=progress,
                     )
             except UploadInterrupted:
-                self._interrupted(job, active, engine, progress.record_id or job.record_id)
+                self._interrupted(job, active, engine, progress.record_id)
                 return
-            except SignInRequired as exc:
-                if self.ctx.store.account_status(account_id) != "active":
-                    self._wait_for_consent(job, active, account_id)
-                    return
-                if isinstance(exc, PermissionDenied):
-                    raise _Permanent(exc) from None
-                raise
-            except UsageError as exc:
-                raise _Permanent(exc) from None
             except VidauthError as exc:
-                record_id = progress.record_id or job.record_id
-                failed = UploadStore(self.ctx.db).get(record_id) if record_id else None
-                if failed is not None and failed.state == UploadState.FAILED:
-                    raise _Permanent(exc) from None
+                self._sort(exc, account_id, progress.record_id)
                 raise
-        self._end(
-            job,
-            active,
-            JobState.COMPLETE,
-            session_id=result.session_id,
-            viewer_url=result.viewer_url,
-            bytes_sent=job.bytes_total,
-            error=None,
+        self._complete(job, active, result.session_id, result.viewer_url)
+
+    def _options(self) -> UploadOptions:
+        service = self.ctx.service
+        return UploadOptions(
+            parallel=service.upload_parallel,
+            part_size_mib=service.part_size_mib,
+            bwlimit=service.upload_bwlimit,
+            wait=True,
+            force=True,
+            token_min_validity=service.token_min_validity,
+            poll_initial=0.5,
+            poll_max=service.processing_poll_max,
         )
+
+    def _sort(self, exc: VidauthError, account_id: int, record_id: int | None) -> None:
+        """Map an upload's error, by its code, to the job's outcome: wait for consent, fail
+        (:class:`_Permanent`), or return to let it be retried."""
+        if exc.code in SIGN_IN_CODES:
+            if self.ctx.store.account_status(account_id) != "active":
+                raise _WaitForConsent from None
+            if exc.code == ErrorCode.PERMISSION_DENIED:
+                raise _Permanent(exc) from None
+            return
+        if exc.code in PERMANENT_CODES:
+            raise _Permanent(exc) from None
+        failed = UploadStore(self.ctx.db).get(record_id) if record_id else None
+        if failed is not None and failed.state == UploadState.FAILED:
+            raise _Permanent(exc) from None
 
     def _gate(self, job: JobView, active: _Active, record_id: int, point: str) -> None:
         """Before Complete and before State 1 (the point of no return), not only on the
@@ -304,9 +352,9 @@ class Worker:
             active.cancel.set()
             raise cancelled(record_id)
 
-    def _resolve_folder(self, job: JobView, api: object) -> str:
+    def _resolve_folder(self, job: JobView, rest: PanoptoRest) -> str:
         try:
-            folder = PanoptoRest(api).resolve_folder(job.folder)  # type: ignore[arg-type]
+            folder = rest.resolve_folder(job.folder)
         except UsageError as exc:
             raise _Permanent(exc) from None
         self.queue.update_owned(job.id, self.name, folder_id=folder.id)
@@ -314,14 +362,14 @@ class Worker:
 
     def _wait_for_consent(self, job: JobView, active: _Active, account_id: int | None) -> None:
         why = (
-            job_error(ErrorCode.NOT_SIGNED_IN, "the user has not connected Panopto")
+            JobError.of(ErrorCode.NOT_SIGNED_IN, "the user has not connected Panopto")
             if account_id is None
-            else job_error(
+            else JobError.of(
                 ErrorCode.SIGN_IN_EXPIRED,
                 "Panopto refused the stored sign-in: the user must connect again",
             )
         )
-        self._end(job, active, JobState.WAITING_FOR_CONSENT, error=why)
+        self._end(job, active, JobState.WAITING_FOR_CONSENT, **why.columns())
 
     def _interrupted(
         self, job: JobView, active: _Active, engine: UploadEngine, record_id: int | None
@@ -332,14 +380,14 @@ class Worker:
             if record_id is not None:
                 with contextlib.suppress(VidauthError):
                     engine.cancel(record_id)
-            self._end(job, active, JobState.CANCELLED, error="cancelled")
+            self._end(job, active, JobState.CANCELLED, **CANCELLED.columns())
             return
         # Shutting down: hand the job back at once so another worker resumes it.
         with contextlib.suppress(Exception):
             self.queue.release(job.id, self.name, 0.0, None)
 
 
-class _Progress:
+class _JobProgress:
     """Mirrors the engine's events into the job row (fenced by the lease)."""
 
     def __init__(self, worker: Worker, job: JobView, active: _Active) -> None:
@@ -355,9 +403,9 @@ class _Progress:
             if event.record_id is not None and event.record_id != self.record_id:
                 self.record_id = event.record_id
                 fields.update(record_id=event.record_id, session_upload_id=event.upload_id)
-        if event.kind in ("started", "resumed", "restarted", "part"):
+        if event.kind in _UPLOADING_KINDS:
             fields.update(state=JobState.UPLOADING, bytes_sent=event.bytes_done)
-        elif event.kind in ("uploaded", "processing"):
+        elif event.kind in _PROCESSING_KINDS:
             fields.update(state=JobState.PROCESSING, bytes_sent=event.total)
         if not fields:
             return
@@ -371,18 +419,18 @@ class _Progress:
             self.active.cancel.set()
 
 
-def _gave_up(exc: BaseException, attempts: int) -> str:
-    """The stored error of a job that failed every attempt."""
+def _gave_up(exc: BaseException, attempts: int) -> JobError:
+    """The error of a job that failed every attempt."""
     if isinstance(exc, VidauthError):
-        return job_error(exc, f"gave up after {attempts} attempt(s): {exc.message}")
-    return job_error(ErrorCode.UNEXPECTED, f"gave up after {attempts} attempt(s): {_brief(exc)}")
+        return JobError.of(exc, f"gave up after {attempts} attempt(s): {exc.message}")
+    return JobError.of(ErrorCode.UNEXPECTED, f"gave up after {attempts} attempt(s): {_brief(exc)}")
 
 
-def _retrying(exc: BaseException) -> str:
-    """The stored error of a job waiting for its next attempt."""
+def _retrying(exc: BaseException) -> JobError:
+    """The error of a job waiting for its next attempt."""
     if isinstance(exc, VidauthError):
-        return job_error(exc, f"retrying: {exc.message}")
-    return job_error(ErrorCode.UNEXPECTED, f"retrying: {_brief(exc)}")
+        return JobError.of(exc, f"retrying: {exc.message}")
+    return JobError.of(ErrorCode.UNEXPECTED, f"retrying: {_brief(exc)}")
 
 
 def _brief(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +27,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidauth.errors import ConfigError, ErrorCode, StoreError
+
+if TYPE_CHECKING:
+    from vidauth.store.migrate import MigrationTree
 
 SQLITE_BUSY_TIMEOUT_S = 120.0
 PRIVATE_FILE_MODE = 0o600
@@ -62,7 +65,7 @@ class Database:
         self.sqlite_path = _sqlite_path(self.url)
         self.engine = self._create_engine()
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._migrated = False
+        self._migrated: set[str] = set()
         self._migrate_lock = threading.Lock()
 
     def _create_engine(self) -> Engine:
@@ -90,21 +93,24 @@ class Database:
             return engine
         return create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision (once per process; safe across processes)."""
-        with self._migrate_lock:
-            if self._migrated:
-                return
-            from vidauth.store.migrate import upgrade_to_head
+    def migrate(self, *trees: MigrationTree) -> None:
+        """Bring the store's tables, then those of each of ``trees`` (a layer above hands its
+        own), to their newest revisions (once per process; safe across processes)."""
+        from vidauth.store.migrate import STORE, upgrade_to_head
 
+        with self._migrate_lock:
+            todo = [tree for tree in (STORE, *trees) if tree.name not in self._migrated]
+            if not todo:
+                return
             try:
                 with self._cross_process_migration_lock():
-                    upgrade_to_head(self.engine)
+                    for tree in todo:
+                        upgrade_to_head(self.engine, tree)
+                        self._migrated.add(tree.name)
             except OperationalError as exc:
                 raise StoreError(
                     f"cannot open the database {self.safe_url}: {_short(exc)}"
                 ) from None
-            self._migrated = True
 
     @contextmanager
     def _cross_process_migration_lock(self) -> Iterator[None]:

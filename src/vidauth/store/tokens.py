@@ -19,7 +19,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ErrorCode, StoreError
-from vidauth.logs import register_secret
 from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
@@ -97,44 +97,6 @@ class RefreshClaim:
     version: int
     held: bool
     busy_until: float | None = None
-
-
-@dataclass
-class TokenSet:
-    """An OAuth2 token response, normalized. ``repr`` shows no token values."""
-
-    access_token: str = field(repr=False)
-    token_type: str = "Bearer"  # noqa: S105 - a token type, not a secret
-    expires_at: float | None = None
-    refresh_token: str | None = field(default=None, repr=False)
-    id_token: str | None = field(default=None, repr=False)
-    scope: str | None = None
-
-    @classmethod
-    def from_response(
-        cls, data: Any, now: float | None = None, during: str = "reading the token response"
-    ) -> TokenSet:
-        """Build from a token endpoint's JSON, validated as untrusted input
-        (:func:`vidauth.oauth.token_response.parse_token_response`)."""
-        from vidauth.oauth.token_response import parse_token_response
-
-        return cls(**parse_token_response(data, during=during, now=now))
-
-    def __post_init__(self) -> None:
-        # Every token set passes here (fresh answers and stored ones alike): from now on the
-        # log filter masks its tokens wherever they would appear.
-        for value in (self.access_token, self.refresh_token, self.id_token):
-            register_secret(value)
-
-    def seconds_left(self, now: float | None = None) -> float:
-        """Seconds until expiry (infinite when the server gave no lifetime)."""
-        if self.expires_at is None:
-            return float("inf")
-        return self.expires_at - (time.time() if now is None else now)
-
-    def is_fresh(self, min_validity: float) -> bool:
-        """At least ``min_validity`` seconds left."""
-        return self.seconds_left() >= min_validity
 
 
 @dataclass(frozen=True)
@@ -349,6 +311,13 @@ class TokenStore:
             token_query = token_query.with_for_update()
         return session.scalars(account_query).first(), session.scalars(token_query).first()
 
+    def _locked_account(self, session: Session, account_id: int) -> tuple[Account, Token | None]:
+        """:meth:`_locked_rows` of an account that must still exist."""
+        account, row = self._locked_rows(session, account_id)
+        if account is None:
+            raise StoreError(f"account {account_id} no longer exists: sign in again")
+        return account, row
+
     def claim_refresh(
         self,
         account_id: int,
@@ -359,9 +328,7 @@ class TokenStore:
         """Claim the account's refresh for ``lease`` seconds if ``wanted(tokens, status)`` says
         a refresh is still needed and nobody else holds a live claim (one short transaction)."""
         with self._writing() as session:
-            account, row = self._locked_rows(session, account_id)
-            if account is None:
-                raise StoreError(f"account {account_id} no longer exists: sign in again")
+            account, row = self._locked_account(session, account_id)
             tokens = self._decode(row) if row is not None else None
             version = row.version if row is not None else 0
             seen = RefreshClaim(account.status, account.username, tokens, version, held=False)
@@ -558,15 +525,7 @@ class TokenStore:
         For short, local changes only: a refresh uses :meth:`claim_refresh`, so that no lock is
         held across a network call."""
         with self.db.write_session() as session:
-            account_query = select(Account).where(Account.id == account_id)
-            token_query = select(Token).where(Token.account_id == account_id)
-            if not self.db.is_sqlite:
-                account_query = account_query.with_for_update()
-                token_query = token_query.with_for_update()
-            account = session.scalars(account_query).first()
-            if account is None:
-                raise StoreError(f"account {account_id} no longer exists: sign in again")
-            row = session.scalars(token_query).first()
+            account, row = self._locked_account(session, account_id)
             yield LockedGrant(self, session, account, row)
 
     def set_status(

@@ -1,7 +1,7 @@
 """Discovery documents and JWKS cached with an expiry.
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

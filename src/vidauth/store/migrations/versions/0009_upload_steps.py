@@ -1,7 +1,7 @@
 """The step an upload has reached, and what each upload host answered to optional S3 calls.
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

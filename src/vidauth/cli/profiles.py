@@ -1,4 +1,4 @@
-"""``vidauth profiles`` and ``vidauth doctor`` (registered by ``vidauth.cli``)."""
+"""``vidauth profiles`` and ``vidauth doctor``: the configured profiles, and checking one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from vidauth.cli_tables import Column, print_listing
+from vidauth.cli.common import err, flags, out, settings
+from vidauth.cli.tables import Column, print_listing
 
 _MARK = {
     "ok": Text("✓", style="green"),
@@ -20,20 +21,20 @@ _MARK = {
 
 
 def profiles(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List the profiles (PANOPTO_* settings and vidauth.toml); secrets show only their source."""
-    from vidauth.cli import _options, err, out
-    from vidauth.config import check_all, list_profiles, load_settings
+    from vidauth.config import check_all, list_profiles
 
-    settings = load_settings(**_options.flags())
-    rows = list_profiles(settings.raw)
-    problems = check_all(settings.raw)
+    chosen = settings(ctx)
+    rows = list_profiles(chosen.raw)
+    problems = check_all(chosen.raw)
     for row in rows:
-        row["selected"] = row["name"] == settings.profile_name
+        row["selected"] = row["name"] == chosen.profile_name
         row["problem"] = problems.get(row["name"])
     if as_json:
-        out.print_json(json.dumps({"selected": settings.profile_name, "profiles": rows}))
+        out.print_json(json.dumps({"selected": chosen.profile_name, "profiles": rows}))
     elif not rows:
         err.print(
             "No profiles: set PANOPTO_SERVER/PANOPTO_CLIENT_ID/PANOPTO_CLIENT_SECRET in .env, "
@@ -77,6 +78,7 @@ def profiles(
 
 
 def doctor(
+    ctx: typer.Context,
     profile: Annotated[
         str | None, typer.Option("--profile", help="Profile to check (default: the selected one).")
     ] = None,
@@ -88,20 +90,19 @@ def doctor(
     whether the server accepts the client, the redirect URI and its port, the token store.
     Exits 2 when anything fails.
     """
-    from vidauth.cli import _options, out
+    from vidauth.cli.doctor import failed, run_doctor
     from vidauth.config import load_settings
-    from vidauth.doctor import failed, run_doctor
 
-    flags = _options.flags()
+    given = flags(ctx)
     if profile:
-        flags["vidauth_profile"] = profile
-    settings = load_settings(**flags)
-    checks = run_doctor(settings)
+        given["vidauth_profile"] = profile
+    checked = load_settings(**given)
+    checks = run_doctor(checked)
     if as_json:
         out.print_json(
             json.dumps(
                 {
-                    "profile": settings.profile_name,
+                    "profile": checked.profile_name,
                     "ok": not failed(checks),
                     "checks": [c.as_dict() for c in checks],
                 }
@@ -110,7 +111,7 @@ def doctor(
     else:
         print_listing(
             out,
-            f"vidauth doctor — profile {settings.profile_name}",
+            f"vidauth doctor — profile {checked.profile_name}",
             [
                 Column("", heading=True),
                 Column("check", heading=True),
@@ -121,9 +122,3 @@ def doctor(
         )
     if failed(checks):
         raise typer.Exit(2)
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``profiles`` and ``doctor`` to the CLI."""
-    app.command("profiles")(profiles)
-    app.command("doctor")(doctor)

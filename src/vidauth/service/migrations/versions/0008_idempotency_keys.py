@@ -1,7 +1,7 @@
 """The service's Idempotency-Key records for POST /v1/uploads.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -37,6 +37,8 @@ def _signature(facts: Facts) -> str:
 
 
 def _folder(facts: Facts) -> str:
+    if facts.get("similar"):
+        return "give the exact name or the folder id"
     if facts.get("name") is not None:
         return "list folders with `vidauth folders --search`"
     return "check the id with `vidauth folders`"
@@ -130,7 +132,7 @@ ADVICE: dict[ErrorCode, tuple[str, Callable[[Facts], str]]] = {
         lambda f: "check you have access, or run `vidauth login` again",
     ),
     ErrorCode.ACCOUNT_NOT_FOUND: (": ", lambda f: "see `vidauth status`"),
-    ErrorCode.FOLDER_NOT_FOUND: (": ", _folder),
+    ErrorCode.FOLDER_NOT_FOUND: ("; ", _folder),
     ErrorCode.UPLOAD_NOT_FOUND: (": ", lambda f: "list uploads with `vidauth uploads`"),
     ErrorCode.UPLOAD_ALREADY_PROCESSED: (": ", lambda f: "delete the session in Panopto instead"),
     ErrorCode.UPLOAD_TARGET_FAILED: ("; ", _cancel_or_resume),

@@ -15,33 +15,28 @@ from typing import Annotated, Any
 
 import typer
 
+from vidauth.cli.common import fail, flags, settings
 from vidauth.errors import UsageError, VidauthError
 
 apikey_app = typer.Typer(help="API keys of the HTTP service.", no_args_is_help=True)
 
 
-def _context(flags: dict[str, Any] | None = None) -> Any:
-    """The service context from the global options (``flags``: as ``GlobalOptions.flags()``)."""
-    from vidauth.cli import _options
+def _context(given: dict[str, Any]) -> Any:
+    """The service context from the global options (``given``: as ``GlobalOptions.flags()``)."""
     from vidauth.config import load_settings
     from vidauth.service.context import ServiceContext
     from vidauth.service.settings import load_service_settings
 
-    flags = _options.flags() if flags is None else flags
-    settings = load_settings(**flags)
-    env_file = Path(flags["env_file"]) if flags.get("env_file") else None
-    return ServiceContext(settings, load_service_settings(settings, env_file))
-
-
-def _fail(exc: VidauthError) -> typer.Exit:
-    sys.stderr.write(f"vidauth: {exc}\n")
-    return typer.Exit(exc.exit_code)
+    loaded = load_settings(**given)
+    env_file = Path(given["env_file"]) if given.get("env_file") else None
+    return ServiceContext(loaded, load_service_settings(loaded, env_file))
 
 
 SERVE_FLAGS_ENV = "VIDAUTH_SERVE_FLAGS"
 
 
 def serve(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8080,
     no_worker: Annotated[
@@ -71,47 +66,45 @@ def serve(
 
     from vidauth._serving import listen_socket
     from vidauth.logs import configure_logging, install_redaction
-    from vidauth.service.app import create_app
     from vidauth.service.ingest import prepare_upload_dir
     from vidauth.service.protection import uvicorn_options
+    from vidauth.service.runner import service_app
     from vidauth.service.worker import Worker
 
     configure_logging(logging.INFO)
     try:
-        ctx = _context()
-        ctx.store  # noqa: B018 - open and migrate the store before listening
-        prepare_upload_dir(ctx.service.upload_dir)
+        context = _context(flags(ctx))
+        context.store  # noqa: B018 - open and migrate the store before listening
+        prepare_upload_dir(context.service.upload_dir)
     except VidauthError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     try:
         sock = listen_socket(host, port)
     except UsageError as exc:
-        ctx.close()
-        raise _fail(exc) from None
+        context.close()
+        raise fail(exc) from None
     _announce(
-        sock, host, ctx, worker="off (--no-worker)" if no_worker else "on", processes=processes
+        sock, host, context, worker="off (--no-worker)" if no_worker else "on", processes=processes
     )
     options: dict[str, Any] = {
         "log_level": log_level,
         "access_log": access_log,
         "timeout_keep_alive": 30,
         # header and body-idle timeouts, a cap per client, X-Forwarded-For from trusted proxies
-        **uvicorn_options(ctx.service),
+        **uvicorn_options(context.service),
     }
     worker = None
     if processes == 1:
-        config = uvicorn.Config(create_app(ctx, run_worker=not no_worker), **options)
+        config = uvicorn.Config(service_app(context, run_worker=not no_worker), **options)
     else:
         # uvicorn's supervisor spawns the processes, each building its own app (and database
         # connections) from the same global options, handed over in the environment.
-        from vidauth.cli import _options
-
-        flags = {k: str(v) for k, v in _options.flags().items() if v is not None}
-        os.environ[SERVE_FLAGS_ENV] = json.dumps(flags)
+        given = {k: str(v) for k, v in flags(ctx).items() if v is not None}
+        os.environ[SERVE_FLAGS_ENV] = json.dumps(given)
         config = uvicorn.Config(
-            "vidauth.cli_service:http_process_app", factory=True, workers=processes, **options
+            "vidauth.cli.service:http_process_app", factory=True, workers=processes, **options
         )
-        worker = None if no_worker else Worker(ctx).start()
+        worker = None if no_worker else Worker(context).start()
     install_redaction()  # uvicorn.Config configured its loggers: filter their handlers too
     try:
         started = _run_uvicorn(config, sock)
@@ -119,7 +112,7 @@ def serve(
         if worker is not None:
             worker.stop()
         sock.close()
-        ctx.close()
+        context.close()
     if not started:
         sys.stderr.write("vidauth: the service did not start (the error is above)\n")
         raise typer.Exit(1)
@@ -185,6 +178,7 @@ def http_process_app() -> Any:
 
 
 def worker(
+    ctx: typer.Context,
     jobs: Annotated[
         int | None,
         typer.Option(min=1, max=64, help="Uploads run at once (default VIDAUTH_WORKER_JOBS)."),
@@ -196,11 +190,11 @@ def worker(
 
     configure_logging(logging.INFO)
     try:
-        ctx = _context()
-        runner = Worker(ctx, jobs)
-        ctx.store  # noqa: B018
+        context = _context(flags(ctx))
+        runner = Worker(context, jobs)
+        context.store  # noqa: B018
     except VidauthError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
     def stop(_signum: int, _frame: object) -> None:
         runner.stop_event.set()
@@ -208,23 +202,23 @@ def worker(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     runner.run_forever()
-    ctx.close()
+    context.close()
 
 
-def _key_db() -> Any:
+def _key_db(ctx: typer.Context) -> Any:
     """The store's database, migrated (no service settings needed for key management)."""
-    from vidauth.cli import _options
-    from vidauth.config import load_settings
+    from vidauth.service.migrate import migrate_service
     from vidauth.store import Database
 
-    settings = load_settings(**_options.flags())
-    db = Database(settings.database_url)
-    db.migrate()
-    return settings, db
+    chosen = settings(ctx)
+    db = Database(chosen.database_url)
+    migrate_service(db)
+    return chosen, db
 
 
 @apikey_app.command("create")
 def apikey_create(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="What the key is for, e.g. ontrack-production.")],
     tenant: Annotated[
         str, typer.Option(help="The tenant whose users and uploads the key may act on.")
@@ -258,16 +252,16 @@ def apikey_create(
                 "use a long random value\n"
             )
             raise typer.Exit(2)
-        settings, db = _key_db()
+        chosen, db = _key_db(ctx)
         cipher = (
-            TokenStore.open(db, settings.home, settings.secret_keys).cipher
+            TokenStore.open(db, chosen.home, chosen.secret_keys).cipher
             if secret is not None
             else None
         )
         key = create_api_key(db, name.strip(), tenant.strip(), webhook_secret=secret, cipher=cipher)
         db.dispose()
     except VidauthError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     sys.stdout.write(key + "\n")
     sys.stdout.flush()
 
@@ -278,6 +272,7 @@ def _when(value: Any) -> str:
 
 @apikey_app.command("list")
 def apikey_list(
+    ctx: typer.Context,
     revoked: Annotated[bool, typer.Option("--revoked", help="Also list revoked keys.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per key.")] = False,
 ) -> None:
@@ -286,11 +281,11 @@ def apikey_list(
     from vidauth.service.auth import list_api_keys
 
     try:
-        _settings, db = _key_db()
+        _settings, db = _key_db(ctx)
         keys = list_api_keys(db, include_revoked=revoked)
         db.dispose()
     except VidauthError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if as_json:
         for k in keys:
             sys.stdout.write(
@@ -332,6 +327,7 @@ def apikey_list(
 
 @apikey_app.command("revoke")
 def apikey_revoke(
+    ctx: typer.Context,
     key_id: Annotated[
         int, typer.Argument(metavar="ID", help="The key's id (vidauth apikey list).")
     ],
@@ -340,19 +336,12 @@ def apikey_revoke(
     from vidauth.service.auth import revoke_api_key
 
     try:
-        _settings, db = _key_db()
+        _settings, db = _key_db(ctx)
         info = revoke_api_key(db, key_id)
         db.dispose()
     except VidauthError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if info is None:
         sys.stderr.write(f"vidauth: no API key {key_id}; list them with `vidauth apikey list`\n")
         raise typer.Exit(2)
     sys.stderr.write(f"revoked API key {info.id} ({info.name}, tenant {info.tenant})\n")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the service commands to the ``vidauth`` CLI."""
-    app.command()(serve)
-    app.command()(worker)
-    app.add_typer(apikey_app, name="apikey")

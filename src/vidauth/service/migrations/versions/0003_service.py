@@ -1,7 +1,7 @@
 """The HTTP service: API keys, connections, pending sign-ins, upload jobs and webhooks.
 
 Revision ID: 0003
-Revises: 0002
+Revises: (none: the first of the service)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = None
 branch_labels = None
 depends_on = None
 

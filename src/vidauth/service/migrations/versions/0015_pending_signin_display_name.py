@@ -1,7 +1,7 @@
 """The name a connect link's start page shows: whom the link is for.
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

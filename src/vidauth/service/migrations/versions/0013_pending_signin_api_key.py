@@ -1,7 +1,7 @@
 """The API key that handed out a connect link: the link ends when the key is revoked.
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0012"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

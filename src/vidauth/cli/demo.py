@@ -113,7 +113,7 @@ def _sign_in(console: Console, va: object, robot: object) -> None:
 
 
 def _show_status(console: Console, va: object) -> None:
-    from vidauth.cli_tables import Column, print_listing
+    from vidauth.cli.tables import Column, print_listing
     from vidauth.client import Vidauth
 
     assert isinstance(va, Vidauth)

@@ -3,197 +3,33 @@
 from __future__ import annotations
 
 import json
-import sys
-import threading
-import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vidauth._times import rfc3339
-from vidauth.cli_errors import exit_code, sentence
-from vidauth.cli_tables import Column, print_listing
+from vidauth.cli.common import err, on_interrupt, open_vidauth, out
+from vidauth.cli.errors import exit_code, sentence
+from vidauth.cli.progress import JsonReporter, PlainReporter, RichReporter
+from vidauth.cli.tables import Column, print_listing
 from vidauth.errors import UsageError, VidauthError
 
 if TYPE_CHECKING:
+    from vidauth.panopto.engine import UploadEngine, UploadJob, UploadOptions
     from vidauth.panopto.upload_types import UploadResult
 
-_REGISTERED = "_vidauth_upload_registered"
-
-
-def register(app: typer.Typer) -> None:
-    """Add the upload and browsing commands to ``app`` (once)."""
-    if getattr(app, _REGISTERED, False):
-        return
-    setattr(app, _REGISTERED, True)
-    app.command("upload")(upload)
-    app.command("folders")(folders)
-    app.command("sessions")(sessions)
-    uploads_app = typer.Typer(
-        help="Uploads recorded in the store: list them, or cancel one.",
-        invoke_without_command=True,
-        no_args_is_help=False,
-    )
-    uploads_app.callback(invoke_without_command=True)(uploads_list)
-    uploads_app.command("cancel")(uploads_cancel)
-    app.add_typer(uploads_app, name="uploads")
-
-
-def _cli() -> Any:
-    from vidauth import cli
-
-    return cli
-
-
-# -- progress reporters ----------------------------------------------------------------------
-
-
-class JsonReporter:
-    """JSON lines on stdout: one per event, then one per result."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Any) -> None:
-        self.line({"event": event.kind, **event.as_dict()})
-
-    def line(self, data: dict[str, Any]) -> None:
-        with self._lock:
-            sys.stdout.write(json.dumps(data, default=str) + "\n")
-            sys.stdout.flush()
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-def human_rate(rate: float | None) -> str:
-    """``12.3 MB/s`` (decimal units, as network speeds are given), or ``?`` when unknown."""
-    if rate is None:
-        return "?"
-    for unit, scale in (("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3)):
-        if rate >= scale:
-            return f"{rate / scale:.1f} {unit}"
-    return f"{rate:.0f} B/s"
-
-
-class PlainReporter:
-    """Periodic plain lines on stderr (every 5 s or 10 % per file) when not on a terminal.
-
-    The bytes are those read from the file for sending (``progress`` events), with the speed
-    over the last seconds.
-    """
-
-    def __init__(self, console: Any, every: float = 5.0) -> None:
-        self.console = console
-        self.every = every
-        self._lock = threading.Lock()
-        self._last: dict[str, tuple[float, int]] = {}
-
-    def __call__(self, event: Any) -> None:
-        name = Path(event.path).name
-        with self._lock:
-            if event.kind == "progress":
-                when, tenth = self._last.get(event.path, (0.0, -1))
-                now = time.monotonic()
-                step = int(10 * event.bytes_done / event.total) if event.total else 10
-                if now - when < self.every and step <= tenth:
-                    return
-                self._last[event.path] = (now, max(step, tenth))
-                pct = 100 * event.bytes_done / event.total if event.total else 100
-                self.console.print(
-                    f"{name}: {pct:.0f}% ({event.bytes_done}/{event.total} bytes, "
-                    f"{human_rate(event.rate)})",
-                    markup=False,
-                    highlight=False,
-                )
-            elif event.kind != "part":
-                _describe(self.console, event)
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-class RichReporter:
-    """A Rich progress bar per file on a terminal: the bytes read for sending, the speed over
-    the last seconds (the engine's, not Rich's estimate from finished parts) and the time left
-    at that speed."""
-
-    def __init__(self, console: Any) -> None:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
-        self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(binary_units=True),
-            TextColumn("{task.fields[speed]}"),
-            TextColumn("{task.fields[left]}"),
-            console=console,
-        )
-        self.progress.start()
-        self._tasks: dict[str, Any] = {}
-        self._first: dict[str, tuple[float, int]] = {}  # per file: first progress (time, bytes)
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Any) -> None:
-        with self._lock:
-            task = self._tasks.get(event.path)
-            if task is None and event.total:
-                task = self._tasks[event.path] = self.progress.add_task(
-                    Path(event.path).name, total=event.total, speed="?", left="-:--:--"
-                )
-            if task is not None and event.kind == "progress":
-                self._first.setdefault(event.path, (time.monotonic(), event.bytes_done))
-                self.progress.update(
-                    task,
-                    completed=event.bytes_done,
-                    speed=human_rate(event.rate),
-                    left=_time_left(event.total - event.bytes_done, event.rate),
-                )
-            elif task is not None and event.kind == "uploaded":
-                # the finished bar shows the file's average speed, from its first byte read
-                when, done = self._first.get(event.path, (time.monotonic(), event.total))
-                seconds = time.monotonic() - when
-                average = (
-                    (event.total - done) / seconds if seconds > 0 and done < event.total else None
-                )
-                self.progress.update(
-                    task, completed=event.total, speed=human_rate(average), left="0:00:00"
-                )
-            if event.kind not in ("part", "progress"):
-                _describe(self.progress.console, event)
-
-    def close(self) -> None:
-        """Stop redrawing."""
-        self.progress.stop()
-
-
-def _time_left(left: int, rate: float | None) -> str:
-    if not rate:
-        return "-:--:--"
-    seconds = int(left / rate)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def _describe(console: Any, event: Any) -> None:
-    name = Path(event.path).name
-    text = {
-        "started": f"{name}: upload {event.upload_id} (record {event.record_id}) started",
-        "resumed": f"{name}: {event.message} (upload {event.upload_id})",
-        "restarted": f"{name}: {event.message}",
-        "uploaded": f"{name}: all bytes sent; telling Panopto to process it",
-        "processing": f"{name}: Panopto is processing upload {event.upload_id}",
-        "complete": f"{name}: complete",
-    }.get(event.kind)
-    if text:
-        console.print(text, markup=False, highlight=False)
-
-
-# -- commands --------------------------------------------------------------------------------
+uploads_app = typer.Typer(
+    help="Uploads recorded in the store: list them, or cancel one.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
 
 def upload(
+    ctx: typer.Context,
     # readable=False: vidauth checks each file itself, with a one-line error (exit 2).
     files: Annotated[list[Path], typer.Argument(help="Video files to upload.", readable=False)],
     folder: Annotated[str, typer.Option("--folder", help="Folder id (GUID) or exact name.")],
@@ -245,13 +81,46 @@ def upload(
     A file already uploaded to the folder under the same title is not sent again: the
     existing session is printed instead (--again uploads it anew).
     """
-    from vidauth.panopto.api import build_engine, send_or_skip
-    from vidauth.panopto.engine import UploadJob, UploadOptions
-    from vidauth.panopto.files import check_media_file
+    from vidauth.panopto.api import build_engine
+    from vidauth.panopto.engine import UploadOptions
+
+    limit = _check_options(signature, parallel, folder, part_size, bwlimit)
+    checked = _resolve_files(files, force=force)
+    options = UploadOptions(parallel=parallel, part_size_mib=part_size, wait=wait, force=force)
+    tracker = _Tracker(_reporter(as_json))
+    on_interrupt(ctx, "nothing was sent; run the same command again")
+    with open_vidauth(ctx) as va:
+        try:
+            _apply_profile(options, va.profile, signature, bwlimit, limit)
+            with build_engine(va, options, subject=account) as engine:
+                jobs = _jobs(engine, folder, checked, title, description)
+                results = _send(
+                    engine,
+                    jobs,
+                    tracker,
+                    again=again,
+                    on_skipped=lambda job, record: _announce_earlier(
+                        tracker.reporter, as_json, job, record
+                    ),
+                )
+        except KeyboardInterrupt as exc:  # the engine has stopped and released its leases
+            raise _interrupted(va, tracker.begun) from exc
+        finally:
+            tracker.reporter.close()
+    _report(results, tracker.reporter, as_json)
+
+
+def _check_options(
+    signature: str | None,
+    parallel: int | None,
+    folder: str,
+    part_size: int | None,
+    bwlimit: str | None,
+) -> int | None:
+    """Refuse a bad option before anything is read or sent; the --bwlimit rate (None: none)."""
     from vidauth.panopto.files import part_size as choose_part_size
     from vidauth.panopto.signature import check_choice
 
-    cli = _cli()
     if signature is not None:
         check_choice(signature)
     if parallel is not None and not 1 <= parallel <= 64:
@@ -260,73 +129,113 @@ def upload(
         raise UsageError("--folder is empty: give a folder id (GUID) or its exact name")
     if part_size is not None:
         choose_part_size(0, part_size)
-    limit = _bwlimit(bwlimit, "--bwlimit") if bwlimit is not None else None
+    return _bwlimit(bwlimit, "--bwlimit") if bwlimit is not None else None
+
+
+def _resolve_files(files: list[Path], *, force: bool) -> list[Path]:
+    """Each file checked as a video to upload (``force``: any readable file), given once."""
+    from vidauth.panopto.files import check_media_file
+
     checked = [check_media_file(path, force=force) for path in files]
     if len(set(checked)) != len(checked):
         raise UsageError("the same file is given twice: give each file once")
-    options = UploadOptions(parallel=parallel, part_size_mib=part_size, wait=wait, force=force)
-    reporter: Any
+    return checked
+
+
+def _reporter(as_json: bool) -> Any:
+    """JSON lines with --json, bars on a terminal, else plain lines now and then."""
     if as_json:
-        reporter = JsonReporter()
-    elif cli.err.is_terminal:
-        reporter = RichReporter(cli.err)
-    else:
-        reporter = PlainReporter(cli.err)
-    begun: dict[str, int] = {}  # file → its upload record, for the line after Ctrl-C
+        return JsonReporter()
+    if err.is_terminal:
+        return RichReporter(err)
+    return PlainReporter(err)
 
-    def report(event: Any) -> None:
+
+@dataclass
+class _Tracker:
+    """Passes the engine's events to the reporter, noting each file's upload record (for the
+    line after Ctrl-C)."""
+
+    reporter: Any
+    #: file → its upload record
+    begun: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, event: Any) -> None:
         if event.record_id is not None:
-            begun[event.path] = event.record_id
-        reporter(event)
+            self.begun[event.path] = event.record_id
+        self.reporter(event)
 
-    cli.on_interrupt("nothing was sent; run the same command again")
-    with cli._vidauth() as va:
-        try:
-            # the flag, else the profile's `signature` key, else auto; explicit ones used as is
-            options.signature = signature or getattr(va.profile, "signature", None) or "auto"
-            # the flag, else the profile's `bwlimit` key, else none
-            options.bwlimit = limit if bwlimit is not None else getattr(va.profile, "bwlimit", None)
-            with build_engine(va, options, subject=account) as engine:
-                target = engine.rest.resolve_folder(folder)
-                jobs = [UploadJob(path, target.id, title, description) for path in checked]
-                try:
-                    results = send_or_skip(
-                        engine,
-                        jobs,
-                        report,
-                        again=again,
-                        on_skipped=lambda job, record: _announce_earlier(
-                            reporter, as_json, job, record
-                        ),
-                    )
-                except KeyboardInterrupt:
-                    engine.cancel_event.set()
-                    raise
-        except KeyboardInterrupt as exc:  # the engine has stopped and released its leases
-            raise _interrupted(va, begun) from exc
-        finally:
-            reporter.close()
+
+def _apply_profile(
+    options: UploadOptions,
+    profile: Any,
+    signature: str | None,
+    bwlimit: str | None,
+    limit: int | None,
+) -> None:
+    """What the command line left open, from the profile's keys."""
+    # the flag, else the profile's `signature` key, else auto; explicit ones used as is
+    options.signature = signature or getattr(profile, "signature", None) or "auto"
+    # the flag (even `off`), else the profile's `bwlimit` key, else none
+    options.bwlimit = limit if bwlimit is not None else getattr(profile, "bwlimit", None)
+
+
+def _jobs(
+    engine: UploadEngine,
+    folder: str,
+    files: list[Path],
+    title: str | None,
+    description: str | None,
+) -> list[UploadJob]:
+    """One job per file, into ``folder`` (an id or an exact name, resolved at Panopto)."""
+    from vidauth.panopto.engine import UploadJob
+
+    target = engine.rest.resolve_folder(folder)
+    return [UploadJob(path, target.id, title, description) for path in files]
+
+
+def _send(
+    engine: UploadEngine,
+    jobs: list[UploadJob],
+    report: Callable[[Any], None],
+    *,
+    again: bool,
+    on_skipped: Callable[[Any, Any], None],
+) -> list[UploadResult]:
+    """Send the jobs (but not again what this folder already has), reporting progress; Ctrl-C
+    tells the engine to stop before it leaves."""
+    from vidauth.panopto.api import send_or_skip
+
+    try:
+        return send_or_skip(engine, jobs, report, again=again, on_skipped=on_skipped)
+    except KeyboardInterrupt:
+        engine.cancel_event.set()
+        raise
+
+
+def _report(results: list[UploadResult], reporter: Any, as_json: bool) -> None:
+    """A line per file (a JSON result with --json); exit with the first failure's code."""
     for result in results:
         if as_json:
             reporter.line({"result": result.as_dict()})
             continue
         name = Path(result.path).name
         if result.already_uploaded:
-            cli.out.print(
+            out.print(
                 f"{name}: already uploaded (upload {result.upload_id}); session "
                 f"{result.session_id} {result.viewer_url or ''}".rstrip(),
                 markup=False,
                 highlight=False,
             )
         elif result.ok and result.session_id:
-            cli.out.print(
+            out.print(
                 f"{name}: upload {result.upload_id} complete; session {result.session_id} "
                 f"{result.viewer_url or ''}".rstrip(),
                 markup=False,
                 highlight=False,
             )
         elif result.ok:
-            cli.out.print(
+            out.print(
                 f"{name}: upload {result.upload_id} sent; Panopto is processing it "
                 f"(check with `vidauth uploads`)",
                 markup=False,
@@ -334,7 +243,7 @@ def upload(
             )
         else:
             line = sentence(result.error) if result.error else result.message
-            cli.err.print(f"vidauth: {line}", markup=False, highlight=False)
+            err.print(f"vidauth: {line}", markup=False, highlight=False)
     codes = [_exit_code(r) for r in results if not r.ok]
     if codes:
         raise typer.Exit(codes[0])
@@ -361,7 +270,7 @@ def _interrupted(va: Any, begun: dict[str, int]) -> VidauthError:
 
 def _bwlimit(text: str, where: str) -> int | None:
     """Bytes per second from ``text`` (None: no limit), or a one-line UsageError."""
-    from vidauth.panopto.pacing import parse_rate
+    from vidauth.domain.rates import parse_rate
 
     try:
         return parse_rate(text)
@@ -400,6 +309,7 @@ def _exit_code(result: UploadResult) -> int:
     return exit_code(result.error) if result.error else result.exit_code
 
 
+@uploads_app.callback(invoke_without_command=True)
 def uploads_list(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -413,19 +323,18 @@ def uploads_list(
     from vidauth.store.leases import LeaseStore
     from vidauth.store.uploads import UploadStore
 
-    cli = _cli()
-    with cli._vidauth() as va:
+    with open_vidauth(ctx) as va:
         records = UploadStore(va.store.db).list_uploads()
         running = LeaseStore(va.store.db).live(r.id for r in records)
     rows = [_listed(r.as_dict(), running.get(r.id)) for r in records]
     if as_json:
-        cli.out.print_json(json.dumps({"uploads": rows}))
+        out.print_json(json.dumps({"uploads": rows}))
         return
     if not rows:  # a listing of the local store: empty is an answer (exit 0)
-        cli.err.print("No uploads recorded.")
+        err.print("No uploads recorded.")
         return
     print_listing(
-        cli.out,
+        out,
         "vidauth uploads",
         [
             Column("id", heading=True),
@@ -466,7 +375,9 @@ def _listed(row: dict[str, Any], lease: Any) -> dict[str, Any]:
     return row
 
 
+@uploads_app.command("cancel")
 def uploads_cancel(
+    ctx: typer.Context,
     upload_id: Annotated[str, typer.Argument(help="Record id or sessionUpload ID.")],
     account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
 ) -> None:
@@ -475,13 +386,12 @@ def uploads_cancel(
     from vidauth.panopto.plan import not_found
     from vidauth.store.uploads import UploadStore
 
-    cli = _cli()
-    with cli._vidauth() as va:
+    with open_vidauth(ctx) as va:
         if UploadStore(va.store.db).find(upload_id) is None:  # say so before any sign-in check
             raise not_found(upload_id)
         with build_engine(va, subject=account) as engine:
             record = engine.cancel(engine.find(upload_id).id)
-    cli.err.print(
+    err.print(
         f"Cancelled upload {record.id} ({Path(record.file_path).name}, "
         f"sessionUpload {record.session_upload_id}).",
         markup=False,
@@ -490,6 +400,7 @@ def uploads_cancel(
 
 
 def folders(
+    ctx: typer.Context,
     search: Annotated[str | None, typer.Option(help="Folders whose name contains TEXT.")] = None,
     parent: Annotated[str | None, typer.Option(help="List the folders in this folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -498,10 +409,9 @@ def folders(
     """List Panopto folders (top level, children of --parent, or matching --search)."""
     from vidauth.panopto.rest import PanoptoRest
 
-    cli = _cli()
     if search is not None and parent is not None:
         raise UsageError("give --search or --parent, not both")
-    with cli._vidauth() as va, va.api_client(account) as api:
+    with open_vidauth(ctx) as va, va.api_client(account) as api:
         rest = PanoptoRest(api)
         found = rest.search_folders(search) if search else rest.folder_children(parent)
     rows = [
@@ -509,13 +419,13 @@ def folders(
         for f in found
     ]
     if as_json:
-        cli.out.print_json(json.dumps({"folders": rows}))
+        out.print_json(json.dumps({"folders": rows}))
         return
     if not rows:  # an empty answer, not an error (exit 0)
-        cli.err.print("No folders found.")
+        err.print("No folders found.")
         return
     print_listing(
-        cli.out,
+        out,
         f"Panopto folders ({len(rows)})",
         [Column("name", heading=True), Column("id"), Column("parent")],
         [[row["name"] or "", row["id"] or "", row["parent"] or ""] for row in rows],
@@ -523,6 +433,7 @@ def folders(
 
 
 def sessions(
+    ctx: typer.Context,
     folder: Annotated[str, typer.Option("--folder", help="Folder id (GUID) or exact name.")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     account: Annotated[str | None, typer.Option(help="Account (subject or name).")] = None,
@@ -530,8 +441,7 @@ def sessions(
     """List the sessions (recordings) in a folder."""
     from vidauth.panopto.rest import PanoptoRest
 
-    cli = _cli()
-    with cli._vidauth() as va, va.api_client(account) as api:
+    with open_vidauth(ctx) as va, va.api_client(account) as api:
         rest = PanoptoRest(api)
         target = rest.resolve_folder(folder)
         found = rest.folder_sessions(target.id)
@@ -546,13 +456,13 @@ def sessions(
         for s in found
     ]
     if as_json:
-        cli.out.print_json(json.dumps({"folder": target.id, "sessions": rows}))
+        out.print_json(json.dumps({"folder": target.id, "sessions": rows}))
         return
     if not rows:  # an empty folder is an answer (exit 0)
-        cli.err.print(f"No sessions in {target.name}.", markup=False, highlight=False)
+        err.print(f"No sessions in {target.name}.", markup=False, highlight=False)
         return
     print_listing(
-        cli.out,
+        out,
         f"Sessions in {target.name} ({len(rows)})",
         [
             Column("name", heading=True),

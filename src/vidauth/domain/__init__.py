@@ -1,0 +1,1 @@
+"""Plain domain types below every layer that uses them: the store, OAuth, uploads, profiles."""
