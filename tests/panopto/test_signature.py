@@ -9,12 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from vidauth.errors import ErrorCode, RemoteServiceError, UsageError
-from vidauth.panopto.signature import (
-    SignatureNegotiator,
-    check_choice,
-    signature_refusal,
-    upload_host,
-)
+from vidauth.panopto.s3calls import signature_refusal
+from vidauth.panopto.signature import SignatureNegotiator, check_choice, upload_host
 from vidauth.store import Database
 from vidauth.store.signatures import SignatureHostStore
 from vidauth_sandbox.s3 import refusal_for

@@ -30,8 +30,8 @@ from vidauth.panopto.files import (
 )
 from vidauth.panopto.optional import LIST_PARTS, OptionalCalls
 from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
-from vidauth.panopto.s3calls import S3Caller, Stop, call_refused, no_such_upload
-from vidauth.panopto.signature import SignatureNegotiator, signature_refusal, upload_host
+from vidauth.panopto.s3calls import S3Caller, Stop, call_refused, no_such_upload, signature_refusal
+from vidauth.panopto.signature import SignatureNegotiator, upload_host
 from vidauth.panopto.target import S3Clients, UploadTarget, parse_upload_target
 from vidauth.panopto.upload_types import Progress, UploadEvent, UploadJob, UploadOptions
 from vidauth.store.uploads import UploadRecord, UploadState, UploadStep, UploadStore

@@ -15,6 +15,11 @@ from vidauth.errors import ErrorCode, RemoteServiceError, VidauthError
 from vidauth.panopto.upload_types import UploadInterrupted
 from vidauth.retry import RetryPolicy, parse_retry_after
 
+#: Words by which an InvalidRequest / AccessDenied / InvalidArgument names the signature.
+_SIGNATURE_WORDS = ("signature", "authorization", "aws4-hmac-sha256", "signing", "signed")
+_ALWAYS_SIGNATURE = {"SignatureDoesNotMatch", "AuthorizationHeaderMalformed"}
+_SOMETIMES_SIGNATURE = {"InvalidRequest", "AccessDenied", "InvalidArgument"}
+
 
 def s3_status(exc: BaseException) -> tuple[int, str]:
     """(HTTP status, S3 error code) of a botocore error; (0, exception name) otherwise."""
@@ -43,12 +48,32 @@ def retryable(exc: BaseException) -> bool:
     return isinstance(exc, HTTPClientError | ConnectionError)
 
 
+def signature_refusal(exc: BaseException, scheme: str) -> bool:
+    """Whether ``exc`` refuses a request for the ``scheme`` it was signed with.
+
+    ``SignatureDoesNotMatch`` always does; ``InvalidRequest``, ``AccessDenied`` and
+    ``InvalidArgument`` when their message names the signature or the authorization
+    mechanism; ``AccessDenied`` also when the request was unsigned (S3's answer to an
+    anonymous request where a signature is required is a bare "Access Denied").
+    """
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code") or "")
+    message = str(error.get("Message") or "").lower()
+    if code in _ALWAYS_SIGNATURE:
+        return True
+    if code in _SOMETIMES_SIGNATURE and any(word in message for word in _SIGNATURE_WORDS):
+        return True
+    return code == "AccessDenied" and scheme == "unsigned"
+
+
 def call_refused(exc: BaseException) -> bool:
     """Whether the target refuses the *call* itself (it does not offer it), not its signature:
     ``NotImplemented`` (501), ``MethodNotAllowed`` (405), or ``AccessDenied`` (403) whose
     message names no signature problem. That answer means "unknown": trust the store."""
-    from vidauth.panopto.signature import signature_refusal
-
     status, code = s3_status(exc)
     if status in (501, 405) or code in ("NotImplemented", "MethodNotAllowed"):
         return True

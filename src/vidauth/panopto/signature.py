@@ -21,12 +21,8 @@ from urllib.parse import urlsplit
 
 from vidauth.domain.signatures import AUTO, CHOICES, SCHEMES
 from vidauth.errors import ErrorCode, RemoteServiceError, UsageError
+from vidauth.panopto.s3calls import s3_status, signature_refusal
 from vidauth.store.signatures import SignatureHostStore
-
-#: Words by which an InvalidRequest / AccessDenied / InvalidArgument names the signature.
-_SIGNATURE_WORDS = ("signature", "authorization", "aws4-hmac-sha256", "signing", "signed")
-_ALWAYS_SIGNATURE = {"SignatureDoesNotMatch", "AuthorizationHeaderMalformed"}
-_SOMETIMES_SIGNATURE = {"InvalidRequest", "AccessDenied", "InvalidArgument"}
 
 log = logging.getLogger("vidauth.upload")
 
@@ -52,31 +48,7 @@ def upload_host(endpoint: str) -> str:
     return urlsplit(endpoint).netloc.lower()
 
 
-def signature_refusal(exc: BaseException, scheme: str) -> bool:
-    """Whether ``exc`` refuses a request for the ``scheme`` it was signed with.
-
-    ``SignatureDoesNotMatch`` always does; ``InvalidRequest``, ``AccessDenied`` and
-    ``InvalidArgument`` when their message names the signature or the authorization
-    mechanism; ``AccessDenied`` also when the request was unsigned (S3's answer to an
-    anonymous request where a signature is required is a bare "Access Denied").
-    """
-    from botocore.exceptions import ClientError
-
-    if not isinstance(exc, ClientError):
-        return False
-    error = exc.response.get("Error", {})
-    code = str(error.get("Code") or "")
-    message = str(error.get("Message") or "").lower()
-    if code in _ALWAYS_SIGNATURE:
-        return True
-    if code in _SOMETIMES_SIGNATURE and any(word in message for word in _SIGNATURE_WORDS):
-        return True
-    return code == "AccessDenied" and scheme == "unsigned"
-
-
 def _refused_error(host: str, tried: list[str], exc: BaseException, *, explicit: bool) -> Any:
-    from vidauth.panopto.s3calls import s3_status
-
     status, code = s3_status(exc)
     if explicit:
         message = (
