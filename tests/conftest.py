@@ -114,12 +114,36 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _shared_fixture_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test that uses a fixture of the suite's own shared beyond the test
+    (a session-scoped server: the fixture's name; a module-scoped one: the module), so that
+    ``--dist loadgroup`` starts that fixture on one worker rather than on each."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    module = None
+    for name in item.fixturenames:
+        definitions = info.name2fixturedefs.get(name)
+        if not definitions or not definitions[-1].baseid:  # pytest's own (tmp_path_factory…)
+            continue
+        if definitions[-1].scope == "session":
+            return name
+        if definitions[-1].scope == "module":
+            module = item.nodeid.split("::", 1)[0]
+    return module
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups from the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the quick tier: every test that is not ``slow``/``postgres``, not in
-    :data:`SLOW_TESTS`, not on PostgreSQL, and whose fixtures start no server."""
+    :data:`SLOW_TESTS`, not on PostgreSQL, and whose fixtures start no server. Group the tests
+    that share a module- or session-scoped fixture for pytest-xdist's ``--dist loadgroup``."""
     for item in items:
         if not _is_slow(item):
             item.add_marker(pytest.mark.quick)
+        group = _shared_fixture_group(item)
+        if group is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 class QuickTierViolation(AssertionError):

@@ -1,4 +1,5 @@
-"""One process of the concurrent-refresh test: waits for a start time, then asks for a token."""
+"""One process of the concurrent-refresh test: connects to the store, says ``ready``, reads the
+start time from stdin, waits for it, then asks for a token."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from vidauth.config import load_settings
 
 
 def main() -> None:
-    start_at = float(sys.argv[1])
-    min_validity = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
+    min_validity = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0
     with Vidauth(load_settings()) as va:
         manager = va.token_manager()
         va.store.load_tokens(manager.account_id)  # connect before the start line
+        print("ready", flush=True)
+        start_at = float(sys.stdin.readline())
         time.sleep(max(0.0, start_at - time.time()))
         print(manager.access_token(min_validity), flush=True)
 

@@ -42,20 +42,31 @@ def _race(
         _expire_now(va, account.id)
         sandbox.server.state.token_delay = token_delay  # waiters poll the claim meanwhile
         refreshes_before = _count(sandbox.server.state.stats_snapshot(), "refresh_token")
-        start_at = time.time() + 3.0
         env = sandbox.env(PYTHONPATH=str(ROOT))
         if database_url:
             env["VIDAUTH_DATABASE_URL"] = database_url
         procs = [
             subprocess.Popen(
-                [sys.executable, str(HELPER), str(start_at), str(min_validity)],
+                [sys.executable, str(HELPER), str(min_validity)],
                 env=env,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             for _ in range(4)
         ]
+        # One start line for all 12 once every process has imported and connected, however
+        # long that took on a loaded machine (a fixed delay let a late process first look
+        # after the refresh, and rightly refresh again).
+        for p in procs:
+            assert p.stdout is not None and p.stdin is not None
+            assert p.stdout.readline().strip() == "ready", p.communicate(timeout=60)[1]
+        start_at = time.time() + 0.5
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write(f"{start_at}\n")
+            p.stdin.flush()
         results: list[str] = []
         errors: list[BaseException] = []
 

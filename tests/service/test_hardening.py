@@ -16,6 +16,7 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -638,20 +639,26 @@ def test_migrated_schema_equals_the_models(tmp_path: Path) -> None:
     if os.environ.get("VIDAUTH_TEST_DATABASE_URL"):
         urls.append(os.environ["VIDAUTH_TEST_DATABASE_URL"])
     for url in urls:
+        schema_db = None
         if url.startswith("postgresql"):
             pytest.importorskip("psycopg")
             url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+            schema = f"schema_check_{uuid.uuid4().hex[:10]}"  # its own: test runs may overlap
             schema_db = Database(url)
             with schema_db.engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA IF EXISTS schema_check CASCADE"))
-                conn.execute(text("CREATE SCHEMA schema_check"))
-            schema_db.dispose()
-            url = url + ("&" if "?" in url else "?") + "options=-csearch_path%3Dschema_check"
-        db = Database(url)
-        migrate_service(db)
-        with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-        db.dispose()
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            url = url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+        try:
+            db = Database(url)
+            migrate_service(db)
+            with db.engine.connect() as conn:
+                diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            db.dispose()
+        finally:
+            if schema_db is not None:
+                with schema_db.engine.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                schema_db.dispose()
         service_diff = [d for d in diff if "service_" in repr(d)]
         assert service_diff == [], (url.split("@")[-1], service_diff)
 
