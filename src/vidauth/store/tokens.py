@@ -9,13 +9,11 @@ and restored at the next use.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
 import socket
-import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,14 +30,11 @@ from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ErrorCode, StoreError
 from vidauth.store.crypto import TokenCipher, create_key_file, read_key_file
 from vidauth.store.db import Database
+from vidauth.store.grant_recovery import GrantRecoveryFiles
 from vidauth.store.models import Account, AuditEvent, Token, utcnow
 
 #: The audit event of a refresh whose answer was lost (vidauth.oauth.manager).
 REFRESH_OUTCOME_UNKNOWN = "refresh_outcome_unknown"
-#: Size of each account's recovery slot (an encrypted grant is a few KiB).
-SLOT_BYTES = 64 * 1024
-_SLOT_HEADER = struct.Struct(">8sQ")
-_SLOT_MAGIC = b"VAGRANT1"
 
 log = logging.getLogger("vidauth.store")
 
@@ -150,8 +145,9 @@ class TokenStore:
     def __init__(self, db: Database, cipher: TokenCipher, home: Path | None = None) -> None:
         self.db = db
         self.cipher = cipher
-        #: Where recovery files go (None: no recovery files).
-        self.home = home
+        #: The files in ``home`` a refreshed grant is kept in when the database cannot take it
+        #: (None without a home: no recovery files).
+        self.recovery = None if home is None else GrantRecoveryFiles(home, db.url)
 
     @classmethod
     def open(cls, db: Database, home: Any, keys: tuple[Any, ...]) -> TokenStore:
@@ -346,7 +342,8 @@ class TokenStore:
             row.refresh_claimed_until = now + lease
             row.refresh_claimant = claimant
         # Before the refresh is sent: room to keep its answer even if the disk fills meanwhile.
-        self.prepare_slot(account_id)
+        if self.recovery is not None:
+            self.recovery.prepare_slot(account_id)
         return replace(seen, held=True)
 
     def finish_refresh(
@@ -366,119 +363,15 @@ class TokenStore:
 
     # -- recovery files ---------------------------------------------------------------------
 
-    def recovery_path(self, account_id: int) -> Path | None:
-        """Where a grant the database could not take is kept for this account."""
-        if self.home is None:
-            return None
-        digest = hashlib.sha256(f"{self.db.url}|{account_id}".encode()).hexdigest()[:16]
-        return self.home / f"recovered-grant-{digest}.fernet"
-
-    def slot_path(self, account_id: int) -> Path | None:
-        """The account's recovery slot: a file of ``SLOT_BYTES`` allocated before a refresh is
-        sent, overwritten in place, so that a refreshed grant can be kept on a full disk."""
-        path = self.recovery_path(account_id)
-        return None if path is None else path.with_name(path.name.replace("recovered-", "slot-"))
-
-    def prepare_slot(self, account_id: int) -> None:
-        """Allocate the account's recovery slot if it is not there (best effort)."""
-        slot = self.slot_path(account_id)
-        if slot is None or slot.exists():
-            return
-        try:
-            fd = os.open(slot, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except OSError:
-            return
-        try:
-            os.posix_fallocate(fd, 0, SLOT_BYTES)  # the blocks, not a sparse file
-            os.fsync(fd)
-        except OSError as exc:
-            log.warning("could not allocate the recovery slot %s (%s)", slot, exc.strerror)
-            os.close(fd)
-            slot.unlink(missing_ok=True)
-            return
-        os.close(fd)
-
-    def _write_slot(self, account_id: int, blob: bytes) -> Path | None:
-        """Write ``blob`` into the allocated slot in place; None when there is no room."""
-        slot = self.slot_path(account_id)
-        if slot is None or len(blob) + _SLOT_HEADER.size > SLOT_BYTES:
-            return None
-        try:
-            fd = os.open(slot, os.O_WRONLY | os.O_NOFOLLOW)  # never O_CREAT: no new blocks
-        except OSError:
-            return None
-        try:
-            if os.fstat(fd).st_size < SLOT_BYTES:
-                return None
-            os.pwrite(fd, _SLOT_HEADER.pack(_SLOT_MAGIC, len(blob)) + blob, 0)
-            os.fsync(fd)
-        except OSError as exc:
-            log.warning("could not write the recovery slot %s (%s)", slot, exc.strerror)
-            return None
-        finally:
-            os.close(fd)
-        return slot
-
-    def _read_slot(self, account_id: int) -> bytes | None:
-        slot = self.slot_path(account_id)
-        if slot is None:
-            return None
-        try:
-            with slot.open("rb") as fh:
-                head = fh.read(_SLOT_HEADER.size)
-                if len(head) < _SLOT_HEADER.size:
-                    return None
-                magic, length = _SLOT_HEADER.unpack(head)
-                if magic != _SLOT_MAGIC or not 0 < length <= SLOT_BYTES:
-                    return None
-                return fh.read(length)
-        except OSError:
-            return None
-
-    def _clear_slot(self, account_id: int) -> None:
-        slot = self.slot_path(account_id)
-        if slot is None:
-            return
-        try:
-            fd = os.open(slot, os.O_WRONLY | os.O_NOFOLLOW)
-        except OSError:
-            return
-        try:
-            os.pwrite(fd, _SLOT_HEADER.pack(_SLOT_MAGIC, 0), 0)
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
     def save_recovery(
         self, account_id: int, base_version: int, claimant: str, tokens: TokenSet
     ) -> Path | None:
-        """Write ``tokens`` encrypted (store key, mode 0600) for :meth:`restore_recovery`;
-        None when that fails too.
-
-        First into the slot allocated before the refresh (in place: it needs no new blocks,
-        so it works on a full disk), then also as a file of its own if there is room.
-        """
-        path = self.recovery_path(account_id)
-        if path is None:
+        """Keep ``tokens`` encrypted (store key, mode 0600) for :meth:`restore_recovery`, in
+        the account's slot and, if there is room, a file of its own; None when both fail."""
+        if self.recovery is None:
             return None
         record = {"base_version": base_version, "claimant": claimant, "tokens": asdict(tokens)}
-        blob = self.cipher.encrypt(json.dumps(record))
-        in_slot = self._write_slot(account_id, blob)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:
-            log.warning("could not write the recovery file %s (%s)", path, exc.strerror or exc)
-            tmp.unlink(missing_ok=True)
-            return in_slot
-        return path
+        return self.recovery.keep(account_id, self.cipher.encrypt(json.dumps(record)))
 
     def restore_recovery(self, account_id: int) -> bool:
         """Put a kept grant back into the database; True when one was restored.
@@ -486,22 +379,19 @@ class TokenStore:
         It is restored only over the grant it replaced (same version); a newer sign-in wins and
         the file is dropped. The file stays while the database still cannot be written.
         """
-        path = self.recovery_path(account_id)
-        if path is None:
+        if self.recovery is None:
             return False
-        kept = self._read_slot(account_id)
-        if not path.exists() and kept is None:
+        blob = self.recovery.read(account_id)
+        if blob is None:
             return False
         try:
-            blob = path.read_bytes() if path.exists() else kept or b""
             record = json.loads(self.cipher.decrypt(blob))
             tokens = TokenSet(**record["tokens"])
             base_version = int(record["base_version"])
             claimant = str(record["claimant"])
-        except (OSError, ValueError, KeyError, TypeError):
-            log.warning("ignoring the unreadable recovery file %s", path)
-            path.unlink(missing_ok=True)
-            self._clear_slot(account_id)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring the unreadable recovery file of account %s", account_id)
+            self.recovery.discard(account_id)
             return False
         restored = False
         with self._writing() as session:
@@ -513,8 +403,7 @@ class TokenStore:
                     row.refresh_claimant = None
                 session.add(AuditEvent(account_id=account_id, event="recovered"))
                 restored = True
-        path.unlink(missing_ok=True)
-        self._clear_slot(account_id)
+        self.recovery.discard(account_id)
         return restored
 
     @contextmanager
