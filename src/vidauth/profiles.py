@@ -35,6 +35,7 @@ from vidauth._defaults import DEFAULT_PROFILE, DEFAULT_REDIRECT_URI, profile_key
 from vidauth._urls import UrlError, checked_url
 from vidauth.domain.signatures import SignatureChoice
 from vidauth.errors import ConfigError
+from vidauth.logs import register_secret
 from vidauth.providers import Endpoints, Provider, get_provider
 
 PROFILES_FILE = "vidauth.toml"
@@ -52,6 +53,9 @@ class Secret:
     """A secret value that never shows itself in ``repr``/``str`` (tracebacks, logs)."""
 
     value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        register_secret(self.value)  # masked in every log record from now on
 
     def __str__(self) -> str:
         return "**********"

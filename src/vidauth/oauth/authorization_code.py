@@ -21,6 +21,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from vidauth.config import Profile
 from vidauth.errors import AuthorizationDenied, ConfigError, ErrorCode, SignInRequired
+from vidauth.logs import register_secret
 from vidauth.oauth.errors import oauth_error
 from vidauth.oauth.loopback import LoopbackListener, RedirectResult, parse_redirect
 
@@ -43,6 +44,8 @@ class AuthorizationRequest:
             raise ConfigError(f"profile {profile.name!r} has no authorization endpoint")
         state, nonce = generate_token(43), generate_token(43)
         verifier = generate_token(64) if profile.pkce else None
+        for secret in (state, verifier):
+            register_secret(secret)
         params: dict[str, str] = {"nonce": nonce, **profile.authorize_params}
         if verifier:
             params["code_challenge"] = create_s256_code_challenge(verifier)

@@ -17,6 +17,7 @@ from authlib.oauth2.rfc8628 import DEVICE_CODE_GRANT_TYPE
 from vidauth.config import Profile
 from vidauth.domain.tokens import TokenSet
 from vidauth.errors import AuthorizationDenied, ConfigError, ErrorCode, OAuthError, SignInRequired
+from vidauth.logs import register_secret
 from vidauth.oauth.token_endpoint import TokenEndpoint
 
 DEFAULT_INTERVAL_S = 5.0
@@ -33,6 +34,9 @@ class DeviceAuthorization:
     verification_uri_complete: str | None
     expires_in: float
     interval: float
+
+    def __post_init__(self) -> None:
+        register_secret(self.device_code)
 
 
 def start(endpoint: TokenEndpoint, profile: Profile) -> DeviceAuthorization:

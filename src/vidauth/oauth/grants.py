@@ -16,6 +16,7 @@ import re
 from vidauth.config import Profile, Secret
 from vidauth.domain.tokens import TokenSet
 from vidauth.errors import ConfigError, ErrorCode, SignInRequired
+from vidauth.logs import register_secret
 from vidauth.oauth.manager import Regrant
 from vidauth.oauth.token_endpoint import TokenEndpoint
 
@@ -66,7 +67,9 @@ def password(
 def id_provider_password(username: str, application_key: str) -> str:
     """Panopto's ID-provider password: base64(sha256(lower(username) + "|" + lower(key)))."""
     payload = f"{username.lower()}|{application_key.lower()}".encode()
-    return base64.b64encode(hashlib.sha256(payload).digest()).decode("ascii")
+    derived = base64.b64encode(hashlib.sha256(payload).digest()).decode("ascii")
+    register_secret(derived)  # a password like any other
+    return derived
 
 
 def id_provider_scope(profile: Profile) -> str | None:

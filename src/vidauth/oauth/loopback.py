@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from vidauth._urls import is_loopback_host
 from vidauth.errors import ConfigError, ErrorCode
+from vidauth.logs import register_secret
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def parse_redirect(query: str, expected_state: str) -> RedirectResult | str:
     code = one("code")
     if not code:
         return "the redirect carries neither a code nor an error"
+    register_secret(code)
     return RedirectResult(code=code, scope=one("scope"))
 
 
