@@ -8,6 +8,7 @@ import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
 from vidauth.panopto.parallelism import (
+    INITIAL_PARTS_IN_FLIGHT,
     MAX_PARTS_IN_FLIGHT,
     MAX_START_SPACING,
     MEMORY_BOUND,
@@ -68,29 +69,42 @@ def test_grows_while_throughput_grows_and_holds_at_the_plateau() -> None:
 
 def test_starts_at_a_higher_guess_and_near_a_remembered_plateau() -> None:
     clock = Clock()
-    controller = InFlightController(32, clock=clock)
-    assert controller.limit == 16 and controller.plateau() is None  # nothing measured yet
-    controller.start_near(24)
-    assert controller.limit == 24
-    controller.start_near(8)  # never lower than the first guess: a slower host finds its own
-    assert controller.limit == 24
-    run_link(controller, clock, capped(5e6, 1e12), parts=200)
-    assert controller.limit == 32 and controller.plateau() == 32
+    first = INITIAL_PARTS_IN_FLIGHT
+    controller = InFlightController(2 * first, clock=clock)
+    assert controller.limit == first and controller.plateau() is None  # nothing measured yet
+    controller.start_near(first + first // 2)
+    assert controller.limit == first + first // 2
+    controller.start_near(
+        first // 4
+    )  # never lower than the first guess: a slower host finds its own
+    assert controller.limit == first + first // 2
+    run_link(controller, clock, capped(5e6, 1e12), parts=400)
+    assert controller.limit == 2 * first and controller.plateau() == 2 * first
     controller.start_near(2)  # once measured, the remembered number no longer applies
-    assert controller.limit == 32
+    assert controller.limit == 2 * first
     pinned = InFlightController(4, pinned=True, clock=clock)
     pinned.start_near(30)
     assert pinned.limit == 4 and pinned.plateau() is None
 
 
+def test_the_first_guess_fills_a_link_that_caps_each_connection() -> None:
+    # link B of the benchmark: 80 MB/s shared, 4 MB/s a connection: 20 parts fill it, and all
+    # 32 parts of a 256 MiB file go at once (one wave)
+    assert INITIAL_PARTS_IN_FLIGHT * 4e6 >= 80e6
+    assert 256 * MiB // PART <= INITIAL_PARTS_IN_FLIGHT
+    assert InFlightController(MAX_PARTS_IN_FLIGHT).limit == INITIAL_PARTS_IN_FLIGHT
+
+
 def test_probes_again_when_the_link_gets_faster() -> None:
     clock = Clock()
-    controller = InFlightController(32, clock=clock)
-    run_link(controller, clock, capped(5e6, 60e6), parts=60)
-    assert controller.limit == 16
-    run_link(controller, clock, capped(5e6, 1e9), parts=12 * PROBE_EVERY * 4)
-    assert controller.limit == 32  # grew to the bound, never beyond it
-    assert max(c.new for c in controller.changes) == 32
+    first = INITIAL_PARTS_IN_FLIGHT
+    controller = InFlightController(2 * first, clock=clock)
+    # the first guess already fills the link: the step up brings nothing, and is taken back
+    run_link(controller, clock, capped(5e6, first * 4e6), parts=4 * first)
+    assert controller.limit == first
+    run_link(controller, clock, capped(5e6, 1e12), parts=first * PROBE_EVERY * 4)
+    assert controller.limit == 2 * first  # grew to the bound, never beyond it
+    assert max(c.new for c in controller.changes) == 2 * first
 
 
 def test_never_beyond_the_maximum() -> None:

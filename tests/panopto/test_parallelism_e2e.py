@@ -11,6 +11,7 @@ import pytest
 from tests.panopto.conftest import MiB, PanoptoSetup, sha256, write_random
 from vidauth.panopto.api import build_engine
 from vidauth.panopto.engine import UploadJob, UploadOptions
+from vidauth.panopto.parallelism import INITIAL_PARTS_IN_FLIGHT
 from vidauth.store.uploads import UploadStore
 from vidauth_sandbox.panopto_api import PanoptoSandbox
 
@@ -37,7 +38,7 @@ def test_a_throttling_target_still_completes_with_fewer_parts_in_flight(
     assert record.state == "complete"
     assert sha256(setup.panopto.object_path(record.session_upload_id, video.name)) == sha256(video)
     stats = setup.panopto.s3.stats()
-    assert stats["slow_downs"] >= 1  # it started with 16 and was told to slow down
+    assert stats["slow_downs"] >= 1  # it started with the first guess and was told to slow down
     # …and did, instead of being refused part after part: the first burst (up to 13 - 3
     # parts) is refused together, then few more
     assert stats["slow_downs"] < 2 * 13
@@ -46,7 +47,9 @@ def test_a_throttling_target_still_completes_with_fewer_parts_in_flight(
         for r in caplog.records
         if r.getMessage().startswith("parts in flight") and "slow down" in r.getMessage()
     ]
-    assert backoffs and backoffs[0] == "parts in flight 16 -> 8: the target asked to slow down"
+    first = INITIAL_PARTS_IN_FLIGHT
+    assert backoffs
+    assert backoffs[0] == f"parts in flight {first} -> {first // 2}: the target asked to slow down"
 
 
 def test_parallel_pins_the_parts_in_flight(panopto: PanoptoSetup, tmp_path: Path) -> None:
@@ -65,7 +68,7 @@ def test_adaptive_starts_parts_spaced_and_within_the_bound(
     panopto.panopto.s3.latency = 0.05
     with build_engine(panopto.va, UploadOptions(part_size_mib=5, wait=False)) as e:
         e.upload(UploadJob(video, FOLDER))
-        assert 1 < e.slots.peak <= 16  # 11 parts, from 16 in flight
-        assert 0 < e.slots.spacing <= 0.05  # round trip (~50 ms) / 16 parts
+        assert 1 < e.slots.peak <= INITIAL_PARTS_IN_FLIGHT  # 11 parts, from the first guess
+        assert 0 < e.slots.spacing <= 0.05  # round trip (~50 ms) / the parts in flight
         assert e.slots.bytes_in_flight == 0 and e.slots.in_flight == 0
     assert panopto.panopto.s3.stats()["slow_downs"] == 0

@@ -30,13 +30,19 @@ from dataclasses import dataclass
 from typing import Protocol
 
 MiB = 1024 * 1024
-#: Bytes of parts in flight at most while adapting (parts in flight times part size).
-MEMORY_BOUND = 256 * MiB
+#: Bytes of parts in flight at most while adapting (parts in flight times part size; parts
+#: stream from the file, so this bounds the bytes at stake, not the memory).
+MEMORY_BOUND = 512 * MiB
 #: Parts in flight at most while adapting, whatever the part size.
-MAX_PARTS_IN_FLIGHT = 32
-#: The first guess: enough for a link of ~25 MB/s with 0.2 s per request, and harmless on a
-#: slower one (the parts share it; memory does not grow, since parts stream from the file).
-INITIAL_PARTS_IN_FLIGHT = 16
+MAX_PARTS_IN_FLIGHT = 64
+#: The first guess: all 32 parts of a 256 MiB file at once. Growth is measured from
+#: acknowledged parts (bytes read are no measure: a part just started reads its connection's
+#: send buffer full at once, megabytes of it), so a cold start doubles only after a whole wave
+#: of parts, at most once within such a file; a link that caps each connection (80 MB/s shared,
+#: 4 MB/s a connection) needs 20 parts from the first second. It is harmless on a slower link:
+#: the parts share it, memory does not grow (parts stream from the file), and throttling halves
+#: it at once.
+INITIAL_PARTS_IN_FLIGHT = 32
 #: A step up is kept only when it raised throughput by this factor.
 GROWTH_GAIN = 1.05
 #: A measurement spans at least this long and at least ``limit`` acknowledged parts.

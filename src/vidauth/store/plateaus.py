@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String, select
+from sqlalchemy import DateTime, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vidauth.store.db import Database
@@ -53,5 +53,13 @@ class PlateauStore:
             index_elements=[LinkPlateau.host],
             set_={"parts_in_flight": parts_in_flight, "updated_at": now},
         )
+        with self.db.write_session() as session:
+            session.execute(statement)
+
+    def forget(self, host: str | None = None) -> None:
+        """Forget the plateau of ``host``, or of every host (None): the next upload starts cold."""
+        statement = delete(LinkPlateau)
+        if host is not None:
+            statement = statement.where(LinkPlateau.host == host)
         with self.db.write_session() as session:
             session.execute(statement)
