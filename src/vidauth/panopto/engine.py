@@ -45,6 +45,7 @@ from vidauth.panopto.target import S3Clients, prewarm
 from vidauth.panopto.transfer import PartTransfer, open_for_reading
 from vidauth.panopto.upload_types import (
     DEFAULT_PARALLEL,
+    EventKind,
     Progress,
     UploadEvent,
     UploadInterrupted,
@@ -295,7 +296,7 @@ class UploadEngine:
                 result.state = UploadState.UPLOADING if result.record_id else "not-started"
             emit(
                 UploadEvent(
-                    "failed",
+                    EventKind.FAILED,
                     str(job.path),
                     0,
                     record_id=result.record_id,
@@ -326,7 +327,7 @@ class UploadEngine:
             # media is missing. The file goes again, once, in a new sessionUpload.
             emit(
                 UploadEvent(
-                    "restarted",
+                    EventKind.RESTARTED,
                     record.file_path,
                     size,
                     record_id=record.id,
@@ -365,7 +366,12 @@ class UploadEngine:
             self.finisher.send_manifest(plan, stop, early)
         emit(
             UploadEvent(
-                "uploaded", record.file_path, size, size, record.id, record.session_upload_id
+                EventKind.UPLOADED,
+                record.file_path,
+                size,
+                size,
+                record.id,
+                record.session_upload_id,
             )
         )
 

@@ -18,6 +18,7 @@ from vidauth.panopto.plan import TransferPlan
 from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
 from vidauth.panopto.s3calls import S3Caller, Stop, no_such_upload
 from vidauth.panopto.upload_types import (
+    EventKind,
     Progress,
     UploadEvent,
     UploadInterrupted,
@@ -163,7 +164,12 @@ class UploadFinisher:
         result.state = UploadState.PROCESSING
         emit(
             UploadEvent(
-                "processing", record.file_path, size, size, record.id, record.session_upload_id
+                EventKind.PROCESSING,
+                record.file_path,
+                size,
+                size,
+                record.id,
+                record.session_upload_id,
             )
         )
         if not self.options.wait:
@@ -187,7 +193,7 @@ class UploadFinisher:
                 )
                 emit(
                     UploadEvent(
-                        "complete",
+                        EventKind.COMPLETE,
                         record.file_path,
                         size,
                         size,

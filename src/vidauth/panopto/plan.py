@@ -33,7 +33,7 @@ from vidauth.panopto.rest import PanoptoRest, SessionUploadState, state_name
 from vidauth.panopto.s3calls import S3Caller, Stop, call_refused, no_such_upload, signature_refusal
 from vidauth.panopto.signature import SignatureNegotiator, upload_host
 from vidauth.panopto.target import S3Clients, UploadTarget, parse_upload_target
-from vidauth.panopto.upload_types import Progress, UploadEvent, UploadJob, UploadOptions
+from vidauth.panopto.upload_types import EventKind, Progress, UploadEvent, UploadJob, UploadOptions
 from vidauth.store.uploads import UploadRecord, UploadState, UploadStep, UploadStore
 
 
@@ -140,7 +140,7 @@ class UploadPlanner:
             if self.changed(record, path, size, stat.st_mtime, known):
                 emit(
                     UploadEvent(
-                        "restarted",
+                        EventKind.RESTARTED,
                         str(path),
                         size,
                         record_id=record.id,
@@ -213,7 +213,11 @@ class UploadPlanner:
         self.hold(record.id)
         emit(
             UploadEvent(
-                "started", str(path), size, record_id=record.id, upload_id=record.session_upload_id
+                EventKind.STARTED,
+                str(path),
+                size,
+                record_id=record.id,
+                upload_id=record.session_upload_id,
             )
         )
         return record
@@ -238,7 +242,7 @@ class UploadPlanner:
             return self.record(record.id)
         emit(
             UploadEvent(
-                "restarted",
+                EventKind.RESTARTED,
                 record.file_path,
                 size,
                 record_id=record.id,
@@ -291,7 +295,7 @@ class UploadPlanner:
             self.reconcile(plan, stop)
         emit(
             UploadEvent(
-                "resumed",
+                EventKind.RESUMED,
                 record.file_path,
                 size,
                 plan.bytes_done,

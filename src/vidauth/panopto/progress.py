@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from vidauth.panopto.upload_types import UploadEvent
+from vidauth.panopto.upload_types import EventKind, UploadEvent
 
 #: Seconds over which the speed is measured.
 SPEED_WINDOW = 5.0
@@ -136,7 +136,7 @@ class ByteMeter:
     def _event(self, now: float) -> UploadEvent:
         rate = self.speed.rate(now)
         return UploadEvent(
-            "progress",
+            EventKind.PROGRESS,
             self.path,
             self.total,
             self.bytes_done,

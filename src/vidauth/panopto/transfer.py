@@ -31,7 +31,7 @@ from vidauth.panopto.plan import TransferPlan
 from vidauth.panopto.progress import ByteMeter
 from vidauth.panopto.s3calls import S3Caller, Stop
 from vidauth.panopto.signature import upload_host
-from vidauth.panopto.upload_types import Progress, UploadEvent
+from vidauth.panopto.upload_types import EventKind, Progress, UploadEvent
 from vidauth.store.plateaus import PlateauStore
 from vidauth.store.uploads import UploadStore
 
@@ -191,7 +191,12 @@ class PartTransfer:
         done = progress.add(number, etag, length)
         emit(
             UploadEvent(
-                "part", record.file_path, plan.size, done, record.id, record.session_upload_id
+                EventKind.PART,
+                record.file_path,
+                plan.size,
+                done,
+                record.id,
+                record.session_upload_id,
             )
         )
 

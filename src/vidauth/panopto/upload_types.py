@@ -59,7 +59,7 @@ class UploadJob:
 
 
 class EventKind(StrEnum):
-    """The kinds of :class:`UploadEvent` (equal to the strings the events carry)."""
+    """The kinds of :class:`UploadEvent` (strings, as the JSON events print them)."""
 
     STARTED = "started"
     RESUMED = "resumed"
@@ -82,7 +82,7 @@ class UploadEvent:
     ``bytes_done`` is what the target holds.
     """
 
-    kind: str
+    kind: EventKind
     path: str
     total: int
     bytes_done: int = 0
