@@ -9,7 +9,9 @@ caps the bandwidth of all request bodies together (and, on link B, of each one):
   C: link A, 12 clips of 16 MiB in one command
 
 Three clients, each creating its sessionUpload(s), sending the bytes, the manifest, and
-finishing (``State: 1``, no wait for processing):
+finishing (``State: 1``, no wait for processing), each run from a non-editable install of the
+tree under test in a private venv, as a user's ``pip install`` makes one (the dev venv's test
+tools would add their imports to every start; ``--in-tree`` runs the source tree instead):
 
   vidauth   ``vidauth upload FILES --folder F --no-wait --json`` (defaults: adaptive parts)
   tm        a script with boto3's TransferManager (``upload_file``, default TransferConfig),
@@ -39,11 +41,12 @@ floor; C within 5 % of the floor; first part <= 0.7 s; RSS < 200 MB; bwlimit wit
 The load average is printed before and after: other work on the machine slows every client.
 
 Before and after a change, on the same machine state: ``--baseline DIR`` adds a client
-``before``, ``vidauth upload`` run from the source tree DIR (e.g. ``git worktree add DIR
-<commit>``), interleaved with ``vidauth`` in every round and in the first-part runs.
+``before``, ``vidauth upload`` run from an install of the source tree DIR (e.g. ``git worktree
+add DIR <commit>``), interleaved with ``vidauth`` in every round and in the first-part runs.
+Installs are kept in the temporary directory by the digest of each tree's sources.
 
 Usage: .venv/bin/python bench/bench_upload.py [--rounds 3] [--links ABC] [--only
-links,first,rss,bwlimit] [--baseline DIR] [--quick] [--check]
+links,first,rss,bwlimit] [--baseline DIR] [--in-tree] [--quick] [--check]
 (``--check`` exits 1 when a goal is missed.)
 """
 
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import io
 import json
 import os
@@ -72,6 +76,9 @@ SAMPLE_PART = 5 * MiB
 PYTHON_START = 0.3
 #: The suffix of a client run again with the plateau of parts in flight its cold run left.
 WARM = " warm"
+
+#: The tree this file belongs to: the one under test.
+REPO = Path(__file__).resolve().parent.parent
 
 GOAL_RSS_MB = 200
 GOAL_FIRST_PART = 0.7
@@ -223,18 +230,55 @@ class Sandbox:
         self.proc.terminate()
         self.proc.wait(10)
 
-    def env(self, source: Path | None = None) -> dict[str, str]:
-        """The environment of a client process talking to this sandbox (``source``: run
-        vidauth from that source tree instead of the installed one)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PANOPTO_", "VIDAUTH_"))}
+    def env(self, install: Install) -> dict[str, str]:
+        """The environment of a client process of ``install`` talking to this sandbox."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PANOPTO_", "VIDAUTH_")) and k != "PYTHONPATH"
+        }
         env.update({k.upper(): v for k, v in self.settings().items()})
-        if source is not None:
-            env["PYTHONPATH"] = str(source / "src")
+        if install.pythonpath is not None:
+            env["PYTHONPATH"] = install.pythonpath
         return env
 
 
-#: The source tree of the ``before`` client (``--baseline``).
-BASELINE: Path | None = None
+@dataclass(frozen=True)
+class Install:
+    """The vidauth a client process runs: a Python, and a source tree put first on its path
+    (``--in-tree`` runs only)."""
+
+    python: str
+    pythonpath: str | None = None
+
+
+#: The tree under test (``vidauth``, ``tm``, ``sample``) and the ``--baseline`` tree (``before``).
+NOW = Install(sys.executable)
+BEFORE: Install | None = None
+
+
+def user_install(tree: Path, cache: Path) -> Install:
+    """A private venv holding a non-editable install of ``tree`` (pip builds its wheel), as a
+    user's ``pip install`` makes one: no test tools beside it, no source-tree import hooks.
+    Kept in ``cache`` by the digest of the tree's pyproject.toml and src/, so only a changed
+    tree is installed again (about 20 s)."""
+    digest = hashlib.sha256()
+    for path in sorted([tree / "pyproject.toml", *(tree / "src").rglob("*")]):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(tree)).encode() + b"\0" + path.read_bytes())
+    venv = cache / digest.hexdigest()[:16]
+    python = venv / "bin" / "python"
+    if not (venv / ".installed").exists():
+        print(f"Installing {tree} into {venv} (a wheel, as users install it) ...", flush=True)
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+             str(tree)],
+            check=True,
+        )  # fmt: skip
+        (venv / ".installed").touch()
+    return Install(str(python))
 
 
 def make_file(path: Path, size: int) -> Path:
@@ -287,15 +331,15 @@ def run_process(command: list[str], env: dict[str, str]) -> Run:
     return Run(seconds, ids, events, usage.ru_maxrss / 1024)
 
 
-def vidauth_command(paths: list[Path], folder: str, *extra: str) -> list[str]:
+def vidauth_command(install: Install, paths: list[Path], folder: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "vidauth", "upload", *map(str, paths), "--folder", folder,
+        install.python, "-m", "vidauth", "upload", *map(str, paths), "--folder", folder,
         "--no-wait", "--json", *extra,
     ]  # fmt: skip
 
 
-def script_command(client: str, paths: list[Path], folder: str) -> list[str]:
-    return [sys.executable, __file__, "--client", client, "--folder", folder, *map(str, paths)]
+def script_command(install: Install, client: str, paths: list[Path], folder: str) -> list[str]:
+    return [install.python, __file__, "--client", client, "--folder", folder, *map(str, paths)]
 
 
 def client_main(client: str, folder: str, paths: list[str]) -> None:
@@ -369,13 +413,14 @@ def one_run(link: Link, client: str, tag: str) -> float:
     for source, target in zip(link.paths, linked, strict=True):
         os.link(source, target)
     try:
+        install = BEFORE if client.startswith("before") and BEFORE else NOW
         if client.startswith(("vidauth", "before")):
             if not client.endswith(WARM):
                 sandbox.forget_plateaus()  # cold: as a first upload to this host
-            command = vidauth_command(linked, sandbox.folder())
+            command = vidauth_command(install, linked, sandbox.folder())
         else:
-            command = script_command(client, linked, sandbox.folder())
-        run = run_process(command, sandbox.env(BASELINE if client.startswith("before") else None))
+            command = script_command(install, client, linked, sandbox.folder())
+        run = run_process(command, sandbox.env(install))
     finally:
         for path in linked:
             path.unlink()
@@ -389,7 +434,7 @@ def run_order(link: Link) -> list[str]:
     """The clients of one round: each vidauth run cold (no plateau remembered); on a link
     with ``warm``, each is followed by a warm run that starts from the plateau it left."""
     order: list[str] = []
-    for client in (*link.clients, *(("before",) if BASELINE else ())):
+    for client in (*link.clients, *(("before",) if BEFORE else ())):
         order.append(client)
         if link.warm and client in ("vidauth", "before"):
             order.append(client + WARM)
@@ -453,15 +498,18 @@ def first_part(work: Path, rounds: int) -> list[str]:
         firsts, starts, totals = [], [], []
         before: list[float] = []
         for r in range(rounds):
-            for source in (None, BASELINE) if BASELINE else (None,):
+            for install in (NOW, BEFORE) if BEFORE else (NOW,):
+                source = install is BEFORE
                 linked = path.with_name(f"first-{r}-{'before' if source else 'now'}.mp4")
                 os.link(path, linked)
-                run = run_process(vidauth_command([linked], sandbox.folder()), sandbox.env(source))
+                run = run_process(
+                    vidauth_command(install, [linked], sandbox.folder()), sandbox.env(install)
+                )
                 linked.unlink()
                 for upload_id in run.upload_ids:
                     sandbox.discard(upload_id)
                 first_byte = next(t for t, e in run.events if e.get("event") == "progress")
-                if source is not None:
+                if source:
                     before.append(first_byte)
                     continue
                 starts.append(next(t for t, e in run.events if e.get("event") == "started"))
@@ -514,7 +562,7 @@ def peak_rss(work: Path, size: int) -> list[str]:
                 )
             linked = path.with_name(f"big-{len(missed)}-{when[:4]}.mp4")
             os.link(path, linked)
-            run = run_process(vidauth_command([linked], sandbox.folder()), sandbox.env())
+            run = run_process(vidauth_command(NOW, [linked], sandbox.folder()), sandbox.env(NOW))
             linked.unlink()
             for upload_id in run.upload_ids:
                 sandbox.discard(upload_id)
@@ -540,7 +588,7 @@ def bwlimit(work: Path, size: int, limit: str = "5M", rate: float = 5 * MiB) -> 
     try:
         path = make_file(work / "limited.mp4", size)
         run = run_process(
-            vidauth_command([path], sandbox.folder(), "--bwlimit", limit), sandbox.env()
+            vidauth_command(NOW, [path], sandbox.folder(), "--bwlimit", limit), sandbox.env(NOW)
         )
         for upload_id in run.upload_ids:
             sandbox.discard(upload_id)
@@ -589,6 +637,12 @@ def main() -> None:
         type=Path,
         help="a source tree to run as client `before`, interleaved with vidauth",
     )
+    parser.add_argument(
+        "--in-tree",
+        action="store_true",
+        help="run the clients from the source trees with this Python (quicker to start, "
+        "but it imports what the dev venv holds) instead of from an install of each tree",
+    )
     parser.add_argument("--client", choices=("tm", "sample"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("files", nargs="*", help=argparse.SUPPRESS)
@@ -616,8 +670,15 @@ def main() -> None:
     wanted = {client.strip() for client in args.clients.split(",")} | {"vidauth"}
     for link in links:
         link.clients = tuple(client for client in link.clients if client in wanted)
-    global BASELINE
-    BASELINE = args.baseline.resolve() if args.baseline else None
+    global NOW, BEFORE
+    if args.in_tree:
+        NOW = Install(sys.executable, str(REPO / "src"))
+        if args.baseline:
+            BEFORE = Install(sys.executable, str(args.baseline.resolve() / "src"))
+    else:
+        cache = Path(tempfile.gettempdir()) / "vidauth-bench-installs"
+        NOW = user_install(REPO, cache)
+        BEFORE = user_install(args.baseline.resolve(), cache) if args.baseline else None
     print(f"Before: {load()}", flush=True)
     missed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="vidauth-bench-") as tmp:
