@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 import pytest
 
@@ -12,6 +14,7 @@ from vidauth.http import (
     RetryTransport,
     build_client,
     parse_retry_after,
+    shared_ssl_context,
 )
 
 
@@ -148,3 +151,15 @@ def test_durable_retries_use_the_same_backoff_with_their_own_ceiling() -> None:
     assert 30 <= policy.backoff(20, max_delay=60.0) <= 60
     assert policy.backoff(20) <= 2.0
     assert policy.backoff(3, retry_after=9.0, max_delay=60.0) == 9.0
+
+
+def test_every_client_shares_one_tls_context_that_verifies() -> None:
+    """Loading the CA roots costs about 20 ms: once per process, and never with checks off."""
+    context = shared_ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0  # the roots are loaded
+    with build_client() as one, build_client() as two:
+        for client in (one, two):
+            transport = client._transport
+            assert isinstance(transport, RetryTransport)
+            assert transport._transport._pool._ssl_context is context  # type: ignore[attr-defined]

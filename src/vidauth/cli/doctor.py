@@ -29,7 +29,7 @@ import httpx
 from vidauth._urls import is_loopback_host
 from vidauth.config import Profile, Settings
 from vidauth.errors import ConfigError, OAuthError, VidauthError
-from vidauth.http import RetryPolicy, build_client
+from vidauth.http import RetryPolicy, build_client, shared_ssl_context
 from vidauth.logs import quiet_unless_verbose
 
 OK, WARN, FAIL, INFO, SKIPPED = "ok", "warn", "fail", "info", "skipped"
@@ -228,7 +228,7 @@ def _connect_check(origin: str) -> Check:
             return Check(
                 name, FAIL, f"reachable; {note}", "use https: plain http only reaches loopback"
             )
-        context = httpx.create_ssl_context()
+        context = shared_ssl_context()
         try:
             with context.wrap_socket(sock, server_hostname=host) as tls:
                 cert = tls.getpeercert() or {}
