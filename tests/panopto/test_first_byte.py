@@ -13,6 +13,7 @@ import pytest
 from tests.panopto.conftest import MiB, PanoptoSetup, write_random
 from vidauth.panopto.api import build_engine
 from vidauth.panopto.engine import UploadJob, UploadOptions
+from vidauth.panopto.target import s3_client
 
 
 def test_one_s3_client_per_upload_host_prepared_before_it_is_needed(
@@ -62,3 +63,23 @@ def test_the_upload_path_loads_neither_boto3_nor_the_postgresql_dialect(tmp_path
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_s3_client_still_loads_the_whole_s3_model() -> None:
+    """botocore's loader is told that S3 is the only service (so it does not list some 460
+    service folders first); what it loads for S3 is still the whole model."""
+    client = s3_client("http://127.0.0.1:9/Panopto")
+    try:
+        operations = set(client.meta.service_model.operation_names)
+    finally:
+        client.close()
+    used = {
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+        "AbortMultipartUpload",
+        "ListParts",
+        "PutObject",
+    }
+    assert used <= operations
+    assert len(operations) > 50  # the whole model, not a trimmed one
