@@ -273,7 +273,7 @@ def user_install(tree: Path, cache: Path) -> Install:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            [str(python), "-m", "pip", "install", "-qq", "--disable-pip-version-check",
              str(tree)],
             check=True,
         )  # fmt: skip
