@@ -338,17 +338,14 @@ def build_profile(name: str, model: ProfileModel, source: Source | Path) -> Prof
 
 def _bwlimit(value: str | int | None, name: str) -> int | None:
     """Bytes per second from the ``bwlimit`` key (None: no limit), or a ConfigError."""
-    from vidauth.domain.rates import parse_rate
+    from vidauth.domain.rates import RATE_NOTATION, parse_rate
 
     if value is None:
         return None
     try:
         return parse_rate(str(value))
     except ValueError:
-        raise ConfigError(
-            f"{name} = {value!r} is not a rate: give bytes per second, or a number with K, M or "
-            "G (10M = 10 MiB/s), or off"
-        ) from None
+        raise ConfigError(f"{name} = {value!r} is not a rate: give {RATE_NOTATION}") from None
 
 
 # -- the file ------------------------------------------------------------------------------

@@ -270,15 +270,12 @@ def _interrupted(va: Any, begun: dict[str, int]) -> VidauthError:
 
 def _bwlimit(text: str, where: str) -> int | None:
     """Bytes per second from ``text`` (None: no limit), or a one-line UsageError."""
-    from vidauth.domain.rates import parse_rate
+    from vidauth.domain.rates import RATE_NOTATION, parse_rate
 
     try:
         return parse_rate(text)
     except ValueError:
-        raise UsageError(
-            f"{where} {text!r} is not a rate: give bytes per second, or a number with K, M or G "
-            "(10M = 10 MiB/s), or off"
-        ) from None
+        raise UsageError(f"{where} {text!r} is not a rate: give {RATE_NOTATION}") from None
 
 
 def _announce_earlier(reporter: Any, as_json: bool, job: Any, record: Any) -> None:

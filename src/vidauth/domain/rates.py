@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+#: How the notation is described to whoever wrote a rate that is not one.
+RATE_NOTATION = "bytes per second, or a number with K, M or G (10M = 10 MiB/s), or off"
+
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([BKMGT]?)\s*(?:i?B?)?(?:/s)?\s*$", re.I)
 

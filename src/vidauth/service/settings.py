@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vidauth._urls import check_transport
 from vidauth.config import Settings, read_env
-from vidauth.domain.rates import parse_rate
+from vidauth.domain.rates import RATE_NOTATION, parse_rate
 from vidauth.errors import ConfigError
 from vidauth.service.webhook_targets import Network, parse_networks
 
@@ -206,9 +206,7 @@ class ServiceSettings(BaseSettings):
             return parse_rate(value or "off")
         except ValueError:
             raise _problem(
-                info,
-                f"VIDAUTH_UPLOAD_BWLIMIT {value!r} is not a rate: give bytes per second, or a "
-                "number with K, M or G (10M = 10 MiB/s), or off",
+                info, f"VIDAUTH_UPLOAD_BWLIMIT {value!r} is not a rate: give {RATE_NOTATION}"
             ) from None
 
     @field_validator("token_min_validity")
