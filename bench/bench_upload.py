@@ -30,8 +30,10 @@ The floor no client can beat: 0.3 s of Python start, the bytes at the shared cap
 round trips that must follow each other (CreateMultipartUpload, the first part's latency,
 Complete). On B it is a bound, not a prediction: reaching it needs 20 connections at once.
 
-Then: the time from the process's start to the first byte of the first part sent (the first
-``progress`` event on stdout; loopback adds nothing to arrive) on A with a 16 MiB file, the peak
+Then: the time from the process's start to the first part's arrival at the target (the
+sandbox's ``first_part_arrivals``; the floor is 0.5 s, the start and CreateMultipartUpload's
+round trip), and to its first byte read for sending (the first ``progress`` event: the body
+waits for ``100 Continue``, one latency more) on A with a 16 MiB file, the peak
 RSS of ``vidauth upload`` of a 2 GiB file (uncapped sandbox; again after a plateau of the most
 parts in flight was remembered), and ``--bwlimit 5M`` on an uncapped link with 64 MiB (the rate from
 the first byte read to the ``uploaded`` event).
@@ -303,12 +305,13 @@ class Run:
     upload_ids: list[str]
     events: list[tuple[float, dict[str, Any]]]
     peak_rss_mb: float
+    started_at: float  # when the process was started, in seconds since the epoch
 
 
 def run_process(command: list[str], env: dict[str, str]) -> Run:
     """Run ``command``; read its JSON lines as they come; wait4 for its peak RSS."""
     with tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
+        started_at, started = time.time(), time.perf_counter()
         child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         events: list[tuple[float, dict[str, Any]]] = []
         assert child.stdout is not None
@@ -328,7 +331,7 @@ def run_process(command: list[str], env: dict[str, str]) -> Run:
         for _, data in events
         if "result" in data and data["result"].get("upload_id")
     ]
-    return Run(seconds, ids, events, usage.ru_maxrss / 1024)
+    return Run(seconds, ids, events, usage.ru_maxrss / 1024, started_at)
 
 
 def vidauth_command(install: Install, paths: list[Path], folder: str, *extra: str) -> list[str]:
@@ -490,13 +493,18 @@ def throughput(links: list[Link], rounds: int) -> list[str]:
 
 
 def first_part(work: Path, rounds: int) -> list[str]:
-    """Seconds from the process's start to the first byte of the first part read for sending
-    (and to the ``started`` event), 16 MiB on link A; the median of ``rounds``."""
+    """How soon the first part goes, 16 MiB on link A, the median of ``rounds``: seconds from
+    the process's start to the first UploadPart's arrival at the target (the sandbox's stats:
+    the goal's measure, as the issue read the target's log), to the first byte of that part read
+    for sending (the first ``progress`` event: after the part's own latency, since the body
+    waits for ``100 Continue``), and to the ``started`` event."""
     sandbox = Sandbox(work, latency=0.2, bandwidth=20e6)
+    measures = ("arrival", "first byte", "started")
     try:
         path = make_file(work / "first.mp4", 16 * MiB)
-        firsts, starts, totals = [], [], []
-        before: list[float] = []
+        now: dict[str, list[float]] = {m: [] for m in measures}
+        before: dict[str, list[float]] = {m: [] for m in measures}
+        totals = []
         for r in range(rounds):
             for install in (NOW, BEFORE) if BEFORE else (NOW,):
                 source = install is BEFORE
@@ -506,21 +514,30 @@ def first_part(work: Path, rounds: int) -> list[str]:
                     vidauth_command(install, [linked], sandbox.folder()), sandbox.env(install)
                 )
                 linked.unlink()
+                stats = httpx.get(f"{sandbox.url}/sandbox/s3/stats", timeout=10).json()
                 for upload_id in run.upload_ids:
                     sandbox.discard(upload_id)
-                first_byte = next(t for t, e in run.events if e.get("event") == "progress")
-                if source:
-                    before.append(first_byte)
-                    continue
-                starts.append(next(t for t, e in run.events if e.get("event") == "started"))
-                firsts.append(first_byte)
-                totals.append(run.seconds)
-        first, start = statistics.median(firsts), statistics.median(starts)
-        if before:
+                times = before if source else now
+                times["arrival"].append(
+                    stats["first_part_arrivals"][run.upload_ids[0]] - run.started_at
+                )
+                times["first byte"].append(
+                    next(t for t, e in run.events if e.get("event") == "progress")
+                )
+                times["started"].append(
+                    next(t for t, e in run.events if e.get("event") == "started")
+                )
+                if not source:
+                    totals.append(run.seconds)
+
+        def medians(times: dict[str, list[float]]) -> str:
+            return ", ".join(f"{m} {statistics.median(times[m]):.2f} s" for m in measures)
+
+        if BEFORE:
             print(
-                f"\nFirst byte before (--baseline): {statistics.median(before):.2f} s "
-                f"(rounds {', '.join(f'{t:.2f}' for t in before)}); now: rounds "
-                f"{', '.join(f'{t:.2f}' for t in firsts)}",
+                f"\nFirst part before (--baseline): {medians(before)} (arrivals "
+                f"{', '.join(f'{t:.2f}' for t in before['arrival'])}); now: arrivals "
+                f"{', '.join(f'{t:.2f}' for t in now['arrival'])}",
                 flush=True,
             )
         print(
@@ -528,11 +545,13 @@ def first_part(work: Path, rounds: int) -> list[str]:
             f"(floor {PYTHON_START + 16 * MiB / 20e6 + 3 * 0.2:.2f} s)",
             flush=True,
         )
+        first = statistics.median(now["arrival"])
         met = first <= GOAL_FIRST_PART
         print(
-            f"\nFirst part on link A (16 MiB, median of {rounds}): first byte sent at "
-            f"{first:.2f} s after the process started (`started` event at {start:.2f} s); goal <= "
-            f"{GOAL_FIRST_PART} s: {'met' if met else 'MISSED'}",
+            f"\nFirst part on link A (16 MiB, median of {rounds}), seconds after the process "
+            f"started: {medians(now)}. It reached the target at {first:.2f} s (floor "
+            f"{PYTHON_START + 0.2:.1f} s: the start and CreateMultipartUpload's round trip); goal "
+            f"<= {GOAL_FIRST_PART} s: {'met' if met else 'MISSED'}",
             flush=True,
         )
         return [] if met else [f"first part at {first:.2f} s (goal <= {GOAL_FIRST_PART} s)"]

@@ -34,7 +34,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +57,8 @@ MAX_PART_NUMBER = 10_000
 MAX_COMPLETE_BODY = 2 * MiB
 FLUSH_BYTES = 1 * MiB
 BUCKET = "Upload"
+#: How many uploads' first-part arrival times the stats keep (the oldest are dropped).
+FIRST_PARTS_KEPT = 1000
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 #: Calls no public client of Panopto's upload target makes; refused unless allowed.
@@ -554,6 +556,10 @@ class S3Target:
         self.parts_in_flight = 0
         #: The most UploadParts ever received at once (refused ones not counted).
         self.peak_parts_in_flight = 0
+        #: When the first UploadPart of each upload (its prefix, the sessionUpload ID) arrived,
+        #: in seconds since the epoch, for the newest FIRST_PARTS_KEPT uploads: how soon a
+        #: client's first part reaches the target, as a benchmark reads it.
+        self.first_part_arrivals: OrderedDict[str, float] = OrderedDict()
 
     def fail_parts(self, count: int, status: int = 500) -> None:
         """Make the next ``count`` UploadPart requests fail with ``status``, storing nothing."""
@@ -564,6 +570,14 @@ class S3Target:
         with self._lock:
             self.upload_part_requests += 1
             return self._faults.popleft() if self._faults else None
+
+    def _note_part_arrival(self, prefix: str) -> None:
+        arrived = time.time()
+        with self._lock:
+            if prefix not in self.first_part_arrivals:
+                self.first_part_arrivals[prefix] = arrived
+                while len(self.first_part_arrivals) > FIRST_PARTS_KEPT:
+                    self.first_part_arrivals.popitem(last=False)
 
     def stats(self) -> dict[str, object]:
         """Counters of the target, as JSON (``GET /sandbox/s3/stats``)."""
@@ -579,6 +593,7 @@ class S3Target:
                 "allow": sorted(self.allow),
                 "refused_calls": dict(self.refused_calls),
                 "peak_parts_in_flight": self.peak_parts_in_flight,
+                "first_part_arrivals": dict(self.first_part_arrivals),
             }
 
     def _check_signature(self, request: Request) -> None:
@@ -904,6 +919,8 @@ class S3Target:
         query = request.query_params
         method = request.method
         is_part = method == "PUT" and "uploadId" in query and "partNumber" in query
+        if is_part:
+            self._note_part_arrival(prefix)
         with self._part_slot() if is_part else contextlib.nullcontext(True) as admitted:
             if self.latency > 0:
                 await asyncio.sleep(self.latency)

@@ -624,3 +624,35 @@ def _check_strict(target: Target, status: int, code: str) -> None:
     }
     second = s3.create_multipart_upload(Bucket="Upload", Key=f"{prefix}/w.mp4")["UploadId"]
     s3.abort_multipart_upload(Bucket="Upload", Key=f"{prefix}/w.mp4", UploadId=second)
+
+
+def test_first_part_arrival_of_each_upload(target: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stats give when each upload's first UploadPart arrived (a benchmark's measure), keep
+    it through later parts, and keep only the newest uploads."""
+    import vidauth_sandbox.s3 as s3_module
+
+    s3 = target.client()
+
+    def start(prefix: str) -> tuple[str, str]:
+        key = f"{prefix}/v.mp4"
+        return key, s3.create_multipart_upload(Bucket="Upload", Key=key)["UploadId"]
+
+    def arrivals() -> dict[str, float]:
+        stats = httpx.get(f"{target.url}/sandbox/s3/stats").json()
+        return dict(stats["first_part_arrivals"])
+
+    first = target.new_upload()
+    key, upload_id = start(first)
+    assert first not in arrivals()  # CreateMultipartUpload is not a part
+    before = time.time()
+    assert _send_part(s3, key, upload_id, 1) == "ok"
+    arrived = arrivals()[first]
+    assert before <= arrived <= time.time()
+    assert _send_part(s3, key, upload_id, 2) == "ok"
+    assert arrivals()[first] == arrived
+
+    monkeypatch.setattr(s3_module, "FIRST_PARTS_KEPT", 2)
+    later = [target.new_upload() for _ in range(2)]
+    for prefix in later:
+        assert _send_part(s3, *start(prefix), 1) == "ok"
+    assert list(arrivals()) == later
