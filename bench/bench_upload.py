@@ -307,6 +307,10 @@ class Run:
     peak_rss_mb: float
     started_at: float  # when the process was started, in seconds since the epoch
 
+    def first(self, event: str) -> float:
+        """When the first ``event`` (``progress``, ``started``, …) was read."""
+        return next(t for t, e in self.events if e.get("event") == event)
+
 
 def run_process(command: list[str], env: dict[str, str]) -> Run:
     """Run ``command``; read its JSON lines as they come; wait4 for its peak RSS."""
@@ -498,10 +502,11 @@ def first_part(work: Path, rounds: int) -> list[str]:
     the goal's measure, as the issue read the target's log), to the first byte of that part read
     for sending (the first ``progress`` event: after the part's own latency, since the body
     waits for ``100 Continue``), and to the ``started`` event."""
-    sandbox = Sandbox(work, latency=0.2, bandwidth=20e6)
+    link = Link("A", 0.2, 20e6, files=1, file_mib=16)
+    sandbox = Sandbox(work, latency=link.latency, bandwidth=link.bandwidth)
     measures = ("arrival", "first byte", "started")
     try:
-        path = make_file(work / "first.mp4", 16 * MiB)
+        path = make_file(work / "first.mp4", link.size)
         now: dict[str, list[float]] = {m: [] for m in measures}
         before: dict[str, list[float]] = {m: [] for m in measures}
         totals = []
@@ -521,12 +526,8 @@ def first_part(work: Path, rounds: int) -> list[str]:
                 times["arrival"].append(
                     stats["first_part_arrivals"][run.upload_ids[0]] - run.started_at
                 )
-                times["first byte"].append(
-                    next(t for t, e in run.events if e.get("event") == "progress")
-                )
-                times["started"].append(
-                    next(t for t, e in run.events if e.get("event") == "started")
-                )
+                times["first byte"].append(run.first("progress"))
+                times["started"].append(run.first("started"))
                 if not source:
                     totals.append(run.seconds)
 
@@ -542,15 +543,16 @@ def first_part(work: Path, rounds: int) -> list[str]:
             )
         print(
             f"\n16 MiB on link A, whole process: {statistics.median(totals):.2f} s "
-            f"(floor {PYTHON_START + 16 * MiB / 20e6 + 3 * 0.2:.2f} s)",
+            f"(floor {link.floor():.2f} s)",
             flush=True,
         )
         first = statistics.median(now["arrival"])
+        floor = PYTHON_START + link.latency  # the start and CreateMultipartUpload's round trip
         met = first <= GOAL_FIRST_PART
         print(
             f"\nFirst part on link A (16 MiB, median of {rounds}), seconds after the process "
             f"started: {medians(now)}. It reached the target at {first:.2f} s (floor "
-            f"{PYTHON_START + 0.2:.1f} s: the start and CreateMultipartUpload's round trip); goal "
+            f"{floor:.1f} s: the start and CreateMultipartUpload's round trip); goal "
             f"<= {GOAL_FIRST_PART} s: {'met' if met else 'MISSED'}",
             flush=True,
         )
@@ -611,8 +613,7 @@ def bwlimit(work: Path, size: int, limit: str = "5M", rate: float = 5 * MiB) -> 
         )
         for upload_id in run.upload_ids:
             sandbox.discard(upload_id)
-        first = next(t for t, e in run.events if e.get("event") == "progress")
-        uploaded = next(t for t, e in run.events if e.get("event") == "uploaded")
+        first, uploaded = run.first("progress"), run.first("uploaded")
         measured = size / (uploaded - first)
         off = measured / rate - 1
         met = abs(off) <= 0.05
