@@ -16,6 +16,7 @@ POSTs default to ``"never"``.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 import time
 from collections.abc import Callable, Generator
@@ -39,8 +40,26 @@ def shared_ssl_context() -> ssl.SSLContext:
     """The process's one TLS client context, as httpx makes its default (certifi's roots, or
     ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``). Loading the roots costs about 16 ms, once per
     process rather than once per client (the CLI starts it on a thread at its start:
-    :mod:`vidauth._tls`); a context is safe to share between clients and threads."""
-    return _tls.context()
+    :mod:`vidauth._tls`); a context is safe to share between clients and threads.
+
+    Raises ConfigError when ``SSL_CERT_FILE`` names no loadable file of CA certificates."""
+    try:
+        return _tls.context()
+    except OSError as exc:  # ssl.SSLError included
+        roots = os.environ.get("SSL_CERT_FILE")
+        if not roots:
+            raise  # certifi's own file: a broken installation, not a setting
+        reason = (
+            "no CA certificate in PEM form in it"
+            if isinstance(exc, ssl.SSLError)
+            else (exc.strerror or type(exc).__name__).lower()
+        )
+        raise ConfigError(
+            f"SSL_CERT_FILE={roots}: cannot load CA certificates ({reason}); it must name a "
+            "PEM file of the CA certificates to trust, or be unset",
+            variable="SSL_CERT_FILE",
+            path=roots,
+        ) from exc
 
 
 def _mode(request: httpx.Request) -> str:

@@ -82,6 +82,11 @@ def run_doctor(settings: Settings, *, probe_client: bool = True) -> list[Check]:
             f"client {profile.client_id}, from {profile.source}",
         )
     )
+    try:
+        shared_ssl_context()
+    except ConfigError as exc:
+        checks.append(Check("CA roots", FAIL, exc.message, "correct SSL_CERT_FILE, or unset it"))
+        return checks
     servers = _Servers(checks)
     policy = RetryPolicy(attempts=2, max_total=15.0)
     with quiet_unless_verbose(), build_client(policy, timeout=15.0) as client:
