@@ -218,9 +218,15 @@ class Siege:
         keeper.join()  # until the siege is stopped
 
     def _keep_trickling(self, trickling: list[socket.socket], out: Outcome) -> None:
-        """Send a byte on each socket well within the idle timeout until the siege stops."""
+        """Send a byte on each socket well within the idle timeout until the siege stops; note
+        the longest this thread went between two rounds (it shares the test's cores)."""
         out.facts["cut"] = None
+        out.facts["longest_quiet"] = 0.0
+        sent_at = time.monotonic()
         while out.facts["cut"] is None and not self.stop.wait(BODY_IDLE_TIMEOUT / 4):
+            now = time.monotonic()
+            out.facts["longest_quiet"] = max(out.facts["longest_quiet"], now - sent_at)
+            sent_at = now
             for sock in trickling:
                 try:
                     sock.sendall(b"x")
@@ -428,7 +434,13 @@ def test_the_service_holds_every_attack_at_once(
     assert slow["slow_head_closed"] and slow["quiet_closed"], slow
     assert slow["head_seconds"] < HEADER_TIMEOUT + 3, slow
     assert slow["stalled_closed"] and slow["stalled_seconds"] < BODY_IDLE_TIMEOUT + 3, slow
-    assert slow["cut"] is None, ("a body trickled within the idle timeout was cut", slow["cut"])
+    # A cut is the service's fault unless this test's own trickling thread went quiet for the
+    # idle timeout (starved of the cores); the service's own stalls are its fault.
+    assert slow["cut"] is None or slow["longest_quiet"] >= BODY_IDLE_TIMEOUT, (
+        "a body trickled within the idle timeout was cut",
+        slow["cut"],
+        slow["longest_quiet"],
+    )
 
     bodies = outcomes["unbounded_bodies"].facts
     assert bodies["upload_no_key"].startswith(b"HTTP/1.1 401"), bodies

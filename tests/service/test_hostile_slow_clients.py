@@ -8,6 +8,7 @@ bounded number of connections; ``X-Forwarded-For`` is believed only from a liste
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -81,6 +82,44 @@ def test_a_body_that_stalls_is_cut_off(serve: Any) -> None:
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10)
         assert closed_within(sock, 3)
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_body_sent_while_the_event_loop_stalled_is_not_cut_off(loop: str) -> None:
+    """The event loop falls behind for longer than the idle timeout while a client keeps
+    sending: its bytes wait in the kernel, unread. When the loop stalled in its I/O phase (as
+    when its thread waits long for the interpreter lock mid-read), uvloop runs the due idle
+    timer before it reads them again; the client is not to blame, and its upload goes on."""
+    from vidauth.service.protection import GuardedHttp, uvicorn_options
+
+    stalling = threading.Event()
+
+    class StallsOnARequest(GuardedHttp):
+        def on_url(self, url: bytes) -> None:
+            super().on_url(url)
+            if url == b"/stall":  # parsing a request: the loop's I/O phase
+                stalling.set()
+                time.sleep(1.2)
+
+    options = {**uvicorn_options(_settings()), "http": StallsOnARequest, "loop": loop}
+    server = BackgroundServer(_echo_client, **options).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 30\r\n\r\n" + b"a" * 10)
+            staller = threading.Thread(target=httpx.get, args=(f"{server.url}/stall",))
+            staller.start()
+            assert stalling.wait(10)
+            sock.sendall(b"b" * 10)  # within the idle timeout (0.5 s), while the loop is stalled
+            staller.join(10)  # the loop has resumed: the idle timer was due long before
+            sock.sendall(b"c" * 10)  # the end of the body
+            sock.settimeout(5)
+            answer = b""
+            while not answer.endswith(b"\r\n0\r\n\r\n") and (piece := sock.recv(4096)):
+                answer += piece  # until the last chunk of the answer, or the connection closes
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        assert b"\r\n127.0.0.1\r\n" in answer, answer
+    finally:
+        server.stop()
 
 
 def test_a_steady_body_and_normal_requests_are_served(serve: Any) -> None:

@@ -4,7 +4,8 @@ uvicorn closes idle keep-alive connections, but it waits for ever for a request'
 for the rest of a body. :class:`GuardedHttp` (uvicorn's httptools protocol, extended) closes a
 connection whose headers have not all arrived within ``VIDAUTH_HEADER_TIMEOUT`` seconds, and
 one whose body stalls for ``VIDAUTH_BODY_IDLE_TIMEOUT`` seconds while the service is waiting
-for it (not while the service itself has paused reading), and refuses (503) connections beyond
+for it (not while the service itself has paused reading, nor while bytes the client sent wait
+unread because the event loop fell behind), and refuses (503) connections beyond
 ``VIDAUTH_MAX_CONNECTIONS_PER_CLIENT`` from one address. Addresses of trusted proxies
 (``VIDAUTH_TRUSTED_PROXIES``) are exempt from that cap: the proxy must cap its own clients;
 only their ``X-Forwarded-For`` is believed.
@@ -13,6 +14,9 @@ only their ``X-Forwarded-For`` is believed.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import sys
+import termios
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -110,11 +114,26 @@ class GuardedHttp(HttpToolsProtocol):
             self._arm(seconds)  # the service is not reading: the client is not to blame
             return
         idle = self.loop.time() - self._active_at
+        if idle >= seconds and self._bytes_waiting():
+            # The client did send; the loop has not read it yet (it stalled for the whole idle
+            # time, and uvloop runs due timers before it reads): that is activity.
+            self._active_at, idle = self.loop.time(), 0.0
         if idle < seconds:  # data came meanwhile: wait out the rest of the idle time
             self._guard = self.loop.call_later(seconds - idle, self._expired, seconds)
             return
         if not self.transport.is_closing():
             self.transport.close()
+
+    def _bytes_waiting(self) -> bool:
+        """Whether bytes have arrived on the connection that the loop has not read yet."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            waiting = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return False
+        return int.from_bytes(waiting, sys.byteorder) > 0
 
 
 def uvicorn_options(service: ServiceSettings) -> dict[str, Any]:
