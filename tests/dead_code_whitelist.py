@@ -138,3 +138,4 @@ _._trusted_proxies  # unused method (src/vidauth/service/settings.py:219)
 _._heartbeat_within_lease  # unused method (src/vidauth/service/settings.py:241)
 _.isolation_level  # unused attribute (src/vidauth/store/db.py:225)
 _.PROGRESS  # EventKind member: the kind vidauth.panopto.progress emits, as its string
+__getattr__  # module attribute hook of vidauth.cli.common: Python calls it for common.out / common.err

@@ -75,3 +75,27 @@ def test_command_summaries_break_only_where_the_line_is_full() -> None:
         used = len(line.rstrip("│ ").rstrip())
         assert used + 1 + len(next_word) > WIDTH - 2, f"a summary broke early:\n{line}\n{following}"
     assert any(row.startswith("doctor") for row in rows)
+
+
+def test_every_number_range_in_the_help_is_escaped_as_rich_escapes_it() -> None:
+    """The ranges (``[x>=1]``, ``[1<=x<=64]``) go into the help, which is Rich markup, without
+    importing Rich for its escape function: the text must be what that function writes."""
+    from rich.markup import escape, render
+    from typer.core import TyperOption
+
+    from vidauth.cli.app import command
+
+    seen = set()
+    stack = [command()]
+    while stack:
+        current = stack.pop()
+        stack.extend(getattr(current, "commands", {}).values())
+        for param in current.params:
+            if not isinstance(param, TyperOption):
+                continue
+            text = TyperOption._get_number_range_help_str(param)
+            if text:
+                assert param.help.endswith(" " + escape(f"[{text}]")), (param.name, param.help)
+                assert render(param.help).plain.endswith(f"[{text}]")
+                seen.add(text[:1].isdigit())
+    assert seen == {True, False}  # both kinds: escaped ("x>=1") and left alone ("1<=x<=64")

@@ -66,6 +66,19 @@ def test_what_the_thread_met_is_raised_to_the_caller(
     assert fresh == ["vidauth-tls"]
 
 
+def _configured(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a command with a (fictitious) Panopto server configured."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(
+        VIDAUTH_HOME=str(tmp_path / "home"),
+        PANOPTO_SERVER="https://panopto.example.edu",
+        PANOPTO_CLIENT_ID="id",
+        PANOPTO_CLIENT_SECRET="not-the-real-secret",
+        **extra,
+    )
+    return env
+
+
 def _roots(tmp_path: Path, kind: str) -> str:
     if kind == "missing":
         return str(tmp_path / "no-such-roots.pem")
@@ -124,14 +137,7 @@ def test_the_command_says_what_is_wrong_with_ssl_cert_file(
     fresh: list[str], tmp_path: Path, kind: str
 ) -> None:
     roots = _roots(tmp_path, kind)
-    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    env.update(
-        VIDAUTH_HOME=str(tmp_path / "home"),
-        PANOPTO_SERVER="https://panopto.example.edu",
-        PANOPTO_CLIENT_ID="id",
-        PANOPTO_CLIENT_SECRET="not-the-real-secret",
-        SSL_CERT_FILE=roots,
-    )
+    env = _configured(tmp_path, SSL_CERT_FILE=roots)
     done = run_vidauth_in_process("status", env=env, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"vidauth: SSL_CERT_FILE={roots}: cannot load CA certificates")
@@ -151,3 +157,15 @@ def test_the_command_leaves_httpx_command_line_unimported(tmp_path: Path) -> Non
     assert "httpx" in imported and "vidauth.http" in imported
     assert "click" not in imported and "pygments" not in imported
     assert "PANOPTO_SERVER is not set" in done.stderr
+
+
+def test_a_command_that_talks_to_a_server_starts_the_roots_on_their_thread(
+    fresh: list[str], tmp_path: Path
+) -> None:
+    env = _configured(tmp_path)
+    run_vidauth_in_process("--version", env=env, cwd=tmp_path)
+    assert _tls._built is None  # nothing to connect to: no thread, nothing loaded
+    done = run_vidauth_in_process("status", env=env, cwd=tmp_path)
+    assert done.returncode == 3, done.stderr  # not signed in
+    _tls.context()
+    assert fresh == ["vidauth-tls"]

@@ -5,8 +5,8 @@ SQLAlchemy; anything it is not sure about falls through to the full command.
 
 Every other command starts without collecting garbage while it imports its modules, and exits
 without the interpreter's last walk over every object they made (0.2 to 0.5 s each, a third of a
-short command): see :func:`_quick_start`. It starts loading the CA roots on a thread
-(:mod:`vidauth._tls`) and keeps httpx from importing its own command line.
+short command): see :func:`_quick_start`. It also keeps httpx from importing its own command
+line.
 """
 
 from __future__ import annotations
@@ -36,9 +36,6 @@ def main() -> None:
     # process never runs httpx's command line; a None entry makes its import fail.
     if "httpx" not in sys.modules:
         sys.modules["httpx._main"] = None  # type: ignore[assignment]
-    from vidauth import _tls
-
-    _tls.start()  # the CA roots load on another core while the command imports its modules
     from vidauth.cli.app import run
 
     code = run(argv)

@@ -1,9 +1,10 @@
-"""The process's one TLS client context, which a command can start building at its start.
+"""The process's one TLS client context, which a command can start building early.
 
 Loading the CA roots takes about 16 ms, and OpenSSL does it without holding the interpreter's
-lock. Started on a thread while the command imports its modules (:func:`start`), it costs the
-start nothing on a second core. Until :func:`start` is called, :func:`context` builds it in line.
-This module imports nothing heavy, so the command's entry point can use it before anything else.
+lock. Started on a thread while a command imports its modules (:func:`start`, called by the
+CLI's ``will_connect``), it costs the start nothing on a second core. Until :func:`start` is
+called, :func:`context` builds it in line. This module imports nothing heavy, so a command can
+call it before anything else.
 """
 
 from __future__ import annotations

@@ -291,3 +291,23 @@ def test_progress_is_a_rich_bar_on_a_terminal(panopto: PanoptoSetup, tmp_path: P
     finished_bar = r"tty\.mp4 ━+ 12\.0/12\.0 MiB \d+(\.\d+)? [kMG]B/s \d:\d\d:\d\d"
     assert re.search(finished_bar, text), text[-2000:]
     assert "Viewer.aspx?id=" in text
+
+
+def test_upload_json_imports_no_terminal_rendering(panopto: PanoptoSetup, tmp_path: Path) -> None:
+    """``upload --json`` writes JSON lines itself: Rich (20 to 30 ms of the start) is never
+    imported, nor httpx's own command line; the S3 client and the store are."""
+    from tests.helpers.processes import run_vidauth
+
+    media = write_random(tmp_path / "quiet.mp4", MiB, seed=14)
+    folder = panopto.panopto.folder_id(*SIT102)
+    done = run_vidauth(
+        "upload", str(media), "--folder", folder, "--json", "--no-wait",
+        env=panopto.env(PYTHONPROFILEIMPORTTIME="1"), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows[-1]["result"]["ok"], rows[-1]
+    imported = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines()}
+    assert {"botocore", "sqlalchemy", "vidauth.panopto.engine"} <= imported
+    assert not {m for m in imported if m == "rich" or m.startswith("rich.")}
+    assert "click" not in imported and "pygments" not in imported

@@ -18,8 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+import vidauth.cli.common as common
 from vidauth.cli import auth, profiles, sandbox, service, upload
-from vidauth.cli.common import err
 from vidauth.cli.options import GlobalOptions, Invocation, invocation
 from vidauth.errors import VidauthError
 
@@ -152,7 +152,7 @@ def _speak_on_interrupt(command: Any) -> None:
 def _interrupted(state: Invocation) -> int:
     """Print the one line about Ctrl-C (SIGINT) and answer its exit code, 130."""
     advice = f": {state.interrupt_advice}" if state.interrupt_advice else ""
-    err.print(f"vidauth: interrupted{advice}", markup=False, highlight=False)
+    common.err.print(f"vidauth: interrupted{advice}", markup=False, highlight=False)
     return 130
 
 
@@ -179,19 +179,19 @@ def run(argv: list[str] | None = None) -> int:
         if callable(show):
             show()
         else:
-            err.print(f"vidauth: {exc}", markup=False)
+            common.err.print(f"vidauth: {exc}", markup=False)
         return int(getattr(exc, "exit_code", 2))
     except VidauthError as exc:
         from vidauth.cli.errors import exit_code, sentence
 
-        err.print(f"vidauth: {sentence(exc)}", markup=False, highlight=False)
+        common.err.print(f"vidauth: {sentence(exc)}", markup=False, highlight=False)
         return exit_code(exc)
     except KeyboardInterrupt:
         return _interrupted(state)
     except Exception as exc:
         if os.environ.get("VIDAUTH_DEBUG"):
             raise
-        err.print(
+        common.err.print(
             f"vidauth: unexpected error ({type(exc).__name__}); run again with "
             "VIDAUTH_DEBUG=1 to see the traceback and report it",
             markup=False,

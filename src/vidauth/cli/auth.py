@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from vidauth.cli.common import err, on_interrupt, open_vidauth, out, settings
+import vidauth.cli.common as common
+from vidauth.cli.common import on_interrupt, open_vidauth, settings
 
 
 def _when(epoch: float | None) -> str:
@@ -86,13 +87,13 @@ def login(
         else:
             account = _login_browser(va, no_browser=no_browser, timeout=timeout)
         who = account.username or account.subject
-        err.print(
+        common.err.print(
             f"Signed in as {who} to {account.server or va.profile.name}; token valid "
             f"until {_when(account.expires_at)}.",
             markup=False,
         )
         if _ends_with_its_token(account):
-            err.print(
+            common.err.print(
                 "No refresh token was granted (the client may not keep access offline): this "
                 f"sign-in ends at {_when(account.expires_at)}; run `vidauth login` again then.",
                 markup=False,
@@ -110,21 +111,21 @@ def _login_browser(va: Any, *, no_browser: bool, timeout: float) -> Any:
 
     def announce(text: str) -> None:
         if text.startswith(("http://", "https://")):
-            err.print("Open this link to sign in:", style="bold")
-            err.print(text, markup=False, highlight=False)
+            common.err.print("Open this link to sign in:", style="bold")
+            common.err.print(text, markup=False, highlight=False)
             if no_browser:
-                err.print(
+                common.err.print(
                     "Waiting for the redirect; on another machine, paste the address "
                     "the browser ends on here."
                 )
             else:
-                err.print("Waiting for you to finish in the browser…")
+                common.err.print("Waiting for you to finish in the browser…")
         else:
-            err.print(text, markup=False, highlight=False)
+            common.err.print(text, markup=False, highlight=False)
 
     def open_browser(url: str) -> None:
         if not webbrowser.open(url):
-            err.print("Could not open a browser: open the link yourself.")
+            common.err.print("Could not open a browser: open the link yourself.")
 
     return va.login(
         open_browser=None if no_browser else open_browser,
@@ -146,7 +147,7 @@ def _login_password(
         key = resolve_reference(key_ref, "--application-key", allow_literal=False)
         account = va.login_password(username, application_key=key)
         if key_ref != va.profile.application_key:
-            err.print(
+            common.err.print(
                 f"Note: to renew this sign-in automatically, add application_key = "
                 f'"{key_ref}" to the profile (PANOPTO_APPLICATION_KEY for the default one).',
                 markup=False,
@@ -160,13 +161,13 @@ def _login_password(
 
 
 def _announce_device(started: Any) -> None:
-    err.print("To sign in, open this address on any device:", style="bold")
-    err.print(started.verification_uri, markup=False, highlight=False)
-    err.print(f"and enter the code: {started.user_code}", markup=False, highlight=False)
+    common.err.print("To sign in, open this address on any device:", style="bold")
+    common.err.print(started.verification_uri, markup=False, highlight=False)
+    common.err.print(f"and enter the code: {started.user_code}", markup=False, highlight=False)
     if started.verification_uri_complete:
-        err.print("or open directly:", markup=False)
-        err.print(started.verification_uri_complete, markup=False, highlight=False)
-    err.print(f"Waiting for approval (the code expires in {started.expires_in:g} s)…")
+        common.err.print("or open directly:", markup=False)
+        common.err.print(started.verification_uri_complete, markup=False, highlight=False)
+    common.err.print(f"Waiting for approval (the code expires in {started.expires_in:g} s)…")
 
 
 def token(
@@ -214,12 +215,12 @@ def status(
             for a in accounts
         ]
         if as_json:
-            out.print_json(json.dumps({"profile": va.profile.name, "accounts": rows}))
+            common.out.print_json(json.dumps({"profile": va.profile.name, "accounts": rows}))
         elif rows:
             from vidauth.cli.tables import Column, print_listing
 
             print_listing(
-                out,
+                common.out,
                 f"vidauth — profile {va.profile.name}",
                 [
                     Column("account", heading=True),
@@ -249,14 +250,14 @@ def status(
             )
         expired = [row["account"] for row in rows if row["status"] == "needs_signin"]
         if expired and not as_json:
-            err.print(
+            common.err.print(
                 f"The sign-in of {', '.join(expired)} is no longer valid: run `vidauth login`.",
                 markup=False,
                 highlight=False,
             )
         lost = [row["account"] for row in rows if _answer_lost(row)]
         if lost and not as_json:
-            err.print(
+            common.err.print(
                 f"The last refresh of {', '.join(lost)} was sent but its answer was lost, so "
                 "the sign-in may have been used up: if the next command is refused, run "
                 "`vidauth login`.",
@@ -265,7 +266,7 @@ def status(
             )
         if not rows:  # the same exit code with --json: the format never changes the answer
             if not as_json:
-                err.print(
+                common.err.print(
                     f"Not signed in to {va.profile.server or va.profile.name}: "
                     "run `vidauth login`.",
                     markup=False,
@@ -304,12 +305,12 @@ def logout(
             count = TokenStore.forget_all(db)
         finally:
             db.dispose()
-        err.print(f"Deleted {count} account(s) and their tokens from the local store.")
+        common.err.print(f"Deleted {count} account(s) and their tokens from the local store.")
         return
     with open_vidauth(ctx) as va:
         key = va.profile.key  # a configuration mistake is reported before the store is opened
         if account is None and not va.store.list_accounts(key):
-            err.print(
+            common.err.print(
                 f"Not signed in to {va.profile.server or va.profile.name}: nothing to sign out.",
                 markup=False,
                 highlight=False,
@@ -323,7 +324,7 @@ def logout(
                 if va.profile.source.endswith(".toml")
                 else "revocation_url in a vidauth.toml profile for this site"
             )
-            err.print(
+            common.err.print(
                 f"Signed out {info.username or info.subject}: tokens deleted here but not "
                 f"revoked — {va.profile.provider.title} advertises no revocation endpoint; to "
                 f"revoke at the server, set {where}.",
@@ -331,4 +332,4 @@ def logout(
             )
             return
     done = "revoked and deleted" if revoke else "deleted"
-    err.print(f"Signed out {info.username or info.subject}: tokens {done}.", markup=False)
+    common.err.print(f"Signed out {info.username or info.subject}: tokens {done}.", markup=False)

@@ -53,11 +53,14 @@ class _Option(TyperOption):
 
 
 def _range_into_help(param: Any) -> None:
-    from rich.markup import escape  # the help is Rich markup: "[x>=1]" would read as a tag
-
     text = TyperOption._get_number_range_help_str(param)
     if text:
-        param.help = f"{param.help or ''} {escape(f'[{text}]')}".strip()
+        # The help is Rich markup, where "[x>=1]" would read as a tag (a "[" then a letter, "#",
+        # "/" or "@"): a backslash before it keeps it as text. rich.markup.escape does the same,
+        # but importing Rich for it would cost every command's start 10 ms.
+        first = text[:1]
+        escaped = "\\[" if first.isascii() and (first.islower() or first in "#/@") else "["
+        param.help = f"{param.help or ''} {escaped}{text}]".strip()
     param.__class__ = _Option
 
 

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
-from vidauth.cli.common import err, flags, out, settings
-from vidauth.cli.tables import Column, print_listing
+import vidauth.cli.common as common
+from vidauth.cli.common import flags, settings
 
-_MARK = {
-    "ok": Text("✓", style="green"),
-    "warn": Text("!", style="yellow"),
-    "fail": Text("✗", style="red"),
-    "info": Text("i", style="blue"),
-    "skipped": Text("-", style="dim"),
+if TYPE_CHECKING:
+    from rich.text import Text
+
+#: A check's status → its mark and the mark's style.
+_MARKS = {
+    "ok": ("✓", "green"),
+    "warn": ("!", "yellow"),
+    "fail": ("✗", "red"),
+    "info": ("i", "blue"),
+    "skipped": ("-", "dim"),
 }
+
+
+def _mark(status: str) -> Text | str:
+    """The mark of a check's status (the status itself when it has none)."""
+    from rich.text import Text
+
+    if status not in _MARKS:
+        return status
+    mark, style = _MARKS[status]
+    return Text(mark, style=style)
 
 
 def profiles(
@@ -34,9 +47,9 @@ def profiles(
         row["selected"] = row["name"] == chosen.profile_name
         row["problem"] = problems.get(row["name"])
     if as_json:
-        out.print_json(json.dumps({"selected": chosen.profile_name, "profiles": rows}))
+        common.out.print_json(json.dumps({"selected": chosen.profile_name, "profiles": rows}))
     elif not rows:
-        err.print(
+        common.err.print(
             "No profiles: set PANOPTO_SERVER/PANOPTO_CLIENT_ID/PANOPTO_CLIENT_SECRET in .env, "
             "or add [profiles.NAME] tables to vidauth.toml.",
             markup=False,
@@ -46,6 +59,10 @@ def profiles(
         raise typer.Exit(2)
     if as_json:
         return
+    from rich.text import Text
+
+    from vidauth.cli.tables import Column, print_listing
+
     columns = [
         Column("", heading=True),
         Column("name", heading=True),
@@ -71,10 +88,10 @@ def profiles(
         columns.append(Column("problem", whole=False))
         for cells, row in zip(table, rows, strict=True):
             cells.append(Text("invalid: see below", style="red") if row["problem"] else "")
-    print_listing(out, "vidauth profiles", columns, table)
+    print_listing(common.out, "vidauth profiles", columns, table)
     for row in rows:
         if row["problem"]:
-            err.print(f"{row['name']}: {row['problem']}", markup=False, highlight=False)
+            common.err.print(f"{row['name']}: {row['problem']}", markup=False, highlight=False)
 
 
 def doctor(
@@ -99,7 +116,7 @@ def doctor(
     checked = load_settings(**given)
     checks = run_doctor(checked)
     if as_json:
-        out.print_json(
+        common.out.print_json(
             json.dumps(
                 {
                     "profile": checked.profile_name,
@@ -109,8 +126,10 @@ def doctor(
             )
         )
     else:
+        from vidauth.cli.tables import Column, print_listing
+
         print_listing(
-            out,
+            common.out,
             f"vidauth doctor — profile {checked.profile_name}",
             [
                 Column("", heading=True),
@@ -118,7 +137,7 @@ def doctor(
                 Column("result", whole=False),
                 Column("fix", whole=False),
             ],
-            [[_MARK.get(c.status, c.status), c.name, c.detail, c.fix or ""] for c in checks],
+            [[_mark(c.status), c.name, c.detail, c.fix or ""] for c in checks],
         )
     if failed(checks):
         raise typer.Exit(2)

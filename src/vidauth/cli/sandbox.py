@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vidauth.cli.common import err
+import vidauth.cli.common as common
 
 
 def sandbox(
@@ -120,4 +120,4 @@ def demo(
     """Sign in, show status, call the API and upload a video — all against the built-in sandbox."""
     from vidauth.cli.demo import run_demo
 
-    run_demo(console=err, keep=keep)
+    run_demo(console=common.err, keep=keep)

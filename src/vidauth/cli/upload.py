@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+import vidauth.cli.common as common
 from vidauth._times import rfc3339
-from vidauth.cli.common import err, on_interrupt, open_vidauth, out
+from vidauth.cli.common import on_interrupt, open_vidauth, will_connect
 from vidauth.cli.errors import exit_code, sentence
 from vidauth.cli.progress import JsonReporter, PlainReporter, RichReporter
-from vidauth.cli.tables import Column, print_listing
 from vidauth.errors import UsageError, VidauthError
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ def upload(
     A file already uploaded to the folder under the same title is not sent again: the
     existing session is printed instead (--again uploads it anew).
     """
+    will_connect()
     from vidauth.panopto.api import build_engine
     from vidauth.panopto.engine import UploadOptions
 
@@ -146,9 +147,9 @@ def _reporter(as_json: bool) -> Any:
     """JSON lines with --json, bars on a terminal, else plain lines now and then."""
     if as_json:
         return JsonReporter()
-    if err.is_terminal:
-        return RichReporter(err)
-    return PlainReporter(err)
+    if common.err.is_terminal:
+        return RichReporter(common.err)
+    return PlainReporter(common.err)
 
 
 @dataclass
@@ -221,21 +222,21 @@ def _report(results: list[UploadResult], reporter: Any, as_json: bool) -> None:
             continue
         name = Path(result.path).name
         if result.already_uploaded:
-            out.print(
+            common.out.print(
                 f"{name}: already uploaded (upload {result.upload_id}); session "
                 f"{result.session_id} {result.viewer_url or ''}".rstrip(),
                 markup=False,
                 highlight=False,
             )
         elif result.ok and result.session_id:
-            out.print(
+            common.out.print(
                 f"{name}: upload {result.upload_id} complete; session {result.session_id} "
                 f"{result.viewer_url or ''}".rstrip(),
                 markup=False,
                 highlight=False,
             )
         elif result.ok:
-            out.print(
+            common.out.print(
                 f"{name}: upload {result.upload_id} sent; Panopto is processing it "
                 f"(check with `vidauth uploads`)",
                 markup=False,
@@ -243,7 +244,7 @@ def _report(results: list[UploadResult], reporter: Any, as_json: bool) -> None:
             )
         else:
             line = sentence(result.error) if result.error else result.message
-            err.print(f"vidauth: {line}", markup=False, highlight=False)
+            common.err.print(f"vidauth: {line}", markup=False, highlight=False)
     codes = [_exit_code(r) for r in results if not r.ok]
     if codes:
         raise typer.Exit(codes[0])
@@ -325,13 +326,15 @@ def uploads_list(
         running = LeaseStore(va.store.db).live(r.id for r in records)
     rows = [_listed(r.as_dict(), running.get(r.id)) for r in records]
     if as_json:
-        out.print_json(json.dumps({"uploads": rows}))
+        common.out.print_json(json.dumps({"uploads": rows}))
         return
     if not rows:  # a listing of the local store: empty is an answer (exit 0)
-        err.print("No uploads recorded.")
+        common.err.print("No uploads recorded.")
         return
+    from vidauth.cli.tables import Column, print_listing
+
     print_listing(
-        out,
+        common.out,
         "vidauth uploads",
         [
             Column("id", heading=True),
@@ -388,7 +391,7 @@ def uploads_cancel(
             raise not_found(upload_id)
         with build_engine(va, subject=account) as engine:
             record = engine.cancel(engine.find(upload_id).id)
-    err.print(
+    common.err.print(
         f"Cancelled upload {record.id} ({Path(record.file_path).name}, "
         f"sessionUpload {record.session_upload_id}).",
         markup=False,
@@ -416,13 +419,15 @@ def folders(
         for f in found
     ]
     if as_json:
-        out.print_json(json.dumps({"folders": rows}))
+        common.out.print_json(json.dumps({"folders": rows}))
         return
     if not rows:  # an empty answer, not an error (exit 0)
-        err.print("No folders found.")
+        common.err.print("No folders found.")
         return
+    from vidauth.cli.tables import Column, print_listing
+
     print_listing(
-        out,
+        common.out,
         f"Panopto folders ({len(rows)})",
         [Column("name", heading=True), Column("id"), Column("parent")],
         [[row["name"] or "", row["id"] or "", row["parent"] or ""] for row in rows],
@@ -453,13 +458,15 @@ def sessions(
         for s in found
     ]
     if as_json:
-        out.print_json(json.dumps({"folder": target.id, "sessions": rows}))
+        common.out.print_json(json.dumps({"folder": target.id, "sessions": rows}))
         return
     if not rows:  # an empty folder is an answer (exit 0)
-        err.print(f"No sessions in {target.name}.", markup=False, highlight=False)
+        common.err.print(f"No sessions in {target.name}.", markup=False, highlight=False)
         return
+    from vidauth.cli.tables import Column, print_listing
+
     print_listing(
-        out,
+        common.out,
         f"Sessions in {target.name} ({len(rows)})",
         [
             Column("name", heading=True),
