@@ -1,6 +1,6 @@
-"""The process's one TLS context: built in line, or started on a thread at the command's start
-(:mod:`vidauth._tls`); a wrong ``SSL_CERT_FILE`` is a configuration error; and the command's
-start leaves httpx's own command line unimported."""
+"""The process's one TLS context: built in line, or started on a thread by a command that will
+connect (:mod:`vidauth._tls`); a wrong ``SSL_CERT_FILE`` is a configuration error; and the
+command's start leaves httpx's own command line unimported."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ USER_AGENT = "vidauth/0.1 (+https://github.com/doubtfire-lms)"
 def shared_ssl_context() -> ssl.SSLContext:
     """The process's one TLS client context, as httpx makes its default (certifi's roots, or
     ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``). Loading the roots costs about 16 ms, once per
-    process rather than once per client (the CLI starts it on a thread at its start:
+    process rather than once per client (a command that will connect starts it on a thread:
     :mod:`vidauth._tls`); a context is safe to share between clients and threads.
 
     Raises ConfigError when ``SSL_CERT_FILE`` names no loadable file of CA certificates."""
